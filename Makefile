@@ -1,0 +1,27 @@
+# `make run` and `make test` each create .venv when it is missing and install optbench into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/optbench run --preset quick
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	mkdir -p results
+	$(BIN)/python -m pytest tests/perf -q --benchmark-enable --benchmark-only \
+		--benchmark-columns=median,iqr,rounds --benchmark-json=results/bench.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks

@@ -1,0 +1,207 @@
+"""Datasets, all available offline: generated (MNIST-1D, synthetic), shipped by a package
+(sklearn digits) or read from a folder the user gives (MNIST / Fashion-MNIST IDX files).
+
+Every loader returns a `Dataset` with train / validation / test splits as float32 features
+and int32 labels. Nothing here downloads: MNIST-1D is generated with
+`mnist1d.data.make_dataset` (never `get_dataset`, which downloads by default).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import UserError
+
+DATA_ENV = "OPTBENCH_DATA"
+CACHE_ENV = "OPTBENCH_CACHE"
+_SPLIT_SEED = 0  # fixed, so every run sees the same validation split
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+def load(name: str, data_dir: str | Path | None = None) -> Dataset:
+    """The dataset called `name`; IDX datasets are read from `data_dir` / $OPTBENCH_DATA."""
+    if name not in LOADERS:
+        raise UserError(f"unknown dataset '{name}'; known: {', '.join(sorted(LOADERS))}")
+    return LOADERS[name](data_dir)
+
+
+def check_available(name: str, data_dir: str | Path | None = None) -> None:
+    """Raise UserError now, before anything trains, if `name` cannot be loaded later."""
+    if name not in LOADERS:
+        raise UserError(f"unknown dataset '{name}'; known: {', '.join(sorted(LOADERS))}")
+    if name in IDX_DATASETS:
+        idx_paths(name, data_dir)
+
+
+def cache_dir() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "optbench"
+    return Path(os.environ.get(CACHE_ENV, default))
+
+
+def split_validation(name, x, y, x_test, y_test, num_classes, val_fraction) -> Dataset:
+    """Hold out a fixed, seeded fraction of the training set for validation."""
+    order = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
+    n_val = int(round(len(x) * val_fraction))
+    val, train = order[:n_val], order[n_val:]
+    as_x = lambda a: np.ascontiguousarray(a, dtype=np.float32)
+    as_y = lambda a: np.ascontiguousarray(a, dtype=np.int32)
+    return Dataset(name, as_x(x[train]), as_y(y[train]), as_x(x[val]), as_y(y[val]),
+                   as_x(x_test), as_y(y_test), num_classes)
+
+
+# --- MNIST-1D -------------------------------------------------------------------------------
+
+def mnist1d(data_dir=None) -> Dataset:
+    """4000 train / 1000 test sequences of length 40; 10% of train held out for validation."""
+    from mnist1d.data import get_dataset_args
+
+    args = get_dataset_args(as_dict=True)
+    args.pop("url", None)  # where the authors' pickle lives; irrelevant to generation
+    key = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]
+    path = cache_dir() / f"mnist1d-{key}.npz"
+    if not path.exists():
+        _write_npz_atomically(path, **_generate_mnist1d())
+    with np.load(path, allow_pickle=False) as arrays:
+        return split_validation("mnist1d", arrays["x"], arrays["y"], arrays["x_test"],
+                                arrays["y_test"], 10, val_fraction=0.1)
+
+
+def _generate_mnist1d() -> dict[str, np.ndarray]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    state = np.random.get_state()  # make_dataset reseeds NumPy's global generator
+    try:
+        data = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(state)
+    return {k: np.asarray(data[k]) for k in ("x", "y", "x_test", "y_test")}
+
+
+def _write_npz_atomically(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+# --- sklearn digits -------------------------------------------------------------------------
+
+def digits(data_dir=None) -> Dataset:
+    """1797 8x8 grey images (values 0..16 scaled to 0..1); 20% test, 10% of the rest validation."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0)[..., None]  # (n, 8, 8, 1)
+    y = bunch.target
+    order = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
+    n_test = int(round(len(x) * 0.2))
+    test, rest = order[:n_test], order[n_test:]
+    return split_validation("digits", x[rest], y[rest], x[test], y[test], 10, val_fraction=0.1)
+
+
+# --- IDX files (MNIST, Fashion-MNIST) -------------------------------------------------------
+
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+def idx_paths(name: str, data_dir: str | Path | None) -> dict[str, Path]:
+    """The four IDX files of `name` under `<data_dir>/<name>/`; UserError if any is missing."""
+    root = data_dir or os.environ.get(DATA_ENV)
+    expected = ", ".join(f"{f}[.gz]" for f in IDX_FILES.values())
+    if not root:
+        raise UserError(f"dataset '{name}' is read from files: pass --data-dir DIR (or set"
+                        f" {DATA_ENV}) where DIR/{name}/ holds {expected}")
+    folder = Path(root) / name
+    paths = {}
+    for key, stem in IDX_FILES.items():
+        found = next((p for p in (folder / stem, folder / f"{stem}.gz") if p.is_file()), None)
+        if found is None:
+            raise UserError(f"dataset '{name}': no {stem}[.gz] in {folder}; expected {expected}")
+        paths[key] = found
+    return paths
+
+
+def idx_dataset(name: str, data_dir: str | Path | None) -> Dataset:
+    """Read `<data_dir>/<name>/{train,t10k}-{images,labels}-idx*-ubyte[.gz]`."""
+    arrays = {key: read_idx(path) for key, path in idx_paths(name, data_dir).items()}
+    if len(arrays["x_train"]) != len(arrays["y_train"]) or len(arrays["x_test"]) != len(arrays["y_test"]):
+        raise UserError(f"dataset '{name}': image and label files disagree on the number of examples")
+    if arrays["x_train"].ndim != 3 or arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
+        raise UserError(f"dataset '{name}': image files must hold (n, rows, cols) arrays of one size")
+    scale = lambda a: a.astype(np.float32)[..., None] / 255.0  # (n, rows, cols, 1)
+    num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    return split_validation(name, scale(arrays["x_train"]), arrays["y_train"],
+                            scale(arrays["x_test"]), arrays["y_test"], num_classes,
+                            val_fraction=1 / 12)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file of unsigned bytes (magic 0x0000080N, N = number of dims)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
+        raise UserError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UserError(f"{path} is truncated (header)")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    size = int(np.prod(shape))
+    if len(raw) - header != size:
+        raise UserError(f"{path} holds {len(raw) - header} bytes of data; its header says {size}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+# --- synthetic ------------------------------------------------------------------------------
+
+def synthetic(data_dir=None) -> Dataset:
+    """Four overlapping Gaussian blobs in 16 dimensions: ~90% separable, learnable in a few
+    hundred steps, for tests."""
+    rng = np.random.default_rng(1234)
+    num_classes, dim, n = 4, 16, 768
+    centers = rng.normal(scale=0.45, size=(num_classes, dim))
+    y = rng.integers(0, num_classes, size=n)
+    x = centers[y] + rng.normal(size=(n, dim))
+    return split_validation("synthetic", x[:640], y[:640], x[640:], y[640:], num_classes,
+                            val_fraction=0.2)
+
+
+IDX_DATASETS = ("mnist", "fashion-mnist")
+LOADERS = {
+    "mnist1d": mnist1d,
+    "digits": digits,
+    "synthetic": synthetic,
+    **{name: (lambda data_dir=None, name=name: idx_dataset(name, data_dir)) for name in IDX_DATASETS},
+}

@@ -1,0 +1,201 @@
+"""Train one cell: all seeds in one compiled program, steps in `lax.scan` chunks.
+
+Per chunk of `eval_every` steps the host does exactly one call, one `block_until_ready`
+and one timestamp; evaluation runs between chunks on its own clock. Compilation is AOT
+(`lower().compile()`) and timed apart. Nothing here touches files.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from bench.data import Dataset
+from bench.records import CURVE_COLUMNS, CellResult, SeedRecord, Status, Timings
+from bench.workloads import Workload
+from optimizers.registry import OptimizerSpec
+
+ChunkCallback = Callable[[int, int], None]  # (steps done, total steps)
+
+
+def init_params(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
+    """(graphdef, params stacked over seeds). Seed s initialises from fold_in(key(s), 0)."""
+    states = []
+    graphdef = None
+    for seed in seeds:
+        rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(seed), 0))
+        graphdef, state = nnx.split(workload.model(dataset, rngs))
+        states.append(state)
+    return graphdef, jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+
+
+def data_keys(seeds: Sequence[int]) -> jax.Array:
+    """Per-seed keys for minibatch sampling, independent of the init keys."""
+    return jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
+
+
+def make_loss_fn(graphdef) -> Callable:
+    def loss_fn(params, x, y):
+        logits = nnx.merge(graphdef, params)(x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return loss_fn
+
+
+def make_train_chunk(graphdef, tx: optax.GradientTransformation, batch_size: int,
+                     needs: frozenset[str] = frozenset()) -> Callable:
+    """chunk(params, opt_state, key, x, y, *, length) for one seed; vmap it over seeds."""
+    loss_fn = make_loss_fn(graphdef)
+
+    def step(carry, _, x_train, y_train):
+        params, opt_state, key = carry
+        key, batch_key = jax.random.split(key)
+        index = jax.random.randint(batch_key, (batch_size,), 0, x_train.shape[0])
+        x, y = x_train[index], y_train[index]
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        extra = {}
+        if "value" in needs:
+            extra["value"] = loss
+        if "grad" in needs:
+            extra["grad"] = grads
+        if "value_fn" in needs:
+            extra["value_fn"] = lambda p: loss_fn(p, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params, **extra)
+        return (optax.apply_updates(params, updates), opt_state, key), loss
+
+    def chunk(params, opt_state, key, x_train, y_train, length: int):
+        carry, losses = jax.lax.scan(lambda c, _: step(c, _, x_train, y_train),
+                                     (params, opt_state, key), length=length)
+        return (*carry, losses)
+
+    return chunk
+
+
+def make_evaluate(graphdef, eval_params) -> Callable:
+    def metrics(model, x, y):
+        logits = model(x)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return loss, jnp.mean(jnp.argmax(logits, -1) == y)
+
+    def evaluate(params, opt_state, x_val, y_val, x_test, y_test):
+        if eval_params is not None:
+            params = eval_params(opt_state, params)
+        model = nnx.merge(graphdef, params)
+        return (*metrics(model, x_val, y_val), *metrics(model, x_test, y_test))
+
+    return evaluate
+
+
+class SeedBatchTrainer:
+    """The compiled state of one cell: parameters, optimizer state and data keys for all
+    seeds, and the executables that advance and evaluate them."""
+
+    def __init__(self, workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
+                 hparams: Mapping[str, Any], *, seeds: Sequence[int], batch_size: int):
+        self.timings = Timings()
+        clock = time.perf_counter()
+        device_data = jax.device_put((dataset.x_train, dataset.y_train, dataset.x_val,
+                                      dataset.y_val, dataset.x_test, dataset.y_test))
+        jax.block_until_ready(device_data)
+        self.x_train, self.y_train, *self.eval_data = device_data
+        self.timings.data_s = time.perf_counter() - clock
+
+        tx = optimizer.build(hparams)
+        graphdef, self.params = init_params(workload, dataset, seeds)
+        self.opt_state = jax.vmap(tx.init)(self.params)
+        self.keys = data_keys(seeds)
+        self._chunk = make_train_chunk(graphdef, tx, batch_size, optimizer.needs)
+        self._executables: dict[int, Any] = {}  # chunk length -> executable
+        self._evaluate = self._compile(
+            jax.vmap(make_evaluate(graphdef, optimizer.eval_params),
+                     in_axes=(0, 0, None, None, None, None)),
+            self.params, self.opt_state, *self.eval_data)
+
+    def _compile(self, fn, *args, **jit_kwargs):
+        clock = time.perf_counter()
+        executable = jax.jit(fn, **jit_kwargs).lower(*args).compile()
+        self.timings.compile_s += time.perf_counter() - clock
+        return executable
+
+    def compile_chunk(self, length: int):
+        """The executable for `length` steps; compiled once per length (a ragged last
+        chunk adds one)."""
+        if length not in self._executables:
+            chunk = self._chunk
+            fn = jax.vmap(lambda p, s, k, x, y: chunk(p, s, k, x, y, length),
+                          in_axes=(0, 0, 0, None, None))
+            self._executables[length] = self._compile(
+                fn, self.params, self.opt_state, self.keys, self.x_train, self.y_train,
+                donate_argnums=(0, 1, 2))
+        return self._executables[length]
+
+    def run_chunk(self, length: int) -> np.ndarray:
+        """Train `length` steps; returns the (seeds, length) minibatch losses."""
+        executable = self.compile_chunk(length)
+        clock = time.perf_counter()
+        self.params, self.opt_state, self.keys, losses = executable(
+            self.params, self.opt_state, self.keys, self.x_train, self.y_train)
+        jax.block_until_ready((self.params, self.opt_state, losses))
+        elapsed = time.perf_counter() - clock
+        self.timings.chunk_seconds.append(elapsed)
+        self.timings.chunk_steps.append(length)
+        self.timings.train_s += elapsed
+        return np.asarray(losses)
+
+    def evaluate(self) -> np.ndarray:
+        """(4, seeds): validation loss, validation accuracy, test loss, test accuracy."""
+        clock = time.perf_counter()
+        metrics = np.asarray(jax.device_get(
+            self._evaluate(self.params, self.opt_state, *self.eval_data)))
+        self.timings.eval_s += time.perf_counter() - clock
+        return metrics
+
+
+def train(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
+          hparams: Mapping[str, Any], *, steps: int, eval_every: int, batch_size: int,
+          seeds: Sequence[int], on_chunk: ChunkCallback | None = None) -> CellResult:
+    start = time.perf_counter()
+    seeds = list(seeds)
+    trainer = SeedBatchTrainer(workload, dataset, optimizer, hparams, seeds=seeds,
+                               batch_size=batch_size)
+    trainer.compile_chunk(min(eval_every, steps))
+    records = [SeedRecord(seed, Status.DONE) for seed in seeds]
+    rows: dict[str, list] = {c: [] for c in CURVE_COLUMNS}
+    done = 0
+    while done < steps:
+        length = min(eval_every, steps - done)
+        losses = trainer.run_chunk(length)
+        metrics = trainer.evaluate()
+        _mark_divergence(records, losses, metrics[0], done)
+        done += length
+        for i, seed in enumerate(seeds):
+            values = (seed, done, trainer.timings.train_s, float(np.mean(losses[i])),
+                      *map(float, metrics[:, i]))
+            for column, value in zip(CURVE_COLUMNS, values):
+                rows[column].append(value)
+        if on_chunk is not None:
+            on_chunk(done, steps)
+        if all(r.status is Status.DIVERGED for r in records):
+            break  # nothing left to learn from this cell
+
+    trainer.timings.total_s = time.perf_counter() - start
+    curves = {c: np.asarray(v) for c, v in rows.items()}
+    return CellResult(seeds=records, curves=curves, timings=trainer.timings, steps_trained=done)
+
+
+def _mark_divergence(records: list[SeedRecord], losses: np.ndarray, val_loss: np.ndarray,
+                     steps_before: int) -> None:
+    """A seed diverges at the first step whose training loss is not finite."""
+    for i, record in enumerate(records):
+        if record.status is Status.DIVERGED:
+            continue
+        bad = np.flatnonzero(~np.isfinite(losses[i]))
+        if bad.size:
+            record.status, record.diverged_step = Status.DIVERGED, steps_before + int(bad[0]) + 1
+        elif not np.isfinite(val_loss[i]):
+            record.status, record.diverged_step = Status.DIVERGED, steps_before + losses.shape[1]

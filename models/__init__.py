@@ -1,0 +1,10 @@
+"""Flax NNX models for optbench workloads.
+
+Every model is an `nnx.Module` whose only state is its parameters; the engine splits it once
+with `nnx.split` and trains the `(graphdef, params)` pair with plain JAX transforms.
+"""
+from models.cnn import CNN, PatchConv
+from models.logreg import LogisticRegression
+from models.mlp import MLP
+
+__all__ = ["CNN", "LogisticRegression", "MLP", "PatchConv"]
