@@ -93,10 +93,11 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_list(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from bench.summary import wide_console
+
+    console = wide_console()
     if args.what == "optimizers":
         import optimizers
         from optimizers.space import describe

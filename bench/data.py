@@ -191,7 +191,7 @@ def synthetic(data_dir=None) -> Dataset:
     hundred steps, for tests."""
     rng = np.random.default_rng(1234)
     num_classes, dim, n = 4, 16, 768
-    centers = rng.normal(scale=0.45, size=(num_classes, dim))
+    centers = rng.normal(scale=0.7, size=(num_classes, dim))
     y = rng.integers(0, num_classes, size=n)
     x = centers[y] + rng.normal(size=(n, dim))
     return split_validation("synthetic", x[:640], y[:640], x[640:], y[640:], num_classes,

@@ -6,7 +6,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import executors
@@ -14,13 +13,13 @@ from bench.matrix import Cell, Matrix
 from bench.monitor import environment
 from bench.records import Status
 from bench.store import RunStore
-from bench.summary import summary_table
+from bench.summary import wide_console, summary_table
 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,
                force: bool = False) -> int:
     """Returns the exit code: 0 if every cell ended done or diverged, 1 if any errored."""
-    console = Console(stderr=True)
+    console = wide_console(stderr=True)
     store = RunStore(out)
     config = {"matrix": dataclasses.asdict(matrix), "cells": [c.id for c in cells]}
     store.open(config, environment())
@@ -56,10 +55,7 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
             return 130
 
     runs, _ = store.merge()
-    stdout = Console()
-    if not stdout.is_terminal:
-        stdout = Console(width=160)  # a pipe or a log file: don't squeeze to 80 columns
-    stdout.print(summary_table(runs))
+    wide_console().print(summary_table(runs))
     console.print(f"results: {out.resolve()}")
     if errors:
         console.print(f"{errors} cell(s) failed; their tracebacks are in {out}/cells/*.json")

@@ -2,7 +2,14 @@
 from __future__ import annotations
 
 import pandas as pd
+from rich.console import Console
 from rich.table import Table
+
+
+def wide_console(stderr: bool = False) -> Console:
+    """A console that stays wide when it writes to a pipe or a log file, so names don't wrap."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=160)
 
 
 def cell_summary(runs: pd.DataFrame) -> pd.DataFrame:

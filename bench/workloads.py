@@ -60,14 +60,14 @@ def _cnn(channels, kernels, strides):
 WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     # The MNIST-1D authors' models and protocol (batch 100, 6000 steps).
     Workload("mnist1d-mlp", "mnist1d", _mlp((100, 100)), "MLP 40-100-100-10 on MNIST-1D",
-             batch_size=100, steps=6000, eval_every=500, target_metric="val_accuracy",
+             batch_size=100, steps=6000, eval_every=250, target_metric="val_accuracy",
              target_value=0.60),
     Workload("mnist1d-cnn", "mnist1d", _cnn((25, 25, 25), (5, 3, 3), (2, 2, 2)),
              "1-D CNN, 3 conv layers of 25 channels (5,210 parameters), on MNIST-1D",
-             batch_size=100, steps=6000, eval_every=500, target_metric="val_accuracy",
+             batch_size=100, steps=6000, eval_every=250, target_metric="val_accuracy",
              target_value=0.85),
     Workload("mnist1d-logreg", "mnist1d", _logreg, "logistic regression on MNIST-1D",
-             batch_size=100, steps=6000, eval_every=500, target_metric="val_accuracy",
+             batch_size=100, steps=6000, eval_every=250, target_metric="val_accuracy",
              target_value=0.25),
     Workload("digits-mlp", "digits", _mlp((64,)), "MLP 64-64-10 on sklearn digits (8x8)",
              batch_size=64, steps=1500, eval_every=250, target_metric="val_accuracy",

@@ -1,0 +1,22 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Generated datasets go to a per-session folder, never the user's cache."""
+    os.environ["OPTBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ.pop("OPTBENCH_DATA", None)
+
+
+def run_optbench(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it: a separate process, its exit code and both streams."""
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -1,0 +1,85 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from bench import data
+from bench.errors import UserError
+
+
+def write_idx(path, array: np.ndarray, compress: bool):
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+
+
+def make_idx_folder(root, name, compress, n_train=24, n_test=12):
+    folder = root / name
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = {k: rng.integers(0, 256, size=(n, 28, 28)) for k, n in (("train", n_train), ("t10k", n_test))}
+    labels = {k: rng.integers(0, 10, size=n) for k, n in (("train", n_train), ("t10k", n_test))}
+    for split in ("train", "t10k"):
+        write_idx(folder / f"{split}-images-idx3-ubyte", images[split], compress)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", labels[split], compress)
+    return images, labels
+
+
+def test_mnist1d_is_generated_offline_and_cached():
+    first = data.load("mnist1d")
+    cached = list(data.cache_dir().glob("mnist1d-*.npz"))
+    assert len(cached) == 1
+    second = data.load("mnist1d")
+    assert first.x_train.shape == (3600, 40) and first.x_val.shape == (400, 40)
+    assert first.x_test.shape == (1000, 40)
+    np.testing.assert_array_equal(first.x_train, second.x_train)
+    assert set(np.unique(first.y_train)) == set(range(10))
+    # the splits are disjoint pieces of the generated training set
+    assert not (set(map(bytes, first.x_train)) & set(map(bytes, first.x_val)))
+
+
+def test_digits_splits():
+    digits = data.load("digits")
+    assert digits.input_shape == (8, 8, 1)
+    total = len(digits.x_train) + len(digits.x_val) + len(digits.x_test)
+    assert total == 1797
+    assert digits.x_train.max() <= 1.0 and digits.x_train.dtype == np.float32
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_idx_files_round_trip(tmp_path, compress):
+    images, labels = make_idx_folder(tmp_path, "mnist", compress)
+    mnist = data.load("mnist", tmp_path)
+    assert mnist.input_shape == (28, 28, 1)
+    assert len(mnist.x_train) + len(mnist.x_val) == 24 and len(mnist.x_test) == 12
+    np.testing.assert_allclose(mnist.x_test[..., 0], images["t10k"] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(mnist.y_test, labels["t10k"])
+
+
+def test_missing_data_folder_names_the_expected_files(tmp_path):
+    with pytest.raises(UserError, match="train-images-idx3-ubyte"):
+        data.load("fashion-mnist", tmp_path)
+    with pytest.raises(UserError, match="--data-dir"):
+        data.load("mnist", None)
+
+
+def test_malformed_idx_file_is_a_clear_error(tmp_path):
+    make_idx_folder(tmp_path, "mnist", compress=False)
+    (tmp_path / "mnist" / "train-labels-idx1-ubyte").write_bytes(b"not an idx file")
+    with pytest.raises(UserError, match="bad magic number"):
+        data.load("mnist", tmp_path)
+    truncated = tmp_path / "mnist" / "t10k-images-idx3-ubyte"
+    truncated.write_bytes(truncated.read_bytes()[:-10])
+    with pytest.raises(UserError):
+        data.read_idx(truncated)
+
+
+def test_synthetic_is_deterministic():
+    a, b = data.load("synthetic"), data.load("synthetic")
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert a.num_classes == 4

@@ -1,0 +1,98 @@
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from bench import cli
+from bench.store import RUN_COLUMNS, RunStore, load_tables
+from tests.conftest import ROOT, run_optbench
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "smoke"
+    assert cli.main(["run", "--preset", "smoke", "--out", str(out)]) == 0
+    return out
+
+
+def test_run_writes_the_results_folder(smoke_run):
+    manifest = json.loads((smoke_run / "manifest.json").read_text())
+    assert manifest["schema_version"] == 1
+    assert manifest["device"]["platform"] == "cpu"
+    assert manifest["versions"]["jax"] and manifest["host"]["cpus"] >= 1
+    assert len(manifest["config"]["cells"]) == 2
+    runs, curves = load_tables(smoke_run)
+    assert list(runs.columns) == RUN_COLUMNS
+    assert len(runs) == 2 * 2  # cells x seeds
+    assert set(runs["status"]) == {"done"}
+    assert len(curves) == 2 * 2 * 4  # cells x seeds x eval points
+    assert not list(smoke_run.rglob("*.tmp"))  # no temporary file left behind
+
+
+def test_every_column_is_documented_in_results_readme(smoke_run):
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", (ROOT / "results" / "README.md").read_text(), re.M))
+    runs, curves = load_tables(smoke_run)
+    assert set(runs.columns) <= documented
+    assert set(curves.columns) <= documented
+
+
+def test_rerun_skips_finished_cells(smoke_run, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in (smoke_run / "cells").glob("*.json")}
+    assert cli.main(["run", "--preset", "smoke", "--out", str(smoke_run)]) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (smoke_run / "cells").glob("*.json")}
+    assert before == after
+    assert "2 of 2 cells already in" in capsys.readouterr().err
+
+
+def test_an_optimizer_that_raises_is_an_error_cell_and_the_rest_run(tmp_path):
+    plugin = tmp_path / "broken.py"
+    plugin.write_text(
+        "import optax\nfrom optimizers import register\n\n"
+        "@register('test:broken', learning_rate=0.1)\n"
+        "def broken(learning_rate):\n"
+        "    def update(g, s, p=None):\n"
+        "        raise RuntimeError('update exploded')\n"
+        "    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)\n")
+    out = tmp_path / "out"
+    result = run_optbench("run", "--preset", "smoke", "--optimizers", "test:broken,optax:sgd",
+                          "--plugin", str(plugin), "--out", str(out))
+    assert result.returncode == 1, result.stderr
+    runs = pd.read_parquet(out / "runs.parquet")
+    statuses = runs.groupby("optimizer")["status"].agg(set).to_dict()
+    assert statuses == {"test:broken": {"error"}, "optax:sgd": {"done"}}
+    assert "update exploded" in runs.loc[runs.optimizer == "test:broken", "error"].iloc[0]
+    assert RunStore(out).finished() == {runs.loc[runs.optimizer == "optax:sgd", "cell_id"].iloc[0]}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--workloads", "mnist1d-mpl"], "did you mean: mnist1d-mlp"),
+    (["run", "--optimizers", "optax:adamm"], "did you mean: optax:adam"),
+    (["run", "--seeds", "two"], "seeds must be a count"),
+    (["run", "--steps", "0"], "must be at least 1"),
+    (["run", "--preset", "nope"], "unknown preset 'nope'"),
+    (["run", "--workloads", "mnist-cnn", "--data-dir", "/nonexistent"], "train-images-idx3-ubyte"),
+    (["lst"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args, message):
+    result = run_optbench(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_hyperparameter_in_a_matrix_file(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text('workloads = ["synthetic-mlp"]\n'
+                    'optimizers = [{ name = "optax:adam", learning_rate = "big" }]\n')
+    result = run_optbench("run", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "learning_rate='big' is invalid" in result.stderr
+
+
+def test_list_commands():
+    result = run_optbench("list", "optimizers")
+    assert result.returncode == 0 and "optax:schedule_free_adamw" in result.stdout
+    result = run_optbench("list", "workloads")
+    assert result.returncode == 0 and "mnist1d-cnn" in result.stdout
