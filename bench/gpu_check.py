@@ -1,0 +1,34 @@
+"""Run the quick preset on whatever accelerator JAX finds and print what it cost.
+
+    PYTHONPATH=. python3 -m bench.gpu_check [OUT_DIR]
+
+Meant for a GPU machine with JAX, Flax and Optax installed and nothing else set up: it runs
+from the checkout, installs nothing, and prints the device, the peak device memory of this
+process and steps/s per workload.
+"""
+import sys
+import tempfile
+
+import jax
+import pandas as pd
+
+from bench import cli
+
+
+def main(argv: list[str]) -> int:
+    out = argv[0] if argv else f"{tempfile.gettempdir()}/optbench-gpu-check"
+    device = jax.devices()[0]
+    print(f"jax {jax.__version__}: {device.platform} {device.device_kind} x{jax.device_count()}")
+    code = cli.main(["run", "--preset", "quick", "--out", out, "--force"])
+    stats = device.memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    print("peak device memory:", f"{peak / 2**20:.1f} MiB" if peak else "not reported by this backend")
+    cells = pd.read_parquet(f"{out}/runs.parquet").drop_duplicates("cell_id")
+    columns = ["steps_per_s", "step_time_median_s", "compile_s", "train_s", "eval_s"]
+    print("median over the cells of each workload:")
+    print(cells.groupby("workload")[columns].median().to_string(float_format=lambda v: f"{v:.4g}"))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
