@@ -26,23 +26,24 @@ def bare_loop(workload, dataset, learning_rate, steps):
         logits = nnx.merge(graphdef, params)(x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    def step(carry, _):
-        params, opt_state, key = carry
-        key, batch_key = jax.random.split(key)
-        index = jax.random.randint(batch_key, (workload.batch_size,), 0, x_train.shape[0])
-        loss, grads = jax.value_and_grad(loss_fn)(params, x_train[index], y_train[index])
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state, key), loss
+    def run(params, opt_state, key, x_train, y_train):
+        def step(carry, _):
+            params, opt_state, key = carry
+            key, batch_key = jax.random.split(key)
+            index = jax.random.randint(batch_key, (workload.batch_size,), 0, x_train.shape[0])
+            loss, grads = jax.value_and_grad(loss_fn)(params, x_train[index], y_train[index])
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state, key), loss
 
-    def run(params, opt_state, key):
         return jax.lax.scan(step, (params, opt_state, key), length=steps)
 
+    # The data is an argument, not a closed-over constant, as in the engine.
     compiled = jax.jit(run, donate_argnums=(0, 1)).lower(
-        params, tx.init(params), jax.random.key(1)).compile()
+        params, tx.init(params), jax.random.key(1), x_train, y_train).compile()
     state = {"carry": (params, tx.init(params), jax.random.key(1))}
 
     def train_steps():
-        carry, losses = compiled(*state["carry"])
+        carry, losses = compiled(*state["carry"], x_train, y_train)
         jax.block_until_ready((carry, losses))
         state["carry"] = carry
         return losses
