@@ -29,8 +29,10 @@ def test_schedule_free_declares_its_eval_params():
 
 
 def test_unknown_name_suggests_close_matches():
-    with pytest.raises(optimizers.RegistryError, match=r"did you mean: .*optax:adamw"):
-        optimizers.get("adamw")
+    with pytest.raises(optimizers.RegistryError, match=r"did you mean: .*optax:yogi"):
+        optimizers.get("yogi")  # only registered as optax:yogi
+    with pytest.raises(optimizers.RegistryError, match=r"did you mean: adamw"):
+        optimizers.get("adamww")
 
 
 @pytest.mark.parametrize("overrides,message", [
