@@ -2,6 +2,7 @@
 cadence and a target on a validation metric (the point time-to-target is measured at)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,20 +34,18 @@ class Workload:
         return not self.target_metric.endswith("loss")
 
 
+def _flat_size(data: Dataset) -> int:
+    return math.prod(data.input_shape)
+
+
 def _mlp(hidden):
     def make(data: Dataset, rngs: nnx.Rngs):
-        in_features = 1
-        for n in data.input_shape:
-            in_features *= n
-        return MLP(in_features, hidden, data.num_classes, rngs=rngs)
+        return MLP(_flat_size(data), hidden, data.num_classes, rngs=rngs)
     return make
 
 
 def _logreg(data: Dataset, rngs: nnx.Rngs):
-    in_features = 1
-    for n in data.input_shape:
-        in_features *= n
-    return LogisticRegression(in_features, data.num_classes, rngs=rngs)
+    return LogisticRegression(_flat_size(data), data.num_classes, rngs=rngs)
 
 
 def _cnn(channels, kernels, strides):
