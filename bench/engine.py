@@ -49,7 +49,7 @@ def make_loss_fn(graphdef) -> Callable:
 
 def make_train_chunk(graphdef, tx: optax.GradientTransformation, batch_size: int,
                      needs: frozenset[str] = frozenset()) -> Callable:
-    """chunk(params, opt_state, key, x, y, *, length) for one seed; vmap it over seeds."""
+    """chunk(params, opt_state, key, x_train, y_train, length) for one seed; vmap it over seeds."""
     loss_fn = make_loss_fn(graphdef)
 
     def step(carry, _, x_train, y_train):
