@@ -13,7 +13,7 @@ from bench.matrix import Cell, Matrix
 from bench.monitor import environment
 from bench.records import Status
 from bench.store import RunStore
-from bench.summary import wide_console, summary_table
+from bench.summary import summary_table, wide_console
 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,

@@ -30,6 +30,6 @@ def scale(updates, factor):
 
 
 def add_decayed_weights(updates, params, weight_decay):
-    if weight_decay == 0.0:
-        return updates
+    """updates + weight_decay * params. No shortcut for 0: under inject_hyperparams the
+    decay is a traced array, and a Python comparison on it would fail."""
     return jax.tree.map(lambda g, p: g + weight_decay * p, updates, params)

@@ -51,11 +51,13 @@ def scale_by_adam(b1: float, b2: float, eps: float, eps_root: float,
 
 
 def adam_family(learning_rate, b1, b2, eps, eps_root, weight_decay, nesterov):
+    """weight_decay=None (adam, nadam) means no decay term at all, decided at build time."""
     direction = scale_by_adam(b1, b2, eps, eps_root, nesterov)
 
     def update(grads, state, params=None):
         updates, state = direction.update(grads, state)
-        updates = _tree.add_decayed_weights(updates, params, weight_decay)
+        if weight_decay is not None:
+            updates = _tree.add_decayed_weights(updates, params, weight_decay)
         return _tree.scale(updates, -learning_rate), state
 
     return optax.GradientTransformation(direction.init, update)
@@ -68,7 +70,7 @@ _SPACE = dict(learning_rate=LogUniform(1e-5, 1e-1, default=1e-2),
 @register("adam", reference="optax:adam", **_SPACE)
 def adam(learning_rate: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
          eps_root: float = 0.0) -> optax.GradientTransformation:
-    return adam_family(learning_rate, b1, b2, eps, eps_root, 0.0, nesterov=False)
+    return adam_family(learning_rate, b1, b2, eps, eps_root, None, nesterov=False)
 
 
 @register("adamw", reference="optax:adamw",
@@ -81,4 +83,4 @@ def adamw(learning_rate: float, b1: float = 0.9, b2: float = 0.999, eps: float =
 @register("nadam", reference="optax:nadam", **_SPACE)
 def nadam(learning_rate: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
           eps_root: float = 0.0) -> optax.GradientTransformation:
-    return adam_family(learning_rate, b1, b2, eps, eps_root, 0.0, nesterov=True)
+    return adam_family(learning_rate, b1, b2, eps, eps_root, None, nesterov=True)
