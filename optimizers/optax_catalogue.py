@@ -71,6 +71,10 @@ CONTRIB = {
         learning_rate=LogUniform(1e-5, 1e-1, default=2.5e-3), b1=_B1,
         eval_params=lambda state, params: optax.contrib.schedule_free_eval_params(state, params),
     ),
+    "schedule_free_sgd": dict(
+        learning_rate=LogUniform(1e-2, 10.0, default=1.0), b1=_B1,
+        eval_params=lambda state, params: optax.contrib.schedule_free_eval_params(state, params),
+    ),
     "prodigy": _lr(1e-1, 10.0, 1.0),
     "adopt": _ADAM_LIKE,
     "ademamix": dict(learning_rate=_ADAPTIVE_LR, b1=_B1),

@@ -49,6 +49,8 @@ class OptimizerSpec:
     eval_params: Callable[[Any, Any], Any] | None = None
     needs: frozenset[str] = field(default_factory=frozenset)
     source: str = ""
+    # Hyperparameters that may be None (default None, or `| None` in the signature).
+    nullable: frozenset[str] = field(default_factory=frozenset)
 
     def resolve(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults updated by `overrides`, validated; raises RegistryError on bad input."""
@@ -59,6 +61,8 @@ class OptimizerSpec:
                     f"optimizer '{self.name}' has no hyperparameter '{key}'"
                     f"{did_you_mean(key, self.defaults)}; it takes: {', '.join(sorted(self.defaults))}"
                 )
+            if value is None and key in self.nullable:
+                continue
             _check_value(self.name, key, value, self.defaults[key])
         hparams = {**self.defaults, **overrides}
         try:
@@ -104,10 +108,11 @@ def register_factory(name: str, factory: Callable[..., optax.GradientTransformat
     if unknown_needs:
         raise RegistryError(f"optimizer '{name}' needs unknown update arguments {sorted(unknown_needs)};"
                             f" known: {sorted(EXTRA_ARGS)}")
-    defaults, space = _defaults_and_space(name, factory, hyperparameters)
+    defaults, space, nullable = _defaults_and_space(name, factory, hyperparameters)
     spec = OptimizerSpec(
         name=name, factory=factory, defaults=defaults, space=space, reference=reference,
         eval_params=eval_params, needs=frozenset(needs), source=source or _source_of(factory),
+        nullable=nullable,
     )
     _REGISTRY[name] = spec
     return spec
@@ -152,7 +157,9 @@ def _defaults_and_space(name, factory, given: Mapping[str, Any]):
             value = param.default
         if value is None or isinstance(value, (bool, int, float, str)):
             defaults[pname] = value
-    return defaults, space
+    nullable = frozenset(p for p, v in defaults.items()
+                         if v is None or "None" in str(accepted[p].annotation))
+    return defaults, space, nullable
 
 
 def _check_value(name: str, key: str, value: Any, default: Any) -> None:
