@@ -19,7 +19,7 @@ from flax import nnx
 from bench.data import Dataset
 from bench.records import CURVE_COLUMNS, CellResult, SeedRecord, Status, Timings
 from bench.workloads import Workload
-from optimizers.registry import OptimizerSpec
+from optimizers.registry import OptimizerSpec, extra_update_args
 
 ChunkCallback = Callable[[int, int], None]  # (steps done, total steps)
 
@@ -58,13 +58,8 @@ def make_train_chunk(graphdef, tx: optax.GradientTransformation, batch_size: int
         index = jax.random.randint(batch_key, (batch_size,), 0, x_train.shape[0])
         x, y = x_train[index], y_train[index]
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-        extra = {}
-        if "value" in needs:
-            extra["value"] = loss
-        if "grad" in needs:
-            extra["grad"] = grads
-        if "value_fn" in needs:
-            extra["value_fn"] = lambda p: loss_fn(p, x, y)
+        extra = extra_update_args(needs, value=loss, grad=grads,
+                                  value_fn=lambda p: loss_fn(p, x, y))
         updates, opt_state = tx.update(grads, opt_state, params, **extra)
         return (optax.apply_updates(params, updates), opt_state, key), loss
 

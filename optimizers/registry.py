@@ -33,6 +33,12 @@ _NON_NEGATIVE = {"eps", "eps_root", "weight_decay", "initial_accumulator_value"}
 _UNIT_INTERVAL = {"b1", "b2", "b3", "momentum", "decay", "beta", "rho", "decay_rate"}
 
 
+def extra_update_args(needs, *, value, grad, value_fn) -> dict[str, Any]:
+    """The keyword arguments, among EXTRA_ARGS, that an optimizer declared its update needs."""
+    available = {"value": value, "grad": grad, "value_fn": value_fn}
+    return {name: available[name] for name in needs}
+
+
 class RegistryError(ValueError):
     """A user-facing problem with an optimizer name or its hyperparameters (one line)."""
 
@@ -51,6 +57,10 @@ class OptimizerSpec:
     source: str = ""
     # Hyperparameters that may be None (default None, or `| None` in the signature).
     nullable: frozenset[str] = field(default_factory=frozenset)
+    # The lowest leaf rank the optimizer handles (optax.sm3: 1; a matrix-only method: 2).
+    min_leaf_rank: int = 0
+    # Conformance checks known to fail, with the reason: {"zero-grad": "0/0 in the d estimate"}.
+    caveats: Mapping[str, str] = field(default_factory=dict)
 
     def resolve(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults updated by `overrides`, validated; raises RegistryError on bad input."""
@@ -66,12 +76,27 @@ class OptimizerSpec:
             _check_value(self.name, key, value, self.defaults[key])
         hparams = {**self.defaults, **overrides}
         try:
-            self.factory(**hparams)
+            tx = self.factory(**hparams)
         except Exception as exc:  # the factory's own validation, in its own words
             raise RegistryError(
                 f"optimizer '{self.name}' rejected {overrides or 'its defaults'}: {exc}".splitlines()[0]
             ) from None
+        if not isinstance(tx, optax.GradientTransformation):
+            raise RegistryError(f"optimizer '{self.name}' ({self.where()}) returned"
+                                f" {type(tx).__name__}, not an optax.GradientTransformation")
+        if self.needs and not isinstance(tx, optax.GradientTransformationExtraArgs):
+            raise RegistryError(
+                f"optimizer '{self.name}' ({self.where()}) needs {', '.join(sorted(self.needs))}"
+                " but returns a plain GradientTransformation; return an"
+                " optax.GradientTransformationExtraArgs, or wrappers drop the extra arguments")
         return hparams
+
+    def where(self) -> str:
+        """file:line of the factory, for messages that send the user to the code."""
+        try:
+            return f"{self.source}:{inspect.getsourcelines(self.factory)[1]}"
+        except (OSError, TypeError):
+            return self.source
 
     def build(self, hparams: Mapping[str, Any]) -> optax.GradientTransformation:
         return self.factory(**hparams)
@@ -82,12 +107,14 @@ _REGISTRY: dict[str, OptimizerSpec] = {}
 
 def register(name: str, *, reference: str | None = None,
              eval_params: Callable[[Any, Any], Any] | None = None,
-             needs: tuple[str, ...] = (), **hyperparameters: Any):
+             needs: tuple[str, ...] = (), min_leaf_rank: int = 0,
+             caveats: Mapping[str, str] | None = None, **hyperparameters: Any):
     """Decorator registering `factory` under `name`; see the module docstring."""
 
     def decorator(factory: Callable[..., optax.GradientTransformation]):
         register_factory(name, factory, reference=reference, eval_params=eval_params,
-                         needs=needs, **hyperparameters)
+                         needs=needs, min_leaf_rank=min_leaf_rank, caveats=caveats,
+                         **hyperparameters)
         return factory
 
     return decorator
@@ -97,6 +124,7 @@ def register_factory(name: str, factory: Callable[..., optax.GradientTransformat
                      reference: str | None = None,
                      eval_params: Callable[[Any, Any], Any] | None = None,
                      needs: tuple[str, ...] = (), source: str | None = None,
+                     min_leaf_rank: int = 0, caveats: Mapping[str, str] | None = None,
                      **hyperparameters: Any) -> OptimizerSpec:
     if not name or not isinstance(name, str):
         raise RegistryError(f"an optimizer name must be a non-empty string, got {name!r}")
@@ -112,7 +140,7 @@ def register_factory(name: str, factory: Callable[..., optax.GradientTransformat
     spec = OptimizerSpec(
         name=name, factory=factory, defaults=defaults, space=space, reference=reference,
         eval_params=eval_params, needs=frozenset(needs), source=source or _source_of(factory),
-        nullable=nullable,
+        nullable=nullable, min_leaf_rank=min_leaf_rank, caveats=dict(caveats or {}),
     )
     _REGISTRY[name] = spec
     return spec
