@@ -1,6 +1,9 @@
-"""The `optbench` command: run a matrix, list what is available.
+"""The `optbench` command: run a matrix, list what is available, check and scaffold
+optimizers.
 
-Bad input never ends in a traceback: it is one line on stderr and exit code 2.
+Bad input never ends in a traceback: it is one line on stderr and exit code 2. A plugin
+that fails to load is one such line; the other optimizers still load and the command still
+does its work, then exits 2.
 """
 from __future__ import annotations
 
@@ -33,24 +36,62 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=_positive_int, help="step budget for every workload")
     run.add_argument("--out", help="results folder (default: results/<matrix>-<time>)")
     run.add_argument("--data-dir", help="folder with <dataset>/ IDX files (or $OPTBENCH_DATA)")
-    run.add_argument("--plugin", action="append", default=[], metavar="FILE",
-                     help="a Python file registering optimizers (repeatable)")
+    _plugin_option(run)
     run.add_argument("--force", action="store_true", help="rerun cells already in --out")
     run.set_defaults(handler=_cmd_run)
 
     listing = commands.add_parser("list", help="list optimizers, workloads or presets")
     listing.add_argument("what", choices=["optimizers", "workloads", "presets"])
+    _plugin_option(listing)
     listing.set_defaults(handler=_cmd_list)
+
+    check = commands.add_parser("check", help="run the conformance suite on optimizers")
+    check.add_argument("names", nargs="+", metavar="NAME", help="registered optimizer names")
+    _plugin_option(check)
+    check.set_defaults(handler=_cmd_check)
+
+    new = commands.add_parser("new-optimizer",
+                              help="write a documented optimizer template and its test")
+    new.add_argument("name", help="the optimizer's name, also its file name (e.g. my_sgd)")
+    new.add_argument("--dir", help="where to write NAME.py (default: the optimizers/ package,"
+                                   " where drop-in files are found)")
+    new.add_argument("--tests-dir", help="where to write test_NAME.py (default: tests/ next"
+                                         " to the optimizers/ package, if it exists)")
+    new.add_argument("--force", action="store_true", help="overwrite existing files")
+    new.set_defaults(handler=_cmd_new_optimizer)
     return parser
+
+
+def _plugin_option(parser) -> None:
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                        help="a Python file registering optimizers (repeatable)")
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return args.handler(args)
+        code = args.handler(args)
     except (UserError, RegistryError) as exc:
         print(f"optbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from optimizers.plugins import load_errors
+
+    return EXIT_USAGE if load_errors else code
+
+
+def _load_plugins(paths) -> None:
+    """Load the built-in optimizers and `paths`; print one line per plugin that failed."""
+    import optimizers
+    from optimizers.plugins import load_errors
+
+    optimizers.load_builtins()
+    for path in paths:
+        try:
+            optimizers.load_plugin_file(path)
+        except RegistryError as exc:
+            load_errors.append(str(exc))
+    for line in load_errors:
+        print(f"optbench: error: {line}", file=sys.stderr)
 
 
 def _positive_int(text: str) -> int:
@@ -74,8 +115,7 @@ def _cmd_run(args) -> int:
     import optimizers
 
     matrix = matrix_mod.load(args.matrix, args.preset)
-    for plugin in [*matrix.plugins, *args.plugin]:
-        optimizers.load_plugin_file(plugin)
+    _load_plugins([*matrix.plugins, *args.plugin])
     if args.workloads:
         matrix.workloads = [{"name": n} for n in _split(args.workloads)]
     if args.optimizers:
@@ -98,6 +138,7 @@ def _cmd_list(args) -> int:
     from bench.summary import wide_console
 
     console = wide_console()
+    _load_plugins(args.plugin)
     if args.what == "optimizers":
         import optimizers
         from optimizers.space import describe
@@ -109,7 +150,6 @@ def _cmd_list(args) -> int:
             defaults = ", ".join(f"{k}={spec.defaults[k]}" for k in spec.space)
             table.add_row(name, defaults, space or "-", spec.reference or "-")
         console.print(table)
-        _warn_plugin_errors()
     elif args.what == "workloads":
         from bench import workloads
 
@@ -128,11 +168,56 @@ def _cmd_list(args) -> int:
     return EXIT_OK
 
 
-def _warn_plugin_errors() -> None:
-    from optimizers.plugins import load_errors
+def _cmd_check(args) -> int:
+    """A pass/fail table per optimizer; exit 1 when any check fails."""
+    from rich.markup import escape
+    from rich.table import Table
 
-    for line in load_errors:
-        print(f"optbench: warning: {line}", file=sys.stderr)
+    import optimizers
+    from bench.summary import wide_console
+    from optimizers.conformance import CHECKS, run_checks
+
+    _load_plugins(args.plugin)
+    specs = [optimizers.get(name) for name in args.names]  # unknown names fail before any runs
+    console = wide_console()
+    all_ok = True
+    for spec in specs:
+        results = run_checks(spec)
+        table = Table("check", "what it asks", "result", "detail",
+                      title=escape(f"{spec.name} ({spec.where()})"))
+        for r in results:
+            colour = "green" if r.ok else "red"
+            detail = f"{r.detail} (declared: {r.caveat})" if r.caveat else r.detail
+            table.add_row(r.check, CHECKS.get(r.check, ("",))[0],
+                          f"[{colour}]{r.status}[/{colour}]", escape(detail))
+        console.print(table)
+        failed = [r.check for r in results if not r.ok]
+        known = [r.check for r in results if r.caveat and r.ok]
+        all_ok &= not failed
+        verdict = (f"[red]{len(failed)} of {len(results)} checks failed: {', '.join(failed)}[/red]"
+                   if failed else f"[green]conforms: {len(results) - len(known)} checks pass"
+                   + (f", {len(known)} known failures (declared)" if known else "") + "[/green]")
+        console.print(f"{escape(spec.name)}: {verdict}")
+    return EXIT_OK if all_ok else EXIT_FAILED_CELLS
+
+
+def _cmd_new_optimizer(args) -> int:
+    import optimizers
+    from bench.scaffold import write_optimizer
+
+    package_dir = Path(optimizers.__file__).parent
+    tests_dir = Path(args.tests_dir) if args.tests_dir else package_dir.parent / "tests"
+    if not args.tests_dir and not tests_dir.is_dir():
+        tests_dir = None
+    target = Path(args.dir) if args.dir else package_dir
+    in_package = target.resolve() == package_dir.resolve()
+    written = write_optimizer(args.name, target, tests_dir, taken=optimizers.names(),
+                              in_package=in_package, force=args.force)
+    for path in written:
+        print(f"wrote {path}")
+    plugin = "" if in_package else f" --plugin {written[0]}"
+    print(f"next: edit {written[0].name}, then `optbench check {args.name}{plugin}`")
+    return EXIT_OK
 
 
 def main_exit() -> None:

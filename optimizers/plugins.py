@@ -17,14 +17,16 @@ from pathlib import Path
 from optimizers import registry
 
 ENTRY_POINT_GROUP = "optbench.optimizers"
-_INFRASTRUCTURE = {"registry", "space", "plugins", "optax_catalogue"}
+_INFRASTRUCTURE = {"registry", "space", "plugins", "optax_catalogue", "conformance"}
 _loaded = False
 # One line per plugin that failed to load, kept so the CLI can show them.
 load_errors: list[str] = []
 
 
 def load_builtins() -> None:
-    """Register the Optax catalogue, optimizers/*.py and entry points, once per process."""
+    """Register the Optax catalogue, optimizers/*.py and entry points, once per process.
+
+    A file or entry point that fails is recorded in `load_errors` and skipped."""
     global _loaded
     if _loaded:
         return
@@ -37,47 +39,73 @@ def load_builtins() -> None:
         if module.name in _INFRASTRUCTURE or module.name.startswith("_"):
             continue
         _guarded(package_dir / f"{module.name}.py",
-                 lambda name=module.name: importlib.import_module(f"optimizers.{name}"))
+                 lambda name=module.name: importlib.import_module(f"optimizers.{name}"),
+                 hint="name helper modules in optimizers/ with a leading underscore")
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        _guarded(Path(entry_point.value), entry_point.load)
+        _guarded(_entry_point_file(entry_point), entry_point.load,
+                 label=f"entry point '{entry_point.name}' ({entry_point.value})")
 
 
 def load_plugin_file(path: str | Path) -> list[str]:
     """Import one plugin file; return the optimizer names it registered.
 
-    Raises registry.RegistryError (one line) when the file is missing, fails to import or
-    registers nothing.
+    Raises registry.RegistryError (one line naming the file, and the line where Python
+    gives one) when the file is missing, fails to import, registers nothing, or registers
+    a factory that does not build a GradientTransformation from its defaults.
     """
     load_builtins()
     path = Path(path)
     if not path.is_file():
         raise registry.RegistryError(f"plugin file {path} does not exist")
-    before = set(registry.names())
     module_name = f"optbench_plugin_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
+    if spec is None:
+        raise registry.RegistryError(f"plugin {path} is not a Python file (.py)")
+
+    def load():
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
         spec.loader.exec_module(module)
-    except registry.RegistryError as exc:
-        raise registry.RegistryError(f"plugin {path}: {exc}") from None
+
+    return _load_checked(path, load)
+
+
+def _load_checked(path: Path, load, label: str | None = None,
+                  hint: str = "decorate a factory with @optimizers.register(\"name\", ...)") -> list[str]:
+    """Run `load`; every optimizer it added must build from its defaults. On any failure the
+    added names are removed again and one RegistryError line says what went wrong where."""
+    label = label or str(path)
+    before = set(registry.names())
+    try:
+        load()
+        added = sorted(set(registry.names()) - before)
+        for name in added:
+            registry.get(name).resolve()
     except Exception as exc:
-        raise registry.RegistryError(_describe_failure(path, exc)) from None
-    added = sorted(set(registry.names()) - before)
+        for name in set(registry.names()) - before:
+            registry.unregister(name)
+        raise registry.RegistryError(_describe_failure(path, label, exc)) from None
     if not added:
-        raise registry.RegistryError(f"plugin {path} registered no optimizer; decorate a factory"
-                                     " with @optimizers.register(\"name\", ...)")
+        raise registry.RegistryError(f"plugin {label} registered no optimizer; {hint}")
     return added
 
 
-def _guarded(path: Path, load) -> None:
+def _guarded(path: Path, load, label: str | None = None, **kwargs) -> None:
     try:
-        load()
-    except Exception as exc:
-        load_errors.append(_describe_failure(path, exc))
+        _load_checked(path, load, label, **kwargs)
+    except registry.RegistryError as exc:
+        load_errors.append(str(exc))
 
 
-def _describe_failure(path: Path, exc: BaseException) -> str:
+def _entry_point_file(entry_point) -> Path:
+    try:
+        found = importlib.util.find_spec(entry_point.module)
+    except (ImportError, ValueError):
+        found = None
+    return Path(found.origin) if found and found.origin else Path(entry_point.value)
+
+
+def _describe_failure(path: Path, label: str, exc: BaseException) -> str:
     line = ""
     if isinstance(exc, SyntaxError) and exc.lineno:
         line = f", line {exc.lineno}"
@@ -86,5 +114,7 @@ def _describe_failure(path: Path, exc: BaseException) -> str:
                   if Path(f.filename).resolve() == path.resolve()]
         if frames:
             line = f", line {frames[-1].lineno}"
-    message = str(exc).splitlines()[0] if str(exc) else ""
-    return f"plugin {path}{line} failed to load: {type(exc).__name__}: {message}"
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, registry.RegistryError):  # already says what is wrong
+        return f"plugin {label}{line}: {message}"
+    return f"plugin {label}{line} failed to load: {type(exc).__name__}: {message}"

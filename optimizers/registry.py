@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+from pathlib import Path
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,9 +95,12 @@ class OptimizerSpec:
     def where(self) -> str:
         """file:line of the factory, for messages that send the user to the code."""
         try:
-            return f"{self.source}:{inspect.getsourcelines(self.factory)[1]}"
+            if Path(inspect.getsourcefile(self.factory)).resolve() == Path(self.source).resolve():
+                return f"{self.source}:{inspect.getsourcelines(self.factory)[1]}"
         except (OSError, TypeError):
-            return self.source
+            pass
+        return f"{self.source}, {getattr(self.factory, '__module__', '?')}." \
+               f"{getattr(self.factory, '__qualname__', '?')}"
 
     def build(self, hparams: Mapping[str, Any]) -> optax.GradientTransformation:
         return self.factory(**hparams)
