@@ -42,8 +42,8 @@ def load_builtins() -> None:
                  lambda name=module.name: importlib.import_module(f"optimizers.{name}"),
                  hint="name helper modules in optimizers/ with a leading underscore")
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        _guarded(_entry_point_file(entry_point), entry_point.load,
-                 label=f"entry point '{entry_point.name}' ({entry_point.value})")
+        path = _entry_point_file(entry_point)
+        _guarded(path, entry_point.load, label=f"entry point '{entry_point.name}' ({path})")
 
 
 def load_plugin_file(path: str | Path) -> list[str]:
@@ -56,7 +56,8 @@ def load_plugin_file(path: str | Path) -> list[str]:
     load_builtins()
     path = Path(path)
     if not path.is_file():
-        raise registry.RegistryError(f"plugin file {path} does not exist")
+        raise registry.RegistryError(f"plugin file {path} "
+                                     + ("is not a regular file" if path.exists() else "does not exist"))
     module_name = f"optbench_plugin_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None:

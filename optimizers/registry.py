@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import traceback
 from pathlib import Path
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,7 +81,8 @@ class OptimizerSpec:
             tx = self.factory(**hparams)
         except Exception as exc:  # the factory's own validation, in its own words
             raise RegistryError(
-                f"optimizer '{self.name}' rejected {overrides or 'its defaults'}: {exc}".splitlines()[0]
+                f"optimizer '{self.name}'{self._line_of(exc)} rejected {overrides or 'its defaults'}:"
+                f" {type(exc).__name__}: {exc}".splitlines()[0]
             ) from None
         if not isinstance(tx, optax.GradientTransformation):
             raise RegistryError(f"optimizer '{self.name}' ({self.where()}) returned"
@@ -91,6 +93,12 @@ class OptimizerSpec:
                 " but returns a plain GradientTransformation; return an"
                 " optax.GradientTransformationExtraArgs, or wrappers drop the extra arguments")
         return hparams
+
+    def _line_of(self, exc: BaseException) -> str:
+        """' (file, line N)' of the deepest traceback frame in the factory's own file."""
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if Path(f.filename).resolve() == Path(self.source).resolve()]
+        return f" ({self.source}, line {frames[-1].lineno})" if frames else ""
 
     def where(self) -> str:
         """file:line of the factory, for messages that send the user to the code."""

@@ -1,0 +1,180 @@
+"""Adding optimizers, end to end, as a user does it: the README walkthrough verbatim, the
+three ways to plug in (a file in optimizers/, --plugin or a matrix's `plugins`, an installed
+entry point), and every way a plugin can be broken."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, run_optbench
+
+VENV_BIN = Path(sys.executable).parent
+GOOD_PLUGIN = """\
+import optax
+from optimizers import LogUniform, register
+
+@register("test:clipped_sgd", learning_rate=LogUniform(1e-3, 1.0, default=0.1))
+def clipped_sgd(learning_rate: float, max_norm: float = 1.0):
+    return optax.chain(optax.clip_by_global_norm(max_norm), optax.sgd(learning_rate))
+"""
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """A copy of the source tree, so that files written into optimizers/ stay out of ours."""
+    copy = tmp_path_factory.mktemp("checkout") / "optbench"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "results", "__pycache__", ".pytest_cache", ".benchmarks", ".device-cache"))
+    return copy
+
+
+def shell(command: str, cwd: Path, extra_path: str = "") -> subprocess.CompletedProcess:
+    """A command line as typed in a terminal, with `optbench` on PATH and `cwd`'s code first."""
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(cwd), extra_path) if p)}
+    return subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def readme_walkthrough() -> list[str]:
+    """The commands of the README's 'Add an optimizer in three steps', in order."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Add an optimizer in three steps", 1)[1].split("**Three ways", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    return [line.strip() for block in blocks for line in textwrap.dedent(block).splitlines()
+            if line.strip()]
+
+
+def test_the_readme_walkthrough_works_verbatim(checkout):
+    commands = readme_walkthrough()
+    assert [c.split()[1] for c in commands] == ["new-optimizer", "check", "run"]
+    for command in commands:
+        result = shell(command, checkout)
+        assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        if command.startswith("optbench check"):
+            assert "conforms: 6 checks pass" in result.stdout
+    assert (checkout / "optimizers" / "my_momentum.py").is_file()
+    runs = pd.read_parquet(checkout / "results" / "my-momentum" / "runs.parquet")
+    assert set(runs.optimizer) == {"my_momentum", "momentum", "adam"}
+    assert set(runs.status) == {"done"}
+    # the generated test passes too
+    result = shell(f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_my_momentum.py",
+                   checkout)
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_a_plugin_file_loads_from_the_flag_and_from_the_matrix(tmp_path):
+    plugin = tmp_path / "my_optimizers.py"
+    plugin.write_text(GOOD_PLUGIN)
+    listed = run_optbench("list", "optimizers", "--plugin", str(plugin))
+    assert listed.returncode == 0, listed.stderr
+    assert "test:clipped_sgd" in listed.stdout
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(f'plugins = ["{plugin}"]\nseeds = 1\nsteps = 50\n'
+                      f'workloads = ["synthetic-mlp"]\noptimizers = ["test:clipped_sgd"]\n')
+    result = run_optbench("run", str(matrix), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
+    assert list(runs.optimizer) == ["test:clipped_sgd"] and list(runs.status) == ["done"]
+
+
+def test_an_installed_package_is_found_through_its_entry_point(tmp_path):
+    package = tmp_path / "tiny-optbench-plugin"
+    (package / "tiny_plugin").mkdir(parents=True)
+    (package / "pyproject.toml").write_text(textwrap.dedent("""\
+        [build-system]
+        requires = ["setuptools>=70.1"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "tiny-optbench-plugin"
+        version = "0.1"
+
+        [project.entry-points."optbench.optimizers"]
+        tiny = "tiny_plugin.good"
+        broken = "tiny_plugin.broken"
+        """))
+    (package / "tiny_plugin" / "__init__.py").write_text("")
+    (package / "tiny_plugin" / "good.py").write_text(GOOD_PLUGIN.replace("test:", "tiny:"))
+    (package / "tiny_plugin" / "broken.py").write_text("import optax\n\nraise ImportError('no gpu_only_lib')\n")
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--no-build-isolation", "--target", str(site), str(package)],
+        capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    assert list(site.glob("tiny_optbench_plugin-0.1.dist-info/entry_points.txt"))
+
+    listed = shell(f"{sys.executable} -m bench.cli list optimizers", ROOT, extra_path=str(site))
+    assert "tiny:clipped_sgd" in listed.stdout and "adam" in listed.stdout
+    # the broken entry point is one line naming its file and line; the rest loaded; exit 2
+    errors = listed.stderr.strip().splitlines()
+    assert len(errors) == 1, listed.stderr
+    assert "entry point 'broken' (" in errors[0] and "tiny_plugin/broken.py), line 3" in errors[0]
+    assert "ImportError: no gpu_only_lib" in errors[0]
+    assert listed.returncode == 2
+
+    checked = shell(f"{sys.executable} -m bench.cli check tiny:clipped_sgd", ROOT, extra_path=str(site))
+    assert "tiny:clipped_sgd: conforms" in checked.stdout, checked.stdout + checked.stderr
+
+
+# name -> (plugin source, words its one error line must contain)
+BROKEN_PLUGINS = {
+    "fails-to-import": ("import optax\nimport numpy\nraise RuntimeError('boom')\n",
+                        ["line 3", "failed to load: RuntimeError: boom"]),
+    "syntax-error": ("import optax\ndef f(:\n", ["line 2", "SyntaxError"]),
+    "registers-nothing": ("import optax\n\nX = 1\n", ["registered no optimizer"]),
+    "not-a-transformation": (
+        "from optimizers import register\n\n@register('test:not_tx')\n"
+        "def not_tx(learning_rate: float = 0.1):\n    return learning_rate * 2\n",
+        ["'test:not_tx'", "not_a_transformation.py:3", "returned float, not an optax.GradientTransformation"]),
+    "taken-name": ("import optax\nfrom optimizers import register\n\n"
+                   "@register('adam')\ndef adam(learning_rate: float = 0.1):\n"
+                   "    return optax.sgd(learning_rate)\n",
+                   ["line 4", "optimizer name 'adam' is already taken", "adam.py"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_PLUGINS))
+def test_a_broken_plugin_is_one_line_and_the_others_still_load(case, tmp_path):
+    source, words = BROKEN_PLUGINS[case]
+    plugin = tmp_path / f"{case.replace('-', '_')}.py"
+    plugin.write_text(source)
+    result = run_optbench("list", "optimizers", "--plugin", str(plugin))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("optbench: error: plugin "), result.stderr
+    assert str(plugin) in lines[0]
+    for word in words:
+        assert word in lines[0]
+    assert "optax:adam" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_a_run_with_a_broken_plugin_runs_the_rest_and_exits_2(tmp_path):
+    plugin = tmp_path / "broken.py"
+    plugin.write_text(BROKEN_PLUGINS["fails-to-import"][0])
+    result = run_optbench("run", "--preset", "smoke", "--optimizers", "sgd", "--plugin",
+                          str(plugin), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert set(pd.read_parquet(tmp_path / "out" / "runs.parquet").status) == {"done"}
+    assert "broken.py, line 3 failed to load" in result.stderr
+
+
+def test_a_broken_file_dropped_into_optimizers_is_reported_and_skipped(checkout):
+    (checkout / "optimizers" / "half_written.py").write_text(
+        "from optimizers import register\n\n@register('half')\ndef half(learning_rate: float = 0.1):\n"
+        "    return undefined_name\n")
+    try:
+        result = shell(f"{sys.executable} -m bench.cli list optimizers", checkout)
+    finally:
+        (checkout / "optimizers" / "half_written.py").unlink()
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "half_written.py" in lines[0] and "NameError" in lines[0], result.stderr
+    assert "adamw" in result.stdout
