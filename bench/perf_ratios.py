@@ -36,17 +36,17 @@ def ratios(report: dict) -> list[tuple[str, str, float, float, float]]:
 def main(path: str) -> None:
     with open(path) as f:
         report = json.load(f)
-    print(f"{'group':34} {'ratio':>12} {'median a':>11} {'median b':>11} {'a/b':>6}  (IQR a, b)")
+    print(f"{'group':34} {'ratio':>12} {'median a':>11} {'median b':>11} {'time a/b':>9}  (IQR a, b)")
     for group, label, ma, mb, ratio, iqr_a, iqr_b in ratios(report):
-        print(f"{group:34} {label:>12} {ma * 1e3:9.3f}ms {mb * 1e3:9.3f}ms {ratio:6.3f}"
+        print(f"{group:34} {label:>12} {ma * 1e3:9.3f}ms {mb * 1e3:9.3f}ms {ratio:9.3f}"
               f"  ({iqr_a * 1e3:.3f}, {iqr_b * 1e3:.3f} ms)")
     paired = [b for b in report["benchmarks"] if "ratio_median" in b.get("extra_info", {})]
     if paired:
-        print(f"\n{'hand-written vs Optax twin':34} {'us/update':>11} {'optax':>9} {'ratio':>6}  (IQR)")
+        print(f"\n{'hand-written vs Optax twin':34} {'us/update':>11} {'optax':>9} {'time ratio':>10}  (IQR)")
     for bench in paired:
         info = bench["extra_info"]
         print(f"{bench['param']:34} {info['us_per_update_handwritten']:11.2f}"
-              f" {info['us_per_update_optax']:9.2f} {info['ratio_median']:6.3f}"
+              f" {info['us_per_update_optax']:9.2f} {info['ratio_median']:10.3f}"
               f"  ({info['ratio_iqr']:.3f})")
 
 

@@ -178,3 +178,35 @@ def test_a_broken_file_dropped_into_optimizers_is_reported_and_skipped(checkout)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "half_written.py" in lines[0] and "NameError" in lines[0], result.stderr
     assert "adamw" in result.stdout
+
+
+@pytest.mark.parametrize("name,extra,message", [
+    ("My-SGD", [], "must be lower case letters, digits and underscores"),
+    ("adam", [], "'adam' is already registered"),
+    ("fresh", ["--dir", "/nonexistent/folder"], "folder /nonexistent/folder does not exist"),
+])
+def test_new_optimizer_refuses_bad_names_and_places(name, extra, message, tmp_path):
+    result = run_optbench("new-optimizer", name, "--tests-dir", str(tmp_path), *extra)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_new_optimizer_never_overwrites_without_force(tmp_path):
+    args = ["new-optimizer", "fresh", "--dir", str(tmp_path), "--tests-dir", str(tmp_path)]
+    assert run_optbench(*args).returncode == 0
+    (tmp_path / "fresh.py").write_text("# my edits\n" + (tmp_path / "fresh.py").read_text())
+    again = run_optbench(*args)
+    assert again.returncode == 2 and "already exists; pass --force" in again.stderr
+    assert (tmp_path / "fresh.py").read_text().startswith("# my edits")
+    assert run_optbench(*args, "--force").returncode == 0
+    assert not (tmp_path / "fresh.py").read_text().startswith("# my edits")
+
+
+def test_check_exits_1_and_names_the_failing_check(tmp_path):
+    plugin = tmp_path / "climbs.py"
+    plugin.write_text("import optax\nfrom optimizers import register\n\n"
+                      "@register('test:climbs')\ndef climbs(learning_rate: float = 0.1):\n"
+                      "    return optax.sgd(-learning_rate)\n")
+    result = run_optbench("check", "test:climbs", "--plugin", str(plugin))
+    assert result.returncode == 1, result.stderr
+    assert "1 of 6 checks failed: quadratic" in result.stdout
