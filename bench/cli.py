@@ -112,8 +112,6 @@ def _cmd_run(args) -> int:
     from bench import matrix as matrix_mod
     from bench.harness import run_matrix
 
-    import optimizers
-
     matrix = matrix_mod.load(args.matrix, args.preset)
     _load_plugins([*matrix.plugins, *args.plugin])
     if args.workloads:
