@@ -19,14 +19,16 @@ import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from bench.errors import UserError
-from bench.matrix import Cell
 from bench.records import CURVE_COLUMNS, CellResult, Status
+
+if TYPE_CHECKING:  # the store itself stays free of JAX, so reports can read it without
+    from bench.matrix import Cell
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
