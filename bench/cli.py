@@ -45,6 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     _plugin_option(listing)
     listing.set_defaults(handler=_cmd_list)
 
+    report = commands.add_parser("report", help="tables and plots of a results folder")
+    report.add_argument("run", help="a results folder (e.g. results/quick-20261126-101500)")
+    report.add_argument("--out", help="where to write report.html, report.md and plots/"
+                                      " (default: the results folder)")
+    report.set_defaults(handler=_cmd_report)
+
+    compare = commands.add_parser("compare", help="runs side by side on the cells they share")
+    compare.add_argument("runs", nargs="+", metavar="RUN",
+                         help="results folders; the first is the baseline")
+    compare.add_argument("--metric", default="final_test_accuracy",
+                         help="a runs.parquet metric column (default: final_test_accuracy)")
+    compare.add_argument("--fail-on-regression", type=_percent, metavar="PCT",
+                         help="exit 1 when a later run is worse than the baseline by more than"
+                              " PCT%% on the metric or on speed")
+    compare.add_argument("--out", help="where to write compare.md and compare.html"
+                                       " (default: <last run>/compare)")
+    compare.set_defaults(handler=_cmd_compare)
+
     check = commands.add_parser("check", help="run the conformance suite on optimizers")
     check.add_argument("names", nargs="+", metavar="NAME", help="registered optimizer names")
     _plugin_option(check)
@@ -104,6 +122,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of percent") from None
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"must be in [0, 100), got {value:g}")
+    return value
+
+
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -127,7 +155,68 @@ def _cmd_run(args) -> int:
     cells = matrix_mod.cells(matrix, args.data_dir)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("results") / f"{matrix.name}-{stamp}"
-    return run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force)
+    code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force)
+    _write_report(out)
+    return code
+
+
+def _write_report(out: Path) -> None:
+    """The run's report, written after its results are safe: a failure here costs the
+    report only, never a result, so it is one warning line."""
+    from bench import report
+    from bench.store import load
+
+    try:
+        paths = report.write(report.build(load(out)))
+    except Exception as exc:  # noqa: BLE001
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"optbench: warning: no report ({type(exc).__name__}: {message});"
+              f" the results are saved; try `optbench report {out}`", file=sys.stderr)
+        return
+    print(f"report: {paths['html']}", file=sys.stderr)
+
+
+def _cmd_report(args) -> int:
+    from bench import report
+    from bench.store import load
+    from bench.summary import wide_console
+
+    built = report.build(load(args.run))
+    paths = report.write(built, Path(args.out) if args.out else None)
+    console = wide_console()
+    for note in built.notes:
+        console.print(f"note: {note}", markup=False)
+    if len(built.summary):
+        console.print(report.terminal_table(built))
+    console.print(f"report: {paths['html']}\nmarkdown: {paths['markdown']}\nplots: {paths['plots']}",
+                  markup=False, highlight=False)
+    return EXIT_OK
+
+
+def _cmd_compare(args) -> int:
+    from bench import compare
+    from bench.store import load
+    from bench.summary import wide_console
+
+    if len(args.runs) < 2:
+        raise UserError("compare needs at least two results folders: BASELINE RUN [RUN ...]")
+    comparison = compare.compare([load(run) for run in args.runs], args.metric)
+    out = Path(args.out) if args.out else Path(args.runs[-1]) / "compare"
+    md_path, html_path = compare.write(comparison, out)
+    console = wide_console()
+    for note in comparison.notes:
+        console.print(f"note: {note}", markup=False)
+    console.print(compare.terminal_table(comparison))
+    for run, workload, label in comparison.only_in:
+        console.print(f"only in {run}: {workload} x {label}", markup=False, highlight=False)
+    console.print(f"markdown: {md_path}\nhtml: {html_path}", markup=False, highlight=False)
+    if args.fail_on_regression is not None:
+        found = compare.regressions(comparison, args.fail_on_regression)
+        for line in found:
+            print(f"regression: {line}", file=sys.stderr)
+        if found:
+            return EXIT_FAILED_CELLS
+    return EXIT_OK
 
 
 def _cmd_list(args) -> int:

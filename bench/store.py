@@ -17,6 +17,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ if TYPE_CHECKING:  # the store itself stays free of JAX, so reports can read it 
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK  # what open() would have given the file
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -41,6 +45,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -197,18 +202,37 @@ def first_reaching(curve: pd.DataFrame, metric: str, value: float) -> tuple[floa
     return float(row["step"]), float(row["train_seconds"])
 
 
-def load_tables(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(runs, curves) of a results folder, read from its merged tables."""
+@dataclass(frozen=True)
+class Results:
+    """A results folder as pandas tables: what `bench.load(path)` returns."""
+
+    root: Path
+    manifest: dict[str, Any]
+    runs: pd.DataFrame  # one row per cell x seed (results/README.md)
+    curves: pd.DataFrame  # one row per cell x seed x eval point
+
+
+def load(root: str | Path) -> Results:
+    """Read a results folder. A folder whose run has not merged any cell yet gives empty
+    tables; a missing, foreign, newer or corrupt folder is a one-line UserError."""
     store = RunStore(root)
-    store.manifest()  # checks it is a results folder of this schema
+    manifest = store.manifest()  # checks it is a results folder of this schema
+    runs_path, curves_path = store.root / "runs.parquet", store.root / "curves.parquet"
+    if not runs_path.exists():
+        return Results(store.root, manifest, pd.DataFrame(columns=RUN_COLUMNS), _empty_curves())
     try:
-        return (pd.read_parquet(store.root / "runs.parquet"),
-                pd.read_parquet(store.root / "curves.parquet"))
-    except FileNotFoundError as exc:
-        raise UserError(f"{root} has no {Path(exc.filename).name}; run `optbench run --out {root}`"
-                        " to finish it") from None
+        runs = pd.read_parquet(runs_path)
+        curves = pd.read_parquet(curves_path) if curves_path.exists() else _empty_curves()
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise UserError(f"a table in {root} is corrupt: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"a table in {root} is corrupt: {str(exc).splitlines()[0]}"
+                        f"; `optbench run --out {root}` rebuilds it from the cell files") from None
+    return Results(store.root, manifest, runs, curves)
+
+
+def load_tables(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, curves) of a results folder."""
+    results = load(root)
+    return results.runs, results.curves
 
 
 def _or_nan(value: Any) -> float:

@@ -20,3 +20,13 @@ def run_optbench(*args: str, cwd: Path | None = None, timeout: float = 300) -> s
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """One run of the smoke preset (2 optimizers x 2 seeds on synthetic data), shared."""
+    from bench import cli
+
+    out = tmp_path_factory.mktemp("runs") / "smoke"
+    assert cli.main(["run", "--preset", "smoke", "--out", str(out)]) == 0
+    return out

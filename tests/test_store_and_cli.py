@@ -9,13 +9,6 @@ from bench.store import RUN_COLUMNS, RunStore, load_tables
 from tests.conftest import ROOT, run_optbench
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "smoke"
-    assert cli.main(["run", "--preset", "smoke", "--out", str(out)]) == 0
-    return out
-
-
 def test_run_writes_the_results_folder(smoke_run):
     manifest = json.loads((smoke_run / "manifest.json").read_text())
     assert manifest["schema_version"] == 1

@@ -1,0 +1,191 @@
+"""`optbench compare A B [C ...]`: runs side by side on the cells they share.
+
+Cells match on what they trained (workload, optimizer, every hyperparameter, steps, batch
+size, eval cadence), not on their seeds, so a rerun with other seeds still compares. The
+first run is the baseline; every other run is compared with it: the metric's mean and 95%
+interval per run, the difference with Welch's interval and p-value (significant at
+p < 0.05), and the speed ratio (the baseline's median step time over this run's: above 1
+is faster). Cells present in some runs
+only are listed, never silently dropped. Reads the tables only (no JAX).
+"""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+from bench import analysis
+from bench.errors import UserError
+from bench.store import Results
+
+KEY = ["workload", "optimizer", "hparams", "steps", "batch_size", "eval_every"]
+METRICS = ["final_test_accuracy", "final_val_accuracy", "best_val_accuracy", "final_test_loss",
+           "final_val_loss", "final_train_loss"]
+SIGNIFICANCE = 0.05
+
+
+@dataclass
+class Comparison:
+    names: list[str]  # one per run, baseline first
+    metric: str
+    rows: pd.DataFrame  # one row per shared cell x compared run
+    only_in: list[tuple[str, str, str]]  # (run, workload, label) of unshared cells
+    notes: list[str]
+
+
+def compare(runs: list[Results], metric: str) -> Comparison:
+    if metric not in METRICS:
+        raise UserError(f"unknown metric '{metric}'; choose one of: {', '.join(METRICS)}")
+    names = _names(runs)
+    keyed = [r.runs.assign(match_key=r.runs[KEY].astype(str).agg("|".join, axis=1)) for r in runs]
+    shared = set.intersection(*(set(k["match_key"]) for k in keyed)) if keyed else set()
+    only_in = sorted({(name, row.workload, row.label) for name, table in zip(names, keyed)
+                      for row in table.itertuples() if row.match_key not in shared})
+    rows = []
+    base = keyed[0]
+    for name, table in zip(names[1:], keyed[1:]):
+        for key in sorted(shared):
+            a, b = base[base["match_key"] == key], table[table["match_key"] == key]
+            a_values, b_values = _done(a, metric), _done(b, metric)
+            mean_a, low_a, high_a = analysis.mean_ci(a_values)
+            mean_b, low_b, high_b = analysis.mean_ci(b_values)
+            diff, diff_low, diff_high, p = analysis.welch(a_values, b_values)
+            # speed from the median step time over chunks: steps_per_s also carries one-off
+            # costs of the process's first cells, which moved it by up to 17% between runs
+            step_a, step_b = a["step_time_median_s"].median(), b["step_time_median_s"].median()
+            rows.append({
+                "run": name, "workload": b["workload"].iloc[0], "label": b["label"].iloc[0],
+                "seeds_a": len(a_values), "seeds_b": len(b_values),
+                "not_done_a": int((a["status"] != "done").sum()),
+                "not_done_b": int((b["status"] != "done").sum()),
+                "mean_a": mean_a, "low_a": low_a, "high_a": high_a,
+                "mean_b": mean_b, "low_b": low_b, "high_b": high_b,
+                "diff": diff, "diff_low": diff_low, "diff_high": diff_high, "p": p,
+                "significant": bool(np.isfinite(p) and p < SIGNIFICANCE),
+                "change_pct": 100 * diff / abs(mean_a) if mean_a else math.nan,
+                "speed_ratio": step_a / step_b if step_b else math.nan,
+            })
+    notes = []
+    if not shared:
+        notes.append("The runs share no cell: nothing to compare side by side.")
+    machines = {_machine(r.manifest) for r in runs}
+    if len(machines) > 1:
+        notes.append("The runs come from different machines (" + "; ".join(sorted(machines))
+                     + "): speed ratios compare the machines as much as the code.")
+    return Comparison(names, metric, pd.DataFrame(rows), only_in, notes)
+
+
+def regressions(comparison: Comparison, pct: float) -> list[str]:
+    """One line per cell where a later run is worse than the baseline by more than pct% on
+    the metric (its mean) or on speed (steps/s)."""
+    better_high = analysis.higher_is_better(comparison.metric)
+    found = []
+    for r in comparison.rows.itertuples():
+        worse = -r.change_pct if better_high else r.change_pct
+        if np.isfinite(worse) and worse > pct:
+            found.append(f"{r.run}: {r.workload} x {r.label}: {comparison.metric} {r.mean_a:.4g} ->"
+                         f" {r.mean_b:.4g} ({r.change_pct:+.2f}%, p={r.p:.3g})")
+        if np.isfinite(r.speed_ratio) and (1 - r.speed_ratio) * 100 > pct:
+            found.append(f"{r.run}: {r.workload} x {r.label}: speed {r.speed_ratio:.3f}x the baseline"
+                         f" ({(r.speed_ratio - 1) * 100:+.1f}%)")
+    return found
+
+
+def table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    a = comparison.names[0]
+    header = ["run", "workload", "optimizer", f"{a} (95% CI)", "this run (95% CI)",
+              "difference (95% CI)", "p", "significant", "speed vs baseline", "seeds (done)"]
+    rows = []
+    for r in comparison.rows.itertuples():
+        rows.append([r.run, r.workload, r.label, _ci(r.mean_a, r.low_a, r.high_a),
+                     _ci(r.mean_b, r.low_b, r.high_b), _ci(r.diff, r.diff_low, r.diff_high, sign=True),
+                     "—" if not np.isfinite(r.p) else f"{r.p:.3g}",
+                     "yes" if r.significant else ("n/a" if not np.isfinite(r.p) else "no"),
+                     "—" if not np.isfinite(r.speed_ratio) else f"{r.speed_ratio:.3f}x",
+                     f"{r.seeds_a} vs {r.seeds_b}"])
+    return header, rows
+
+
+def _ci(mean, low, high, sign=False) -> str:
+    if not np.isfinite(mean):
+        return "—"
+    fmt = "+.4f" if sign else ".4f"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{mean:{fmt}}"
+    return f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def terminal_table(comparison: Comparison) -> Table:
+    header, rows = table_rows(comparison)
+    table = Table(title=f"{comparison.metric}: {' vs '.join(comparison.names)}")
+    for h in header:
+        table.add_column(h)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def markdown(comparison: Comparison) -> str:
+    header, rows = table_rows(comparison)
+    esc = lambda t: str(t).replace("|", "\\|")  # noqa: E731
+    lines = [f"# optbench compare: {' vs '.join(comparison.names)}", "",
+             f"Metric: `{comparison.metric}`; baseline: `{comparison.names[0]}`.", ""]
+    lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
+    lines += ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in rows]
+    if comparison.only_in:
+        lines += ["", "## Cells in some runs only", ""]
+        lines += [f"- `{esc(run)}`: {esc(workload)} x {esc(label)}"
+                  for run, workload, label in comparison.only_in]
+    return "\n".join(lines) + "\n"
+
+
+def html_page(comparison: Comparison) -> str:
+    e = html.escape
+    header, rows = table_rows(comparison)
+    parts = [f"<h1>optbench compare: {e(' vs '.join(comparison.names))}</h1>",
+             f"<p>Metric: <code>{e(comparison.metric)}</code>; baseline:"
+             f" <code>{e(comparison.names[0])}</code>.</p>"]
+    parts += [f"<p class=note>{e(note)}</p>" for note in comparison.notes]
+    parts.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in header)
+                 + "</tr></thead><tbody>"
+                 + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+                 + "</tbody></table>")
+    if comparison.only_in:
+        parts.append("<h2>Cells in some runs only</h2><ul>" + "".join(
+            f"<li><code>{e(run)}</code>: {e(workload)} x {e(label)}</li>"
+            for run, workload, label in comparison.only_in) + "</ul>")
+    return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>optbench compare</title>"
+            "<style>body{font:14px system-ui,sans-serif;margin:2em auto;max-width:1280px}"
+            "table{border-collapse:collapse}th,td{padding:4px 8px;border-bottom:1px solid #eee}"
+            "th{background:#f4f5f7}.note{background:#fff7e0;padding:.5em}</style></head><body>"
+            + "\n".join(parts) + "</body></html>\n")
+
+
+def write(comparison: Comparison, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(markdown(comparison))
+    (out / "compare.html").write_text(html_page(comparison))
+    return out / "compare.md", out / "compare.html"
+
+
+def _done(rows: pd.DataFrame, metric: str) -> list[float]:
+    return rows.loc[rows["status"] == "done", metric].astype(float).tolist()
+
+
+def _names(runs: list[Results]) -> list[str]:
+    names = [r.root.name for r in runs]
+    if len(set(names)) < len(names):  # same folder names under different parents
+        names = [str(r.root) for r in runs]
+    return names
+
+
+def _machine(manifest: dict) -> str:
+    device, host = manifest.get("device", {}), manifest.get("host", {})
+    return f"{device.get('platform', '?')} {device.get('kind', '?')} x{device.get('count', '?')}," \
+           f" {host.get('cpus', '?')} CPUs"

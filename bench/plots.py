@@ -1,0 +1,182 @@
+"""The report's figures (seaborn on matplotlib's Agg backend), from the results tables only.
+
+Each function takes the tables, writes one PNG and returns its path, or returns None when
+the run holds nothing to draw (no curves, one learning rate, ...).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: never open a window, never need a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from bench import analysis  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook")
+DPI = 110
+
+
+def _palette(labels) -> dict:
+    labels = sorted(set(labels))
+    return dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "husl", len(labels))))
+
+
+def _panels(count: int, width: float = 5.2, height: float = 3.6, rows: int = 1):
+    fig, axes = plt.subplots(rows, count, figsize=(width * count, height * rows), squeeze=False)
+    return fig, axes
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) -> Path | None:
+    """Training loss and the target metric against `x` (step or train_seconds): the mean
+    over seeds, and a band from the lowest to the highest seed (a standard-deviation band
+    would dip below zero on the log-scaled loss); one column of panels per workload."""
+    if not len(curves_table):
+        return None
+    data = curves_table.merge(runs[["cell_id", "seed", "workload", "label", "target_metric"]]
+                              .drop_duplicates(["cell_id", "seed"]), on=["cell_id", "seed"])
+    workloads = sorted(data["workload"].unique())
+    colours = _palette(data["label"])
+    fig, axes = _panels(len(workloads), rows=2)
+    for column, workload in enumerate(workloads):
+        frame = data[data["workload"] == workload]
+        metric = frame["target_metric"].iloc[0]
+        for row, y in enumerate(["train_loss", metric]):
+            ax = axes[row][column]
+            for label, group in frame.groupby("label"):
+                by_step = group.groupby("step").agg(x=(x, "mean"), mean=(y, "mean"),
+                                                    low=(y, "min"), high=(y, "max"))
+                ax.plot(by_step["x"], by_step["mean"], label=label, color=colours[label], lw=1.6)
+                ax.fill_between(by_step["x"], by_step["low"], by_step["high"],
+                                color=colours[label], alpha=0.15, lw=0)
+            if y == "train_loss":
+                ax.set_yscale("log")
+                ax.set_title(workload)
+            ax.set_xlabel("step" if x == "step" else "training seconds")
+            ax.set_ylabel(y.replace("_", " "))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    columns = max(1, min(len(labels), 2 * len(workloads)))
+    rows_of_legend = math.ceil(len(labels) / columns)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False, fontsize=9)
+    name = "curves_by_step.png" if x == "step" else "curves_by_time.png"
+    fig.tight_layout(rect=(0, 0.035 * rows_of_legend + 0.02, 1, 1))
+    fig.savefig(out / name, dpi=DPI)
+    plt.close(fig)
+    return out / name
+
+
+def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
+    """The final target metric per optimizer: a box over the finished seeds, every seed a
+    point; diverged seeds are red crosses at their last value."""
+    if not len(runs):
+        return None
+    workloads = sorted(runs["workload"].unique())
+    fig, axes = _panels(len(workloads), width=5.6, height=0.45 * runs["label"].nunique() + 1.6)
+    for ax, workload in zip(axes[0], workloads):
+        frame = runs[runs["workload"] == workload]
+        metric = "final_" + frame["target_metric"].iloc[0]
+        order = (frame[frame["status"] == "done"].groupby("label")[metric].mean()
+                 .sort_values(ascending=not analysis.higher_is_better(metric)).index.tolist())
+        order += sorted(set(frame["label"]) - set(order))
+        done = frame[frame["status"] == "done"]
+        if len(done):
+            sns.boxplot(data=done, x=metric, y="label", order=order, ax=ax, color="0.9",
+                        fliersize=0, width=0.6)
+            sns.stripplot(data=done, x=metric, y="label", order=order, ax=ax, size=5,
+                          color="tab:blue", jitter=0.15)
+        diverged = frame[frame["status"] == "diverged"]
+        if len(diverged):
+            ax.scatter(diverged[metric], [order.index(label) for label in diverged["label"]],
+                       marker="x", color="tab:red", s=50, label="diverged seed", zorder=5)
+            ax.legend(loc="lower right", fontsize=8)
+        ax.set_title(workload)
+        ax.set_xlabel(metric.replace("_", " "))
+        ax.set_ylabel("")
+    return _save(fig, out / "final_metric.png")
+
+
+def bars(cells: pd.DataFrame, column: str, xlabel: str, out: Path, name: str,
+         missing: str = "not reached") -> Path | None:
+    """One horizontal bar per optimizer per workload; `missing` where the value is not finite."""
+    if not len(cells) or column not in cells or not np.isfinite(cells[column]).any():
+        return None
+    workloads = sorted(cells["workload"].unique())
+    fig, axes = _panels(len(workloads), width=5.6, height=0.4 * cells["label"].nunique() + 1.6)
+    for ax, workload in zip(axes[0], workloads):
+        frame = cells[cells["workload"] == workload].sort_values(column)
+        values = frame[column].where(np.isfinite(frame[column]), 0.0)
+        ax.barh(frame["label"], values, color="tab:blue", alpha=0.8)
+        for i, (value, shown) in enumerate(zip(frame[column], values)):
+            ax.text(shown, i, f" {value:.3g}" if np.isfinite(value) else f" {missing}",
+                    va="center", fontsize=8, color="0.2" if np.isfinite(value) else "tab:red")
+        ax.invert_yaxis()
+        ax.set_title(workload)
+        ax.set_xlabel(xlabel)
+    return _save(fig, out / name)
+
+
+def performance_profile(times: pd.DataFrame, out: Path) -> Path | None:
+    if times.empty or not np.isfinite(times.to_numpy()).any():
+        return None
+    taus = np.linspace(1.0, analysis.TAU_MAX, 301)
+    profile = analysis.performance_profile(times, taus)
+    colours = _palette(profile.index)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, row in profile.iterrows():
+        ax.step(taus, row.to_numpy(), where="post", label=label, color=colours[label], lw=1.6)
+    ax.set_xlim(1.0, analysis.TAU_MAX)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("tau: time to target / best time on the workload")
+    ax.set_ylabel("share of workloads within tau")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, out / "performance_profile.png")
+
+
+def heatmap(normalised: pd.DataFrame, out: Path) -> Path | None:
+    if normalised.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(1.6 * normalised.shape[1] + 3.2, 0.42 * normalised.shape[0] + 1.4))
+    sns.heatmap(normalised, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, ax=ax,
+                cbar_kws={"label": "0 worst, 1 best final target metric"})
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    return _save(fig, out / "heatmap.png")
+
+
+def lr_sensitivity(cells: pd.DataFrame, out: Path) -> Path | None:
+    """Final target metric against learning rate, when an optimizer ran at several."""
+    if not len(cells):
+        return None
+    swept = cells[np.isfinite(cells["learning_rate"])]
+    swept = swept.groupby(["workload", "optimizer"]).filter(lambda g: g["learning_rate"].nunique() > 1)
+    if not len(swept):
+        return None
+    workloads = sorted(swept["workload"].unique())
+    colours = _palette(swept["optimizer"])
+    fig, axes = _panels(len(workloads))
+    for ax, workload in zip(axes[0], workloads):
+        frame = swept[swept["workload"] == workload]
+        for optimizer, group in frame.groupby("optimizer"):
+            group = group.sort_values("learning_rate")
+            ax.errorbar(group["learning_rate"], group["score"],
+                        yerr=[group["score"] - group["final_" + group["target_metric"].iloc[0] + "_low"].fillna(group["score"]),
+                              group["final_" + group["target_metric"].iloc[0] + "_high"].fillna(group["score"]) - group["score"]],
+                        marker="o", capsize=3, label=optimizer, color=colours[optimizer])
+        ax.set_xscale("log")
+        ax.set_title(workload)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("final " + frame["target_metric"].iloc[0].replace("_", " "))
+        ax.legend(fontsize=8)
+    return _save(fig, out / "lr_sensitivity.png")

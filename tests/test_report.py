@@ -1,0 +1,165 @@
+"""Reports and comparisons, from the tables alone: what they show, how they survive odd
+runs, and that they never run user text as HTML."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import bench
+from bench import compare, report
+from tests.conftest import ROOT, run_optbench
+
+
+def variant(smoke_run, tmp_path, name, edit_runs=None, edit_curves=None):
+    """A copy of the smoke run whose tables `edit_*` changed (the manifest kept)."""
+    out = tmp_path / name
+    out.mkdir()
+    shutil.copy(smoke_run / "manifest.json", out / "manifest.json")
+    runs = pd.read_parquet(smoke_run / "runs.parquet")
+    curves = pd.read_parquet(smoke_run / "curves.parquet")
+    (edit_runs(runs) if edit_runs else runs).to_parquet(out / "runs.parquet", index=False)
+    (edit_curves(curves) if edit_curves else curves).to_parquet(out / "curves.parquet", index=False)
+    return out
+
+
+def test_a_run_writes_its_report(smoke_run):
+    html = (smoke_run / "report.html").read_text()
+    for label in ("optax:sgd", "optax:adam"):
+        assert label in html
+    assert html.count("data:image/png;base64,") >= 4
+    assert "http://" not in html and "https://" not in html and 'src="plots/' not in html
+    markdown = (smoke_run / "report.md").read_text()
+    images = [line.split("](")[1].rstrip(")") for line in markdown.splitlines() if line.startswith("![")]
+    assert images and all((smoke_run / image).is_file() for image in images)
+    assert "## synthetic-mlp" in markdown and "How to read this report" in markdown
+
+
+def test_report_reads_tables_without_importing_jax(smoke_run, tmp_path):
+    code = ("import sys, bench; from bench import report, compare;"
+            f"report.write(report.build(bench.load({str(smoke_run)!r})), {str(tmp_path)!r});"
+            "assert 'jax' not in sys.modules, 'jax was imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "report.html").is_file()
+
+
+def test_bench_load_gives_dataframes(smoke_run):
+    results = bench.load(smoke_run)
+    assert isinstance(results.runs, pd.DataFrame) and isinstance(results.curves, pd.DataFrame)
+    assert set(results.runs["optimizer"]) == {"optax:sgd", "optax:adam"}
+    assert results.manifest["schema_version"] == 1
+
+
+def test_names_with_html_are_escaped(smoke_run, tmp_path):
+    evil = "<script>alert(1)</script>"
+    out = variant(smoke_run, tmp_path, "evil", edit_runs=lambda r: r.assign(
+        label=r["label"] + evil, optimizer=r["optimizer"] + evil, workload=r["workload"] + "<b>"))
+    report.write(report.build(bench.load(out)))
+    page = (out / "report.html").read_text()
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>" not in page and "&lt;b&gt;" in page
+    cmp = compare.compare([bench.load(smoke_run), bench.load(out)], "final_test_accuracy")
+    compare_page = compare.html_page(cmp)
+    assert "<script>alert" not in compare_page and "&lt;script&gt;" in compare_page
+
+
+def test_diverged_and_errored_seeds_are_shown_as_such(smoke_run, tmp_path):
+    def edit(runs):
+        runs = runs.copy()
+        runs.loc[0, "status"] = "diverged"
+        runs.loc[1, "status"] = "error"
+        return runs
+    built = report.build(bench.load(variant(smoke_run, tmp_path, "mixed", edit_runs=edit)))
+    assert built.cells["diverged"].sum() == 1 and built.cells["error"].sum() == 1
+    assert built.cells["done"].sum() == len(built.results.runs) - 2
+    assert any("ended in an error" in note for note in built.notes)
+    report.write(built)
+    markdown = (built.results.root / "report.md").read_text()
+    assert "| 0 / 1 / 1 |" in markdown  # the cell of rows 0 and 1: done / diverged / error
+
+
+def test_one_seed_one_optimizer_still_reports(smoke_run, tmp_path):
+    out = variant(smoke_run, tmp_path, "thin", edit_runs=lambda r: r[(r["seed"] == r["seed"].min())
+                                                                     & (r["optimizer"] == "optax:adam")])
+    built = report.build(bench.load(out))
+    paths = report.write(built)
+    assert any("single seed" in n for n in built.notes) and any("Only one optimizer" in n for n in built.notes)
+    assert "optax:adam" in paths["html"].read_text()
+
+
+def test_a_run_with_no_finished_cell_reports_that(tmp_path, smoke_run):
+    out = tmp_path / "empty"
+    out.mkdir()
+    shutil.copy(smoke_run / "manifest.json", out / "manifest.json")
+    result = run_optbench("report", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "no finished cell" in result.stdout
+    assert "no finished cell" in (out / "report.html").read_text()
+
+
+def test_compare_same_run_has_no_difference_and_exits_0(smoke_run, tmp_path):
+    result = run_optbench("compare", str(smoke_run), str(smoke_run), "--fail-on-regression", "1",
+                          "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "compare.md").is_file() and (tmp_path / "compare.html").is_file()
+    rows = compare.compare([bench.load(smoke_run)] * 2, "final_test_accuracy").rows
+    assert (rows["diff"] == 0).all() and not rows["significant"].any()
+    assert (rows["speed_ratio"] == 1).all()
+
+
+@pytest.mark.parametrize("edit,words", [
+    (lambda r: r.assign(final_test_accuracy=r["final_test_accuracy"] * 0.9), "final_test_accuracy"),
+    (lambda r: r.assign(step_time_median_s=r["step_time_median_s"] * 2), "speed 0.500x"),
+])
+def test_fail_on_regression_exits_1_naming_the_cell(smoke_run, tmp_path, edit, words):
+    worse = variant(smoke_run, tmp_path, "worse", edit_runs=edit)
+    result = run_optbench("compare", str(smoke_run), str(worse), "--fail-on-regression", "5",
+                          "--out", str(tmp_path / "cmp"))
+    assert result.returncode == 1, result.stderr
+    assert "regression: worse: synthetic-mlp x optax:" in result.stderr and words in result.stderr
+    # within the threshold it passes
+    assert run_optbench("compare", str(smoke_run), str(worse), "--fail-on-regression", "60",
+                        "--out", str(tmp_path / "cmp")).returncode == 0
+
+
+def test_cells_in_one_run_only_are_listed(smoke_run, tmp_path):
+    fewer = variant(smoke_run, tmp_path, "fewer", edit_runs=lambda r: r[r["optimizer"] == "optax:sgd"])
+    cmp = compare.compare([bench.load(smoke_run), bench.load(fewer)], "final_test_accuracy")
+    assert list(cmp.rows["label"]) == ["optax:sgd"]
+    assert cmp.only_in == [(smoke_run.name, "synthetic-mlp", "optax:adam")]
+    assert "Cells in some runs only" in compare.markdown(cmp)
+
+
+def test_compare_welch_difference_matches_the_seeds(smoke_run, tmp_path):
+    shifted = variant(smoke_run, tmp_path, "shifted", edit_runs=lambda r: r.assign(
+        final_test_accuracy=r["final_test_accuracy"] + 0.01 * (r["seed"] + 1)))
+    rows = compare.compare([bench.load(smoke_run), bench.load(shifted)], "final_test_accuracy").rows
+    seeds = pd.read_parquet(smoke_run / "runs.parquet")["seed"].unique()
+    assert rows["diff"].tolist() == pytest.approx([0.01 * (seeds + 1).mean()] * len(rows))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["compare", "results/reference"], "at least two results folders"),
+    (["compare", "results/reference", "results/reference", "--metric", "accuracy"], "unknown metric 'accuracy'"),
+    (["compare", "results/reference", "results/reference", "--fail-on-regression", "x"], "not a number"),
+    (["report", "results/nope"], "is not an optbench results folder"),
+])
+def test_bad_report_and_compare_input_is_one_line(args, message):
+    result = run_optbench(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_the_shipped_reference_run_is_small_and_compares(tmp_path):
+    reference = ROOT / "results" / "reference"
+    size = sum(p.stat().st_size for p in reference.rglob("*") if p.is_file())
+    assert size < 1_000_000
+    manifest = json.loads((reference / "manifest.json").read_text())
+    assert manifest["config"]["matrix"]["name"] == "quick"
+    result = run_optbench("compare", str(reference), str(reference), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    runs = bench.load(reference).runs
+    assert runs["label"].nunique() == 7 and set(runs["status"]) == {"done"}
