@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 TAU_MAX = 4.0
+SGD_LABELS = ("sgd", "optax:sgd")  # the baseline of "step time relative to SGD"
 
 
 def higher_is_better(metric: str) -> bool:
@@ -126,12 +127,18 @@ def cell_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
                        "final_test_loss", "best_val_accuracy"):
             mean, low, high = mean_ci(done[column]) if column in done else (math.nan,) * 3
             row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
-        if "state_bytes" in group:
-            row["state_bytes"] = float(group["state_bytes"].median())
+        for column in ("state_bytes", "state_to_param", "update_share", "mfu"):
+            if column in group:  # absent from runs made before they were recorded
+                row[column] = float(group[column].median())
         rows.append(row)
     table = pd.DataFrame(rows)
     if not len(table):
         return table
+    table["step_time_vs_sgd"] = math.nan  # DeepOBS's relative cost, where SGD ran too
+    for _, group in table.groupby("workload"):
+        sgd = group[group["label"].isin(SGD_LABELS)]["step_time_s"]
+        if len(sgd):
+            table.loc[group.index, "step_time_vs_sgd"] = group["step_time_s"] / sgd.iloc[0]
     table["score"] = table.apply(lambda r: r["final_" + r["target_metric"]], axis=1)
     table["rank"] = math.nan
     for _, group in table.groupby("workload"):

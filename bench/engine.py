@@ -17,7 +17,8 @@ import optax
 from flax import nnx
 
 from bench.data import Dataset
-from bench.records import CURVE_COLUMNS, CellResult, SeedRecord, Status, Timings
+from bench import monitor
+from bench.records import CURVE_COLUMNS, CellResult, SeedRecord, Status, Timings, Usage
 from bench.workloads import Workload
 from optimizers.registry import OptimizerSpec, extra_update_args
 
@@ -100,11 +101,13 @@ class SeedBatchTrainer:
         self.x_train, self.y_train, *self.eval_data = device_data
         self.timings.data_s = time.perf_counter() - clock
 
-        tx = optimizer.build(hparams)
+        self.tx, self.needs = optimizer.build(hparams), optimizer.needs
         graphdef, self.params = init_params(workload, dataset, seeds)
-        self.opt_state = jax.vmap(tx.init)(self.params)
+        self.opt_state = jax.vmap(self.tx.init)(self.params)
         self.keys = data_keys(seeds)
-        self._chunk = make_train_chunk(graphdef, tx, batch_size, optimizer.needs)
+        self.usage = Usage(param_bytes=tree_bytes(self.params) // len(seeds),
+                           state_bytes=tree_bytes(self.opt_state) // len(seeds))
+        self._chunk = make_train_chunk(graphdef, self.tx, batch_size, optimizer.needs)
         self._executables: dict[int, Any] = {}  # chunk length -> executable
         self._evaluate = self._compile(
             jax.vmap(make_evaluate(graphdef, optimizer.eval_params),
@@ -115,7 +118,55 @@ class SeedBatchTrainer:
         clock = time.perf_counter()
         executable = jax.jit(fn, **jit_kwargs).lower(*args).compile()
         self.timings.compile_s += time.perf_counter() - clock
+        self.usage.compiles += 1
         return executable
+
+    def count_flops(self) -> None:
+        """FLOPs of one train step of one seed, from XLA's cost analysis of the lowered
+        (not compiled) step: a scan's body is counted once, so the chunk is no use here."""
+        one = jax.tree.map(lambda x: x[0], (self.params, self.opt_state, self.keys))
+        try:
+            lowered = jax.jit(lambda p, s, k, x, y: self._chunk(p, s, k, x, y, 1)).lower(
+                *one, self.x_train, self.y_train)
+            self.usage.flops_per_step = float(lowered.cost_analysis()["flops"])
+        except Exception as exc:  # noqa: BLE001  backends without cost analysis
+            self.usage.missing["flops"] = f"no cost analysis: {type(exc).__name__}"
+        device = jax.devices()[0]
+        self.usage.peak_flops = monitor.peak_flops(device.device_kind)
+        if self.usage.peak_flops is None:
+            self.usage.missing["mfu"] = f"peak FLOP/s unknown for {device.device_kind!r}"
+
+    def probe_update(self, steps: int = 10, repeats: int = 3) -> None:
+        """Time the optimizer update (and apply_updates) alone on this cell's parameter
+        shapes, all seeds vmapped as in training, on a quadratic stand-in objective (so
+        that optimizers needing the loss value or function get them). Compile and timing
+        go to timings.probe_s, apart from the training clocks."""
+        clock = time.perf_counter()
+        tx, needs = self.tx, self.needs
+
+        def quadratic(p):
+            return 0.5 * sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(p))
+
+        def run(params, state):
+            def step(carry, _):
+                params, state = carry
+                value, grads = jax.value_and_grad(quadratic)(params)
+                extra = extra_update_args(needs, value=value, grad=grads, value_fn=quadratic)
+                updates, state = tx.update(grads, state, params, **extra)
+                return (optax.apply_updates(params, updates), state), None
+            return jax.lax.scan(step, (params, state), length=steps)[0]
+
+        executable = jax.jit(jax.vmap(run)).lower(self.params, self.opt_state).compile()
+        carry = executable(self.params, self.opt_state)  # warm-up
+        jax.block_until_ready(carry)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            carry = executable(*carry)
+            jax.block_until_ready(carry)
+            times.append((time.perf_counter() - start) / steps)
+        self.usage.update_s = float(np.median(times))
+        self.timings.probe_s += time.perf_counter() - clock
 
     def compile_chunk(self, length: int):
         """The executable for `length` steps; compiled once per length (a ragged last
@@ -153,34 +204,55 @@ class SeedBatchTrainer:
 
 def train(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
           hparams: Mapping[str, Any], *, steps: int, eval_every: int, batch_size: int,
-          seeds: Sequence[int], on_chunk: ChunkCallback | None = None) -> CellResult:
+          seeds: Sequence[int], on_chunk: ChunkCallback | None = None,
+          probe: bool = True, sample_interval_s: float = 0.1) -> CellResult:
     start = time.perf_counter()
     seeds = list(seeds)
     trainer = SeedBatchTrainer(workload, dataset, optimizer, hparams, seeds=seeds,
                                batch_size=batch_size)
     trainer.compile_chunk(min(eval_every, steps))
+    trainer.count_flops()
+    timings = trainer.timings
+    # initialising parameters and state, and tracing the step for its FLOP count
+    timings.setup_s = time.perf_counter() - start - timings.data_s - timings.compile_s
     records = [SeedRecord(seed, Status.DONE) for seed in seeds]
     rows: dict[str, list] = {c: [] for c in CURVE_COLUMNS}
     done = 0
-    while done < steps:
-        length = min(eval_every, steps - done)
-        losses = trainer.run_chunk(length)
-        metrics = trainer.evaluate()
-        _mark_divergence(records, losses, metrics[0], done)
-        done += length
-        for i, seed in enumerate(seeds):
-            values = (seed, done, trainer.timings.train_s, float(np.mean(losses[i])),
-                      *map(float, metrics[:, i]))
-            for column, value in zip(CURVE_COLUMNS, values):
-                rows[column].append(value)
-        if on_chunk is not None:
-            on_chunk(done, steps)
-        if all(r.status is Status.DIVERGED for r in records):
-            break  # nothing left to learn from this cell
-
+    with monitor.UsageSampler(sample_interval_s) as sampler:
+        while done < steps:
+            length = min(eval_every, steps - done)
+            losses = trainer.run_chunk(length)
+            metrics = trainer.evaluate()
+            _mark_divergence(records, losses, metrics[0], done)
+            done += length
+            for i, seed in enumerate(seeds):
+                values = (seed, done, trainer.timings.train_s, float(np.mean(losses[i])),
+                          *map(float, metrics[:, i]))
+                for column, value in zip(CURVE_COLUMNS, values):
+                    rows[column].append(value)
+            if on_chunk is not None:
+                on_chunk(done, steps)
+            if all(r.status is Status.DIVERGED for r in records):
+                break  # nothing left to learn from this cell
+    usage = trainer.usage
+    for key, value in sampler.summary().items():
+        if hasattr(usage, key):
+            setattr(usage, key, value)
+    usage.missing.update(sampler.missing)
+    usage.peak_device_bytes, why = monitor.device_memory_peak()
+    if why:
+        usage.missing["peak_device_bytes"] = why
+    if probe and any(r.status is not Status.DIVERGED for r in records):
+        trainer.probe_update()
+    usage.peak_rss_bytes = monitor.host_rss_peak()
     trainer.timings.total_s = time.perf_counter() - start
     curves = {c: np.asarray(v) for c, v in rows.items()}
-    return CellResult(seeds=records, curves=curves, timings=trainer.timings, steps_trained=done)
+    return CellResult(seeds=records, curves=curves, timings=trainer.timings, steps_trained=done,
+                      usage=usage)
+
+
+def tree_bytes(tree) -> int:
+    return int(sum(leaf.nbytes for leaf in jax.tree.leaves(tree)))
 
 
 def _mark_divergence(records: list[SeedRecord], losses: np.ndarray, val_loss: np.ndarray,

@@ -3,9 +3,11 @@
     PYTHONPATH=. python3 -m bench.gpu_check [OUT_DIR]
 
 Meant for a GPU machine with JAX, Flax and Optax installed and nothing else set up: it runs
-from the checkout, installs nothing, and prints the device, the peak device memory of this
-process and steps/s per workload.
+from the checkout, installs nothing, and prints the device, then per workload (median over
+its cells) steps/s, step time, compile time, the optimizer update's share of a step, GPU
+utilisation (NVML, where nvidia-ml-py is importable), peak device memory and MFU.
 """
+import json
 import sys
 import tempfile
 
@@ -24,7 +26,11 @@ def main(argv: list[str]) -> int:
     peak = stats.get("peak_bytes_in_use")
     print("peak device memory:", f"{peak / 2**20:.1f} MiB" if peak else "not reported by this backend")
     cells = pd.read_parquet(f"{out}/runs.parquet").drop_duplicates("cell_id")
-    columns = ["steps_per_s", "step_time_median_s", "compile_s", "train_s", "eval_s"]
+    columns = ["steps_per_s", "step_time_median_s", "compile_s", "update_share",
+               "device_util_mean", "device_util_max", "peak_device_bytes", "mfu"]
+    missing = sorted({why for text in cells["missing"] for why in json.loads(text).values()})
+    for why in missing:
+        print("not measured:", why)
     print("median over the cells of each workload:")
     print(cells.groupby("workload")[columns].median().to_string(float_format=lambda v: f"{v:.4g}"))
     return code

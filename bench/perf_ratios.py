@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 
 # (numerator, denominator) sides, as they appear in the benchmarks' parameter ids
-SIDES = [("engine", "bare")]
+SIDES = [("engine", "bare"), ("vmap", "sequential")]
 
 
 def ratios(report: dict) -> list[tuple[str, str, float, float, float]]:
@@ -40,7 +40,15 @@ def main(path: str) -> None:
     for group, label, ma, mb, ratio, iqr_a, iqr_b in ratios(report):
         print(f"{group:34} {label:>12} {ma * 1e3:9.3f}ms {mb * 1e3:9.3f}ms {ratio:9.3f}"
               f"  ({iqr_a * 1e3:.3f}, {iqr_b * 1e3:.3f} ms)")
-    paired = [b for b in report["benchmarks"] if "ratio_median" in b.get("extra_info", {})]
+    monitor = [b for b in report["benchmarks"] if b["group"] == "monitor-cost"]
+    for bench in monitor:
+        info = bench.get("extra_info", {})
+        if "ratio_median" in info:
+            print(f"monitor on/off, sampling every {bench['param']} s: step time ratio"
+                  f" {info['ratio_median']:.4f} (off {info['off_median_s'] * 1e3:.2f} ms,"
+                  f" on {info['on_median_s'] * 1e3:.2f} ms per chunk)")
+    paired = [b for b in report["benchmarks"] if "ratio_median" in b.get("extra_info", {})
+              and b["group"] != "monitor-cost"]
     if paired:
         print(f"\n{'hand-written vs Optax twin':34} {'us/update':>11} {'optax':>9} {'time ratio':>10}  (IQR)")
     for bench in paired:

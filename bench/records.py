@@ -30,9 +30,11 @@ class Timings:
     """Seconds, for the whole seed batch of one cell (seeds train together in one program)."""
 
     data_s: float = 0.0      # loading the dataset and moving it to the device
+    setup_s: float = 0.0     # initialising parameters and optimizer state, counting FLOPs
     compile_s: float = 0.0   # AOT lower().compile() of the train chunk(s) and eval
     train_s: float = 0.0     # sum of chunk times, each ended by block_until_ready
     eval_s: float = 0.0      # evaluations between chunks, on their own clock
+    probe_s: float = 0.0     # timing the optimizer update alone, after training
     total_s: float = 0.0     # wall-clock of the whole cell
     chunk_seconds: list[float] = field(default_factory=list)
     chunk_steps: list[int] = field(default_factory=list)
@@ -58,9 +60,30 @@ class Timings:
 
 
 @dataclass
+class Usage:
+    """What a cell's training used. Sizes are for one seed; None means the machine could not
+    tell, and `missing` says why."""
+
+    param_bytes: int | None = None        # one seed's parameters
+    state_bytes: int | None = None        # one seed's optimizer state
+    flops_per_step: float | None = None   # one seed, one train step: XLA's cost analysis
+    peak_flops: float | None = None       # the device's dense float32 peak, when known
+    update_s: float | None = None         # the optimizer update alone, all seeds, per step
+    peak_device_bytes: int | None = None  # memory_stats peak_bytes_in_use (process so far)
+    peak_rss_bytes: int | None = None     # host resident memory peak (process so far)
+    cpu_util_mean: float | None = None    # process CPU %, psutil (100 = one core busy)
+    device_util_mean: float | None = None  # GPU utilisation %, NVML
+    device_util_max: float | None = None
+    device_mem_peak_bytes: int | None = None  # GPU memory used, NVML (whole device)
+    compiles: int = 0                     # executables compiled for training and eval
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class CellResult:
     seeds: list[SeedRecord]
     curves: dict[str, np.ndarray]  # CURVE_COLUMNS -> equal-length arrays, one row per seed x eval
     timings: Timings
     steps_trained: int
     error: str | None = None  # the traceback when the cell failed as a whole
+    usage: Usage = field(default_factory=Usage)

@@ -113,9 +113,11 @@ def workload_rows(cells: pd.DataFrame, workload: str) -> tuple[list[str], list[l
     header = ["rank", "optimizer", f"final {metric} (95% CI)", "final test accuracy (95% CI)",
               "best val accuracy", f"steps to {metric} {'≥' if analysis.higher_is_better(metric) else '≤'} {target:g}",
               "seconds to target", "reached", "step time", "done / diverged / error"]
-    has_memory = "state_bytes" in frame and np.isfinite(frame["state_bytes"]).any()
-    if has_memory:
-        header.insert(9, "optimizer state")
+    extras = [(column, title) for column, title in (
+        ("state_bytes", "optimizer state"), ("update_share", "update share of step"),
+        ("step_time_vs_sgd", "step time vs SGD"))
+        if column in frame and np.isfinite(frame[column]).any()]
+    header[9:9] = [title for _, title in extras]
     rows = []
     for r in frame.itertuples():
         col = "final_" + metric
@@ -130,10 +132,19 @@ def workload_rows(cells: pd.DataFrame, workload: str) -> tuple[list[str], list[l
             (f"{r.step_time_s * 1e6:.0f} µs" if np.isfinite(r.step_time_s) else "—", _key(r.step_time_s)),
             (f"{r.done} / {r.diverged} / {r.error}", r.done),
         ]
-        if has_memory:
-            row.insert(9, (fmt_bytes(r.state_bytes), _key(r.state_bytes)))
+        row[9:9] = [_extra(column, getattr(r, column)) for column, _ in extras]
         rows.append(row)
     return header, rows
+
+
+def _extra(column: str, value: float) -> tuple[str, float]:
+    if not np.isfinite(value):
+        return "—", _key(value)
+    if column == "state_bytes":
+        return fmt_bytes(value), value
+    if column == "update_share":
+        return f"{100 * value:.0f}%", value
+    return f"{value:.2f}x", value
 
 
 def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, float]]]]:

@@ -17,7 +17,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,12 +117,14 @@ class RunStore:
                       for s in result.seeds],
             "status_counts": _count_status(result),
             "timings": {
-                "data_s": timings.data_s, "compile_s": timings.compile_s,
-                "train_s": timings.train_s, "eval_s": timings.eval_s, "total_s": timings.total_s,
+                "data_s": timings.data_s, "setup_s": timings.setup_s,
+                "compile_s": timings.compile_s, "train_s": timings.train_s,
+                "eval_s": timings.eval_s, "probe_s": timings.probe_s, "total_s": timings.total_s,
                 "step_time_median_s": timings.step_time_median_s,
                 "step_time_iqr_s": timings.step_time_iqr_s, "steps_per_s": timings.steps_per_s,
                 "chunk_seconds": timings.chunk_seconds, "chunk_steps": timings.chunk_steps,
             },
+            "usage": asdict(result.usage),
             "finished": _now(),
         }
         write_json(self.cells_dir / f"{cell.id}.json", record)
@@ -152,12 +154,18 @@ RUN_COLUMNS = [
     "seed", "status", "diverged_step", "steps_trained", "final_train_loss", "final_val_loss",
     "final_val_accuracy", "final_test_loss", "final_test_accuracy", "best_val_accuracy",
     "target_metric", "target_value", "target_step", "target_seconds", "seeds_in_batch",
-    "data_s", "compile_s", "train_s", "eval_s", "total_s", "step_time_median_s",
-    "step_time_iqr_s", "steps_per_s", "error",
+    "data_s", "setup_s", "compile_s", "train_s", "eval_s", "probe_s", "total_s",
+    "step_time_median_s", "step_time_iqr_s", "steps_per_s", "compiles", "param_bytes",
+    "state_bytes", "state_to_param", "update_s", "update_share", "flops_per_step",
+    "achieved_flops_per_s", "mfu", "peak_device_bytes", "peak_rss_bytes", "cpu_util_mean",
+    "device_util_mean", "device_util_max", "device_mem_peak_bytes", "missing", "error",
 ]
 _FINAL = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
-_TIMINGS = ("data_s", "compile_s", "train_s", "eval_s", "total_s", "step_time_median_s",
-            "step_time_iqr_s", "steps_per_s")
+_TIMINGS = ("data_s", "setup_s", "compile_s", "train_s", "eval_s", "probe_s", "total_s",
+            "step_time_median_s", "step_time_iqr_s", "steps_per_s")
+_USAGE = ("compiles", "param_bytes", "state_bytes", "update_s", "flops_per_step",
+          "peak_device_bytes", "peak_rss_bytes", "cpu_util_mean", "device_util_mean",
+          "device_util_max", "device_mem_peak_bytes")
 
 
 def run_rows(record: dict[str, Any], curves: pd.DataFrame) -> list[dict[str, Any]]:
@@ -182,9 +190,29 @@ def run_rows(record: dict[str, Any], curves: pd.DataFrame) -> list[dict[str, Any
             "target_step": target_step, "target_seconds": target_seconds,
             "seeds_in_batch": len(record["seeds"]),
             **{k: _or_nan(record["timings"].get(k)) for k in _TIMINGS},
+            **usage_columns(record, len(record["seeds"])),
             "error": record.get("error"),
         })
     return rows
+
+
+def usage_columns(record: dict[str, Any], seeds: int) -> dict[str, Any]:
+    """The usage of a cell record, with the ratios derived from it (NaN when unknown)."""
+    usage = record.get("usage") or {}
+    columns = {k: _or_nan(usage.get(k)) for k in _USAGE}
+    timings = record["timings"]
+    train_s, step_s = _or_nan(timings.get("train_s")), _or_nan(timings.get("step_time_median_s"))
+    achieved = columns["flops_per_step"] * seeds * record["steps_trained"] / train_s \
+        if train_s > 0 else math.nan
+    columns.update(
+        state_to_param=columns["state_bytes"] / columns["param_bytes"]
+        if columns["param_bytes"] else math.nan,
+        update_share=columns["update_s"] / step_s if step_s > 0 else math.nan,
+        achieved_flops_per_s=achieved,
+        mfu=achieved / usage["peak_flops"] if usage.get("peak_flops") else math.nan,
+        missing=json.dumps(usage.get("missing", {}), sort_keys=True),
+    )
+    return columns
 
 
 def first_reaching(curve: pd.DataFrame, metric: str, value: float) -> tuple[float, float]:

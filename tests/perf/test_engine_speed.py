@@ -60,7 +60,9 @@ def engine_loop(workload, dataset, learning_rate, steps):
     return lambda: trainer.run_chunk(steps)
 
 
-@pytest.mark.parametrize("workload_name", ["mnist1d-mlp", "mnist1d-cnn"])
+# every built-in workload that needs no downloaded data
+@pytest.mark.parametrize("workload_name", ["mnist1d-mlp", "mnist1d-cnn", "mnist1d-logreg",
+                                           "digits-mlp", "digits-cnn"])
 @pytest.mark.parametrize("loop", [bare_loop, engine_loop], ids=["bare", "engine"])
 def test_engine_vs_bare_scan(benchmark, workload_name, loop):
     workload = workloads.get(workload_name)
