@@ -37,7 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results folder (default: results/<matrix>-<time>)")
     run.add_argument("--data-dir", help="folder with <dataset>/ IDX files (or $OPTBENCH_DATA)")
     _plugin_option(run)
-    run.add_argument("--force", action="store_true", help="rerun cells already in --out")
+    run.add_argument("--force", action="store_true",
+                     help="rerun cells already in --out (also: run another matrix into it)")
+    run.add_argument("--resume", action="store_true",
+                     help="run another matrix into an existing --out, skipping finished cells")
+    run.add_argument("--executor", choices=["local", "processes", "dask"], default="local",
+                     help="where cells run: this process (default), worker processes, or Dask")
+    run.add_argument("--workers", type=_positive_int, default=2,
+                     help="worker processes for --executor processes or a Dask LocalCluster")
+    run.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
+                     help="stop a cell running longer than this (--executor processes)")
+    run.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.set_defaults(handler=_cmd_run)
 
     listing = commands.add_parser("list", help="list optimizers, workloads or presets")
@@ -104,6 +114,8 @@ def _load_plugins(paths) -> None:
 
     optimizers.load_builtins()
     for path in paths:
+        if not Path(path).is_file():  # a typo, not a broken plugin: stop before anything runs
+            raise UserError(f"plugin file {path} does not exist")
         try:
             optimizers.load_plugin_file(path)
         except RegistryError as exc:
@@ -119,6 +131,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value:g}")
     return value
 
 
@@ -138,7 +160,7 @@ def _split(text: str) -> list[str]:
 
 def _cmd_run(args) -> int:
     from bench import matrix as matrix_mod
-    from bench.harness import run_matrix
+    from bench.harness import ExecutorChoice, run_matrix
 
     matrix = matrix_mod.load(args.matrix, args.preset)
     _load_plugins([*matrix.plugins, *args.plugin])
@@ -155,7 +177,15 @@ def _cmd_run(args) -> int:
     cells = matrix_mod.cells(matrix, args.data_dir)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("results") / f"{matrix.name}-{stamp}"
-    code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force)
+    if args.cell_timeout and args.executor != "processes":
+        raise UserError("--cell-timeout needs --executor processes: only a worker process can"
+                        " be stopped safely mid-cell")
+    if args.address and args.executor != "dask":
+        raise UserError("--address is for --executor dask")
+    executor = ExecutorChoice(args.executor, args.workers, args.cell_timeout, args.address,
+                              tuple(str(Path(p).resolve()) for p in [*matrix.plugins, *args.plugin]))
+    code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
+                      resume=args.resume, executor=executor)
     _write_report(out)
     return code
 

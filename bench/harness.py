@@ -16,13 +16,35 @@ from bench.store import RunStore
 from bench.summary import summary_table, wide_console
 
 
+@dataclasses.dataclass(frozen=True)
+class ExecutorChoice:
+    """Where cells run (see bench/executors.py) and the limits that go with it."""
+
+    name: str = "local"  # local | processes | dask
+    workers: int = 2
+    cell_timeout: float | None = None  # seconds; enforced for cells in worker processes
+    address: str | None = None  # an existing Dask scheduler
+    plugins: tuple[str, ...] = ()  # plugin files workers must load too
+
+    def cells(self, todo: list[Cell], data_dir: str | None, on_chunk):
+        if self.name == "processes":
+            return executors.run_processes(todo, data_dir, workers=self.workers,
+                                           cell_timeout=self.cell_timeout, plugins=self.plugins)
+        if self.name == "dask":
+            return executors.run_dask(todo, data_dir, address=self.address,
+                                      workers=self.workers, plugins=self.plugins)
+        return executors.run_local(todo, data_dir, on_chunk)
+
+
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,
-               force: bool = False) -> int:
-    """Returns the exit code: 0 if every cell ended done or diverged, 1 if any errored."""
+               force: bool = False, resume: bool = False,
+               executor: ExecutorChoice = ExecutorChoice()) -> int:
+    """Returns the exit code: 0 if every cell ended done or diverged, 1 if any errored or
+    timed out (after all the others ran), 130 when interrupted."""
     console = wide_console(stderr=True)
     store = RunStore(out)
     config = {"matrix": dataclasses.asdict(matrix), "cells": [c.id for c in cells]}
-    store.open(config, environment())
+    store.open(config, environment(), resume=resume, force=force)
     finished = set() if force else store.finished()
     todo = [c for c in cells if c.id not in finished]
     if len(todo) < len(cells):
@@ -43,10 +65,10 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
 
         try:
             for index, (cell, result) in enumerate(
-                    executors.run_local(todo, data_dir, on_chunk), start=1):
+                    executor.cells(todo, data_dir, on_chunk), start=1):
                 store.write_cell(cell, result)
                 progress.advance(overall)
-                errors += any(s.status is Status.ERROR for s in result.seeds)
+                errors += any(s.status in (Status.ERROR, Status.TIMEOUT) for s in result.seeds)
                 console.print(_cell_line(index, len(todo), cell, result))
         except KeyboardInterrupt:
             store.merge()
@@ -58,7 +80,8 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
     wide_console().print(summary_table(runs))
     console.print(f"results: {out.resolve()}")
     if errors:
-        console.print(f"{errors} cell(s) failed; their tracebacks are in {out}/cells/*.json")
+        console.print(f"{errors} cell(s) failed or timed out; the reasons are in"
+                      f" {out}/cells/*.json and the error column of runs.parquet")
     return 1 if errors else 0
 
 
@@ -68,7 +91,7 @@ def _cell_line(index: int, total: int, cell: Cell, result) -> str:
     t = result.timings
     if result.error:
         reason = result.error.strip().splitlines()[-1]
-        return f"[{index}/{total}] {cell.workload} x {cell.label}: error: {reason}"
+        return f"[{index}/{total}] {cell.workload} x {cell.label}: {result.seeds[0].status.value}: {reason}"
     accuracy = result.curves["test_accuracy"][-len(cell.seeds):]
     return (f"[{index}/{total}] {cell.workload} x {cell.label}: {statuses}; "
             f"test accuracy {accuracy.mean():.3f}; compile {t.compile_s:.1f}s, "

@@ -12,6 +12,7 @@ class Status(str, enum.Enum):
     DONE = "done"            # trained for the whole budget with finite loss
     DIVERGED = "diverged"    # loss became non-finite; `diverged_step` says when
     ERROR = "error"          # the optimizer or the engine raised; the message is kept
+    TIMEOUT = "timeout"      # the cell ran past its time limit in a worker process
 
 
 @dataclass

@@ -12,6 +12,7 @@ crash or kill never leaves a half-written file behind. results/README.md documen
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -63,15 +64,25 @@ class RunStore:
         self.root = Path(root)
         self.cells_dir = self.root / "cells"
 
-    def open(self, config: dict[str, Any], environment: dict[str, Any]) -> None:
-        """Create the folder and manifest, or check an existing folder can be written to."""
+    def open(self, config: dict[str, Any], environment: dict[str, Any], *,
+             resume: bool = False, force: bool = False) -> None:
+        """Create the folder and manifest, or check that an existing folder may take this
+        run: same matrix (it resumes), or --resume / --force for a different one. Holds an
+        exclusive lock on the folder until the process ends."""
+        if (self.root.exists() and not (self.root / MANIFEST).exists()
+                and any(p.name not in {".lock", "cells"} for p in self.root.iterdir())):
+            raise UserError(f"{self.root} is not empty and not an optbench results folder;"
+                            " choose another --out")
         try:
             self.cells_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create results folder {self.root}: {exc.strerror}") from None
         if not os.access(self.root, os.W_OK):
             raise UserError(f"results folder {self.root} is not writable")
+        self._lock()
         existing = self.manifest() if (self.root / MANIFEST).exists() else None
+        if existing and not (resume or force):
+            _check_same_matrix(self.root, existing.get("config", {}), config)
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "created": existing["created"] if existing else _now(),
@@ -80,6 +91,24 @@ class RunStore:
             **environment,
         }
         write_json(self.root / MANIFEST, manifest)
+
+    def _lock(self) -> None:
+        """An exclusive advisory lock on <root>/.lock, released when the process exits
+        (even by kill -9): a second run into the same folder is refused, not interleaved."""
+        handle = open(self.root / ".lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(f"{self.root} is in use by another optbench run ({holder});"
+                            " wait for it to finish or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._lock_handle = handle  # kept open: closing it would release the lock
 
     def manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST
@@ -96,11 +125,19 @@ class RunStore:
         return manifest
 
     def finished(self) -> set[str]:
-        """Ids of cells whose results are complete (errored cells are never cached)."""
+        """Ids of cells whose results are complete: both files readable, no seed errored or
+        timed out (those are never cached). A cell whose curves file is damaged is set
+        aside as <id>.json.corrupt, so that it runs again."""
         done = set()
         for path in self.cells_dir.glob("*.json"):
             record = _read_cell_json(path)
-            if record and record["status_counts"].get(Status.ERROR.value, 0) == 0:
+            if record is None:
+                continue
+            if _read_curves(path.with_suffix(".parquet")) is None:
+                os.replace(path, path.with_name(path.name + ".corrupt"))
+                continue
+            counts = record["status_counts"]
+            if not counts.get(Status.ERROR.value, 0) and not counts.get(Status.TIMEOUT.value, 0):
                 done.add(path.stem)
         return done
 
@@ -136,8 +173,9 @@ class RunStore:
             record = _read_cell_json(path)
             if record is None:
                 continue
-            curves_path = path.with_suffix(".parquet")
-            curves = pd.read_parquet(curves_path) if curves_path.exists() else _empty_curves()
+            curves = _read_curves(path.with_suffix(".parquet"))
+            if curves is None:  # damaged: finished() sets it aside for a rerun
+                continue
             records.append((record, curves))
             curve_frames.append(curves)
         runs = pd.DataFrame([row for record, curves in records for row in run_rows(record, curves)],
@@ -263,6 +301,18 @@ def load_tables(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return results.runs, results.curves
 
 
+def _check_same_matrix(root: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    old_cells, new_cells = set(old.get("cells", [])), set(new["cells"])
+    if old_cells == new_cells:
+        return  # the same matrix again: resume it
+    old_name = old.get("matrix", {}).get("name", "?")
+    raise UserError(
+        f"{root} holds another matrix ({old_name}, {len(old_cells)} cells; this one has"
+        f" {len(new_cells)}, {len(old_cells & new_cells)} in common): pass --resume to add"
+        " this matrix's unfinished cells to it, --force to rerun all of them there, or"
+        " choose another --out")
+
+
 def _or_nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
@@ -276,6 +326,16 @@ def _read_cell_json(path: Path) -> dict[str, Any] | None:
     if not isinstance(record, dict) or record.get("schema_version") != SCHEMA_VERSION:
         return None
     return record
+
+
+def _read_curves(path: Path) -> pd.DataFrame | None:
+    """A cell's curves; empty for a cell that errored before writing any; None if damaged."""
+    if not path.exists():
+        return _empty_curves()
+    try:
+        return pd.read_parquet(path)
+    except Exception:  # noqa: BLE001  pyarrow raises several types for a damaged file
+        return None
 
 
 def _count_status(result: CellResult) -> dict[str, int]:

@@ -65,6 +65,12 @@ def test_an_optimizer_that_raises_is_an_error_cell_and_the_rest_run(tmp_path):
     (["run", "--steps", "0"], "must be at least 1"),
     (["run", "--preset", "nope"], "unknown preset 'nope'"),
     (["run", "--workloads", "mnist-cnn", "--data-dir", "/nonexistent"], "train-images-idx3-ubyte"),
+    (["run", "--workloads", "mnist-cnn"], "pass --data-dir DIR (or set OPTBENCH_DATA)"),
+    (["run", "--plugin", "missing.py"], "plugin file missing.py does not exist"),
+    (["run", "--cell-timeout", "5"], "--cell-timeout needs --executor processes"),
+    (["run", "--executor", "processes", "--cell-timeout", "0"], "must be more than 0"),
+    (["run", "--address", "tcp://localhost:1"], "--address is for --executor dask"),
+    (["run", "--executor", "threads"], "invalid choice: 'threads'"),
     (["lst"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
