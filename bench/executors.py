@@ -116,9 +116,10 @@ def run_processes(cells: Sequence[Cell], data_dir: str | None = None, *, workers
 
     for _ in range(min(workers, len(cells))):
         spawn()
-    running: dict[int, float] = {}  # cell index -> start time
+    running: dict[int, float] = {}  # cell index -> when its worker started it
     owner: dict[int, int] = {}  # cell index -> pid of the worker that took it
     remaining = set(range(len(cells)))
+    idle_deaths = 0  # workers that died holding no cell: a broken environment, not a cell
     try:
         while remaining:
             try:
@@ -144,6 +145,10 @@ def run_processes(cells: Sequence[Cell], data_dir: str | None = None, *, workers
             for process in [p for p in pool if not p.is_alive()]:
                 pool.remove(process)
                 lost = [i for i, pid in owner.items() if pid == process.pid and i in running]
+                idle_deaths = 0 if lost else idle_deaths + 1
+                if idle_deaths > 3:
+                    raise UserError(f"worker processes keep exiting before they start a cell"
+                                    f" (exit code {process.exitcode}); try --executor local")
                 for index in lost:
                     running.pop(index)
                     remaining.discard(index)
