@@ -37,6 +37,6 @@ def test_monitor_on_vs_off(benchmark, interval_s):
     benchmark.pedantic(both, rounds=41, iterations=1)
     if benchmark.stats is not None:
         ratios = [on / off for on, off in zip(times["on"], times["off"])]
-        benchmark.extra_info.update(ratio_median=statistics.median(ratios),
-                                    off_median_s=statistics.median(times["off"]),
-                                    on_median_s=statistics.median(times["on"]))
+        benchmark.extra_info.update(sides="monitor on/off", ratio_median=statistics.median(ratios),
+                                    a_median_s=statistics.median(times["on"]),
+                                    b_median_s=statistics.median(times["off"]))

@@ -73,6 +73,8 @@ def test_update_speed_against_optax_twin(benchmark, name):
     if benchmark.stats is not None:  # None under --benchmark-disable
         ratios = [a / b for a, b in zip(times["handwritten"], times["optax"])]
         benchmark.extra_info.update(
+            sides="handwritten/optax", a_median_s=statistics.median(times["handwritten"]),
+            b_median_s=statistics.median(times["optax"]),
             us_per_update_handwritten=1e6 * statistics.median(times["handwritten"]) / UPDATES,
             us_per_update_optax=1e6 * statistics.median(times["optax"]) / UPDATES,
             ratio_median=statistics.median(ratios),
