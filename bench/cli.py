@@ -124,34 +124,23 @@ def _load_plugins(paths) -> None:
         print(f"optbench: error: {line}", file=sys.stderr)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number(convert, accept, expected: str):
+    """An argparse type: `convert` the text, then check it; one-line messages either way."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            kind = "an integer" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(f"'{text}' is not {kind}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {value:g}")
+        return value
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value:g}")
-    return value
-
-
-def _percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of percent") from None
-    if not 0 <= value < 100:
-        raise argparse.ArgumentTypeError(f"must be in [0, 100), got {value:g}")
-    return value
+_positive_int = _number(int, lambda v: v >= 1, "at least 1")
+_positive_float = _number(float, lambda v: v > 0, "more than 0")
+_percent = _number(float, lambda v: 0 <= v < 100, "in [0, 100)")
 
 
 def _split(text: str) -> list[str]:

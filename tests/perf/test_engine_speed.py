@@ -6,7 +6,6 @@ Both sides are compiled before timing and each timed call trains STEPS steps and
 median per-round time ratio engine/bare (below 1: the engine is faster).
 """
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +15,7 @@ from flax import nnx
 
 import optimizers
 from bench import data, engine, workloads
+from tests.perf.interleaved import record_ratio, time_interleaved
 
 STEPS = 500
 
@@ -68,28 +68,16 @@ def engine_loop(workload, dataset, learning_rate, steps):
 @pytest.mark.parametrize("workload_name", ["mnist1d-mlp", "mnist1d-cnn", "mnist1d-logreg",
                                            "digits-mlp", "digits-cnn"])
 def test_engine_vs_bare_scan(benchmark, workload_name):
-    """Each round trains STEPS steps with the bare loop, then with the engine, back to back:
-    timed in separate tests, the bare side moved by up to 2x from one run to the next."""
+    """Interleaved round by round: timed in separate tests, the bare side moved by up to 2x
+    from one run to the next."""
     workload = workloads.get(workload_name)
     dataset = data.load(workload.dataset)
-    sides = {"bare": bare_loop(workload, dataset, 1e-2, STEPS),
-             "engine": engine_loop(workload, dataset, 1e-2, STEPS)}
-    times = {name: [] for name in sides}
+    sides = {"engine": engine_loop(workload, dataset, 1e-2, STEPS),
+             "bare": bare_loop(workload, dataset, 1e-2, STEPS)}
     for train_steps in sides.values():
         losses = train_steps()  # warm-up: first execution pays one-off allocation costs
         assert bool(jnp.all(jnp.isfinite(losses)))
-
-    def both():
-        for name, train_steps in sides.items():
-            start = time.perf_counter()
-            train_steps()
-            times[name].append(time.perf_counter() - start)
-
-    benchmark.group = "engine-vs-bare"
-    benchmark.pedantic(both, rounds=15, iterations=1)
-    if benchmark.stats is not None:  # None under --benchmark-disable
-        bare, engine_s = statistics.median(times["bare"]), statistics.median(times["engine"])
-        benchmark.extra_info.update(
-            sides="engine/bare", a_median_s=engine_s, b_median_s=bare,
-            ratio_median=statistics.median(e / b for e, b in zip(times["engine"], times["bare"])),
-            engine_steps_per_s=STEPS / engine_s, bare_steps_per_s=STEPS / bare)
+    times = time_interleaved(benchmark, sides, rounds=15, group="engine-vs-bare")
+    record_ratio(benchmark, times, "engine", "bare",
+                 engine_steps_per_s=STEPS / statistics.median(times["engine"]),
+                 bare_steps_per_s=STEPS / statistics.median(times["bare"]))

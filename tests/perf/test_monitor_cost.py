@@ -2,13 +2,11 @@
 trains one chunk with the sampler running and one without, back to back, so that drift
 hits both; extra_info holds the median per-round ratio. The sampler runs at 0.1 s (what
 the engine uses) and at 0.01 s (ten times busier, to show the margin)."""
-import statistics
-import time
-
 import pytest
 
 import optimizers
 from bench import data, engine, monitor, workloads
+from tests.perf.interleaved import record_ratio, time_interleaved
 
 STEPS = 250
 
@@ -22,21 +20,11 @@ def test_monitor_on_vs_off(benchmark, interval_s):
                                       batch_size=workload.batch_size)
     trainer.compile_chunk(STEPS)
     trainer.run_chunk(STEPS)  # warm-up
-    times = {"on": [], "off": []}
 
-    def both():
-        start = time.perf_counter()
-        trainer.run_chunk(STEPS)
-        times["off"].append(time.perf_counter() - start)
+    def with_sampler():
         with monitor.UsageSampler(interval_s):
-            start = time.perf_counter()
             trainer.run_chunk(STEPS)
-            times["on"].append(time.perf_counter() - start)
 
-    benchmark.group = "monitor-cost"
-    benchmark.pedantic(both, rounds=41, iterations=1)
-    if benchmark.stats is not None:
-        ratios = [on / off for on, off in zip(times["on"], times["off"])]
-        benchmark.extra_info.update(sides="monitor on/off", ratio_median=statistics.median(ratios),
-                                    a_median_s=statistics.median(times["on"]),
-                                    b_median_s=statistics.median(times["off"]))
+    sides = {"on": with_sampler, "off": lambda: trainer.run_chunk(STEPS)}
+    times = time_interleaved(benchmark, sides, rounds=41, group="monitor-cost")
+    record_ratio(benchmark, times, "on", "off")

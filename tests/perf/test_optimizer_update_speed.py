@@ -3,21 +3,20 @@ shapes of `mnist1d-cnn` (issue: no hand-written optimizer more than 10% slower).
 
 A timed call runs UPDATES updates inside one compiled `lax.scan` (so that dispatch, ~10 us
 on a CPU, does not swamp an update of 5,210 parameters) and ends with
-`block_until_ready`; extra_info holds microseconds per update and the hand-written / Optax
-ratio, which `make bench` prints (bench/perf_ratios.py).
+`block_until_ready`. The two sides are interleaved round by round; extra_info holds
+microseconds per update and the median per-round ratio, which `make bench` prints.
 """
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import pytest
 from flax import nnx
 
 import optimizers
 from bench import data, workloads
+from tests.perf.interleaved import record_ratio, time_interleaved
 from tests.test_handwritten_equivalence import TWINS
 
 UPDATES = 200
@@ -52,30 +51,14 @@ def timed_updates(tx, params):
 
 @pytest.mark.parametrize("name", sorted(TWINS))
 def test_update_speed_against_optax_twin(benchmark, name):
-    """Each round runs both sides back to back, so that the machine's drift (large on a
-    shared 2-core CPU) hits both alike; the ratio is the median of per-round ratios."""
     spec = optimizers.get(name)
     hparams = spec.resolve()
     params = cnn_params()
-    ours = timed_updates(spec.build(hparams), params)
-    twin = timed_updates(TWINS[name][0](**hparams), params)
-    ours(), twin()  # warm-up
-    times = {"handwritten": [], "optax": []}
-
-    def both():
-        for side, call in (("handwritten", ours), ("optax", twin)):
-            start = time.perf_counter()
-            call()
-            times[side].append(time.perf_counter() - start)
-
-    benchmark.group = "update-vs-optax"
-    benchmark.pedantic(both, rounds=31, iterations=1)
-    if benchmark.stats is not None:  # None under --benchmark-disable
-        ratios = [a / b for a, b in zip(times["handwritten"], times["optax"])]
-        benchmark.extra_info.update(
-            sides="handwritten/optax", a_median_s=statistics.median(times["handwritten"]),
-            b_median_s=statistics.median(times["optax"]),
-            us_per_update_handwritten=1e6 * statistics.median(times["handwritten"]) / UPDATES,
-            us_per_update_optax=1e6 * statistics.median(times["optax"]) / UPDATES,
-            ratio_median=statistics.median(ratios),
-            ratio_iqr=float(np.subtract(*np.percentile(ratios, [75, 25]))))
+    sides = {"handwritten": timed_updates(spec.build(hparams), params),
+             "optax": timed_updates(TWINS[name][0](**hparams), params)}
+    for call in sides.values():
+        call()  # warm-up
+    times = time_interleaved(benchmark, sides, rounds=31, group="update-vs-optax")
+    record_ratio(benchmark, times, "handwritten", "optax",
+                 us_per_update_handwritten=1e6 * statistics.median(times["handwritten"]) / UPDATES,
+                 us_per_update_optax=1e6 * statistics.median(times["optax"]) / UPDATES)

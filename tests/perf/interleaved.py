@@ -1,0 +1,30 @@
+"""Timing two sides of a comparison round by round: each round runs every side once, back
+to back, so that the machine's drift (large on a shared 2-core CPU) hits all sides alike."""
+import statistics
+import time
+
+
+def time_interleaved(benchmark, sides: dict, *, rounds: int, group: str) -> dict[str, list[float]]:
+    """Seconds per call of each side, one list per side; pytest-benchmark times the rounds."""
+    times = {name: [] for name in sides}
+
+    def one_round():
+        for name, call in sides.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+
+    benchmark.group = group
+    benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+    return times
+
+
+def record_ratio(benchmark, times: dict[str, list[float]], a: str, b: str, **extra) -> None:
+    """extra_info for bench/perf_ratios.py: both medians and the median per-round ratio a/b.
+    Nothing under --benchmark-disable, where one round is no measurement."""
+    if benchmark.stats is None:
+        return
+    benchmark.extra_info.update(
+        sides=f"{a}/{b}", a_median_s=statistics.median(times[a]),
+        b_median_s=statistics.median(times[b]),
+        ratio_median=statistics.median(x / y for x, y in zip(times[a], times[b])), **extra)
