@@ -92,7 +92,11 @@ class SeedBatchTrainer:
     seeds, and the executables that advance and evaluate them."""
 
     def __init__(self, workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
-                 hparams: Mapping[str, Any], *, seeds: Sequence[int], batch_size: int):
+                 hparams: Mapping[str, Any], *, seeds: Sequence[int], batch_size: int,
+                 trials: Sequence[Mapping[str, float]] | None = None):
+        """With `trials` (float hyperparameter overrides), every trial x seed is one member
+        of the vmapped batch, trial-major: the optimizer runs under inject_hyperparams and
+        each member's state carries its trial's values, so a whole sweep is one program."""
         self.timings = Timings()
         clock = time.perf_counter()
         device_data = jax.device_put((dataset.x_train, dataset.y_train, dataset.x_val,
@@ -101,16 +105,24 @@ class SeedBatchTrainer:
         self.x_train, self.y_train, *self.eval_data = device_data
         self.timings.data_s = time.perf_counter() - clock
 
-        self.tx, self.needs = optimizer.build(hparams), optimizer.needs
-        graphdef, self.params = init_params(workload, dataset, seeds)
+        self.needs = optimizer.needs
+        members = [seed for _ in (trials or [None]) for seed in seeds]
+        self.tx = optimizer.build_injected(hparams) if trials else optimizer.build(hparams)
+        graphdef, self.params = init_params(workload, dataset, members)
         self.opt_state = jax.vmap(self.tx.init)(self.params)
-        self.keys = data_keys(seeds)
-        self.usage = Usage(param_bytes=tree_bytes(self.params) // len(seeds),
-                           state_bytes=tree_bytes(self.opt_state) // len(seeds))
+        if trials:
+            self.opt_state = with_trial_values(self.opt_state, trials, len(seeds))
+        self.keys = data_keys(members)
+        self.usage = Usage(param_bytes=tree_bytes(self.params) // len(members),
+                           state_bytes=tree_bytes(self.opt_state) // len(members),
+                           trials_in_program=len(trials or [None]))
+        eval_params = optimizer.eval_params
+        if trials and eval_params is not None:  # the optimizer's own state is inside
+            eval_params = lambda state, params, inner=eval_params: inner(state.inner_state, params)  # noqa: E731
         self._chunk = make_train_chunk(graphdef, self.tx, batch_size, optimizer.needs)
         self._executables: dict[int, Any] = {}  # chunk length -> executable
         self._evaluate = self._compile(
-            jax.vmap(make_evaluate(graphdef, optimizer.eval_params),
+            jax.vmap(make_evaluate(graphdef, eval_params),
                      in_axes=(0, 0, None, None, None, None)),
             self.params, self.opt_state, *self.eval_data)
 
@@ -206,17 +218,32 @@ def train(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
           hparams: Mapping[str, Any], *, steps: int, eval_every: int, batch_size: int,
           seeds: Sequence[int], on_chunk: ChunkCallback | None = None,
           probe: bool = True, sample_interval_s: float = 0.1) -> CellResult:
+    """Train one cell: its seeds in one compiled program."""
+    return train_sweep(workload, dataset, optimizer, hparams, None, steps=steps,
+                       eval_every=eval_every, batch_size=batch_size, seeds=seeds,
+                       on_chunk=on_chunk, probe=probe, sample_interval_s=sample_interval_s)[0]
+
+
+def train_sweep(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
+                hparams: Mapping[str, Any], trials: Sequence[Mapping[str, float]] | None, *,
+                steps: int, eval_every: int, batch_size: int, seeds: Sequence[int],
+                on_chunk: ChunkCallback | None = None, probe: bool = True,
+                sample_interval_s: float = 0.1) -> list[CellResult]:
+    """Train every trial x seed in one compiled program; one CellResult per trial (one for
+    `trials=None`). The timings and usage are the program's, shared by its trials."""
     start = time.perf_counter()
     seeds = list(seeds)
     trainer = SeedBatchTrainer(workload, dataset, optimizer, hparams, seeds=seeds,
-                               batch_size=batch_size)
+                               batch_size=batch_size, trials=trials)
     trainer.compile_chunk(min(eval_every, steps))
     trainer.count_flops()
     timings = trainer.timings
     # initialising parameters and state, and tracing the step for its FLOP count
     timings.setup_s = time.perf_counter() - start - timings.data_s - timings.compile_s
-    records = [SeedRecord(seed, Status.DONE) for seed in seeds]
+    members = [seed for _ in (trials or [None]) for seed in seeds]
+    records = [SeedRecord(seed, Status.DONE) for seed in members]
     rows: dict[str, list] = {c: [] for c in CURVE_COLUMNS}
+    member_of_row: list[int] = []
     done = 0
     with monitor.UsageSampler(sample_interval_s) as sampler:
         while done < steps:
@@ -225,11 +252,12 @@ def train(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
             metrics = trainer.evaluate()
             _mark_divergence(records, losses, metrics[0], done)
             done += length
-            for i, seed in enumerate(seeds):
+            for i, seed in enumerate(members):
                 values = (seed, done, trainer.timings.train_s, float(np.mean(losses[i])),
                           *map(float, metrics[:, i]))
                 for column, value in zip(CURVE_COLUMNS, values):
                     rows[column].append(value)
+                member_of_row.append(i)
             if on_chunk is not None:
                 on_chunk(done, steps)
             if all(r.status is Status.DIVERGED for r in records):
@@ -246,9 +274,26 @@ def train(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
         trainer.probe_update()
     usage.peak_rss_bytes = monitor.host_rss_peak()
     trainer.timings.total_s = time.perf_counter() - start
-    curves = {c: np.asarray(v) for c, v in rows.items()}
-    return CellResult(seeds=records, curves=curves, timings=trainer.timings, steps_trained=done,
-                      usage=usage)
+    member_of_row = np.asarray(member_of_row)
+    results = []
+    for t in range(len(trials or [None])):
+        mine = (member_of_row >= t * len(seeds)) & (member_of_row < (t + 1) * len(seeds))
+        curves = {c: np.asarray(v)[mine] for c, v in rows.items()}
+        results.append(CellResult(seeds=records[t * len(seeds):(t + 1) * len(seeds)],
+                                  curves=curves, timings=trainer.timings, steps_trained=done,
+                                  usage=usage))
+    return results
+
+
+def with_trial_values(opt_state, trials: Sequence[Mapping[str, float]], seeds: int):
+    """The vmapped inject_hyperparams state with each member's hyperparameters set to its
+    trial's values (members are trial-major: trial t owns members t*seeds ... +seeds-1)."""
+    hyperparams = dict(opt_state.hyperparams)
+    for name in trials[0]:
+        current = hyperparams[name]
+        values = [float(trial[name]) for trial in trials for _ in range(seeds)]
+        hyperparams[name] = jnp.asarray(values, dtype=current.dtype).reshape(current.shape)
+    return opt_state._replace(hyperparams=hyperparams)
 
 
 def tree_bytes(tree) -> int:

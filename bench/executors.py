@@ -69,9 +69,57 @@ def run_cell(cell: Cell, datasets: DatasetCache,
 
 def run_local(cells: Sequence[Cell], data_dir: str | None = None,
               progress: ProgressCallback | None = None) -> Iterator[tuple[Cell, CellResult]]:
+    """Cells one program at a time: cells that differ only in float hyperparameters (a
+    sweep's trials) train together in one vmapped program (see `sweep_groups`)."""
     datasets = DatasetCache(data_dir)
+    for group in sweep_groups(cells):
+        if len(group) == 1:
+            yield group[0], run_cell(group[0], datasets, progress)
+        else:
+            yield from zip(group, run_sweep(group, datasets, progress))
+
+
+def sweep_groups(cells: Sequence[Cell]) -> list[list[Cell]]:
+    """Cells that can share one compiled program: same workload, optimizer, budget, seeds and
+    every non-float hyperparameter, for optimizers whose hyperparameters can be traced (the
+    conformance check `inject` passes; a caveat on it means one program per cell)."""
+    groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
-        yield cell, run_cell(cell, datasets, progress)
+        spec = optimizers.get(cell.optimizer)
+        static = tuple((k, v) for k, v in cell.hparams if not isinstance(v, float))
+        key = (cell.workload, cell.optimizer, static, cell.steps, cell.eval_every,
+               cell.batch_size, cell.seeds)
+        if "inject" in spec.caveats:
+            key = (cell.id,)
+        groups.setdefault(key, []).append(cell)
+    return list(groups.values())
+
+
+def run_sweep(group: Sequence[Cell], datasets: DatasetCache,
+              progress: ProgressCallback | None = None) -> list[CellResult]:
+    """The trials of `group` in one program; an exception fails every trial of it."""
+    clock = time.perf_counter()
+    first = group[0]
+    workload = workloads.get(first.workload)
+    dataset, load_s = datasets.get(workload.dataset)
+    hparams = [dict(cell.hparams) for cell in group]
+    varying = sorted(k for k, v in hparams[0].items() if isinstance(v, float)
+                     and any(h[k] != v for h in hparams))
+    try:
+        results = engine.train_sweep(
+            workload, dataset, optimizers.get(first.optimizer), hparams[0],
+            [{k: h[k] for k in varying} for h in hparams], steps=first.steps,
+            eval_every=first.eval_every, batch_size=first.batch_size, seeds=first.seeds,
+            on_chunk=(lambda done, total: progress(first, done, total)) if progress else None)
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001
+        message = traceback.format_exc()
+        return [failed(cell, Status.ERROR, message, time.perf_counter() - clock) for cell in group]
+    for result in results:
+        result.timings.data_s += load_s
+        result.timings.total_s += load_s
+    return results
 
 
 def failed(cell: Cell, status: Status, message: str, elapsed: float = 0.0) -> CellResult:

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import executors
-from bench.matrix import Cell, Matrix
+from bench.matrix import Cell, Matrix, tuned_cells
 from bench.monitor import environment
 from bench.records import Status
 from bench.store import RunStore
@@ -63,13 +63,26 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
             progress.update(steps_task, description=f"  {cell.workload} x {cell.label}",
                             completed=done, total=total)
 
-        try:
+        def run(batch: list[Cell]) -> int:
+            failures = 0
             for index, (cell, result) in enumerate(
-                    executor.cells(todo, data_dir, on_chunk), start=1):
+                    executor.cells(batch, data_dir, on_chunk), start=1):
                 store.write_cell(cell, result)
                 progress.advance(overall)
-                errors += any(s.status in (Status.ERROR, Status.TIMEOUT) for s in result.seeds)
-                console.print(_cell_line(index, len(todo), cell, result))
+                failures += any(s.status in (Status.ERROR, Status.TIMEOUT) for s in result.seeds)
+                console.print(_cell_line(index, len(batch), cell, result))
+            return failures
+
+        try:
+            errors += run(todo)
+            if any(cell.tuning for cell in cells):  # phase 2: each best trial, every seed
+                runs, _ = store.merge()
+                tuned = [c for c in tuned_cells(cells, runs) if c.id not in finished]
+                if tuned:
+                    console.print(f"tuning: rerunning the best of each sweep with every seed"
+                                  f" ({len(tuned)} cells)")
+                    progress.update(overall, total=len(todo) + len(tuned))
+                    errors += run(tuned)
         except KeyboardInterrupt:
             store.merge()
             console.print(f"interrupted: finished cells are saved in {out}; rerun the same"

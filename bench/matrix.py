@@ -10,6 +10,7 @@ Every name, value and hyperparameter is checked here, before anything trains.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tomllib
@@ -19,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import optimizers
-from bench import workloads
+from bench import tuning, workloads
 from bench.data import check_available
 from bench.errors import UserError
 from optimizers.registry import RegistryError, did_you_mean
 
 CELL_SCHEMA = 1  # bump when the meaning of a cell spec changes: old results stop matching
 PRESET_DIR = Path(__file__).parent / "presets"
-_TOP_KEYS = {"name", "seeds", "steps", "workloads", "optimizers", "plugins"}
+_TOP_KEYS = {"name", "seeds", "steps", "workloads", "optimizers", "plugins", "budget",
+             "tuning_seeds"}
 _WORKLOAD_KEYS = {"name", "steps", "eval_every", "batch_size"}
 
 
@@ -44,15 +46,20 @@ class Cell:
     seeds: tuple[int, ...]
     target_metric: str
     target_value: float
+    # for tuning cells: (("budget", 8), ("role", "trial"), ("trial", 3)) or role "tuned"
+    tuning: tuple[tuple[str, Any], ...] = ()
 
     def spec(self) -> dict[str, Any]:
         """What identifies the cell; its hash is the cell id."""
-        return {
+        spec = {
             "cell_schema": CELL_SCHEMA, "workload": self.workload, "optimizer": self.optimizer,
             "hparams": dict(self.hparams), "steps": self.steps, "eval_every": self.eval_every,
             "batch_size": self.batch_size, "seeds": list(self.seeds),
             "target_metric": self.target_metric, "target_value": self.target_value,
         }
+        if self.tuning:  # absent for untuned cells, whose ids stay what they were
+            spec["tuning"] = dict(self.tuning)
+        return spec
 
     @cached_property
     def id(self) -> str:
@@ -62,10 +69,13 @@ class Cell:
     @property
     def label(self) -> str:
         """The optimizer name, with the hyperparameters the matrix set: 'optax:sgd(momentum=0.9)'."""
-        if not self.overrides:
-            return self.optimizer
-        hparams = dict(self.hparams)
-        return f"{self.optimizer}({', '.join(f'{k}={hparams[k]}' for k in self.overrides)})"
+        hparams, tuning = dict(self.hparams), dict(self.tuning)
+        values = ", ".join(f"{k}={hparams[k]}" for k in self.overrides)
+        if tuning.get("role") == "trial":
+            return f"{self.optimizer}(trial {tuning['trial']}: {values})"
+        if tuning.get("role") == "tuned":
+            return f"{self.optimizer}(tuned: {values})"
+        return f"{self.optimizer}({values})" if self.overrides else self.optimizer
 
 
 @dataclass
@@ -77,6 +87,8 @@ class Matrix:
     optimizers: list[dict[str, Any]]
     steps: int | None = None
     plugins: list[str] = field(default_factory=list)
+    budget: int | str = "oneshot"  # "oneshot" (registered defaults) or a number of trials
+    tuning_seeds: int = 1  # seeds per trial; the selected point reruns with `seeds`
 
 
 def load(path: str | Path | None = None, preset: str | None = None) -> Matrix:
@@ -121,7 +133,13 @@ def from_dict(raw: dict[str, Any], *, name: str, source: str) -> Matrix:
     plugins = raw.get("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise UserError(f"{where}: 'plugins' must be a list of file paths")
+    budget = raw.get("budget", "oneshot")
+    if budget != "oneshot":
+        _check_positive_int(where, "budget", budget)
+    tuning_seeds = raw.get("tuning_seeds", 1)
+    _check_positive_int(where, "tuning_seeds", tuning_seeds)
     return Matrix(
+        budget=budget, tuning_seeds=tuning_seeds,
         name=str(name), source=source, seeds=parse_seeds(raw.get("seeds", 3), where),
         workloads=[_entry(w, where, "workloads") for w in _as_list(raw["workloads"], where, "workloads")],
         optimizers=[_entry(o, where, "optimizers") for o in _as_list(raw["optimizers"], where, "optimizers")],
@@ -153,6 +171,10 @@ def cells(matrix: Matrix, data_dir: str | None = None) -> list[Cell]:
     where = f"matrix {matrix.source}"
     result: dict[str, Cell] = {}
     resolved_optimizers = [_resolve_optimizer(o, where) for o in matrix.optimizers]
+    searched = [o["name"] for o in matrix.optimizers if "search" in o]
+    if searched and matrix.budget == "oneshot":
+        raise UserError(f"{where}: '{searched[0]}' has a search space but budget is \"oneshot\";"
+                        " set budget = <number of trials> to tune")
     for entry in matrix.workloads:
         workload = workloads.get(entry["name"])
         unknown = set(entry) - _WORKLOAD_KEYS
@@ -166,16 +188,65 @@ def cells(matrix: Matrix, data_dir: str | None = None) -> list[Cell]:
         for key, value in (("steps", steps), ("eval_every", eval_every), ("batch_size", batch_size)):
             _check_positive_int(f"{where}: workload '{workload.name}'", key, value)
         check_available(workload.dataset, data_dir)
-        for name, hparams, overrides in resolved_optimizers:
-            cell = Cell(workload.name, name, tuple(sorted(hparams.items())), overrides,
+        for entry, (name, hparams, overrides) in zip(matrix.optimizers, resolved_optimizers):
+            base = Cell(workload.name, name, tuple(sorted(hparams.items())), overrides,
                         steps, min(eval_every, steps), batch_size, tuple(matrix.seeds),
                         workload.target_metric, workload.target_value)
-            result.setdefault(cell.id, cell)
+            result.setdefault(base.id, base)
+            if matrix.budget != "oneshot":
+                for cell in _trial_cells(matrix, base, entry, where):
+                    result.setdefault(cell.id, cell)
     return list(result.values())
 
 
+def _trial_cells(matrix: Matrix, base: Cell, entry: dict[str, Any], where: str) -> list[Cell]:
+    """`budget` quasi-random points of the optimizer's search space, as cells trained with
+    the first `tuning_seeds` seeds."""
+    spec = optimizers.get(base.optimizer)
+    fixed = {k: v for k, v in entry.items() if k not in ("name", "search")}
+    try:
+        space = tuning.search_space(spec, entry.get("search"))
+    except tuning.SearchSpaceError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    space = {k: d for k, d in space.items() if k not in fixed}  # what the matrix set stays set
+    points = tuning.draw(space, matrix.budget, tuning.stream_seed(base.workload, base.label))
+    seeds = tuple(matrix.seeds[:matrix.tuning_seeds])
+    trials = []
+    for index, point in enumerate(points):
+        try:
+            hparams = spec.resolve({**fixed, **point})
+        except RegistryError as exc:
+            raise UserError(f"{where}: trial {index} of {base.label}: {exc}") from None
+        trials.append(dataclasses.replace(
+            base, hparams=tuple(sorted(hparams.items())),
+            overrides=tuple(sorted({*fixed, *point})), seeds=seeds,
+            tuning=(("budget", matrix.budget), ("role", "trial"), ("trial", index))))
+    return trials
+
+
+def tuned_cells(cells: list[Cell], runs) -> list[Cell]:
+    """For each workload x optimizer entry that ran trials, its best trial (selected on the
+    validation split, see bench/tuning.py) as a cell with every seed of the matrix."""
+    trials = [c for c in cells if dict(c.tuning).get("role") == "trial"]
+    untuned = {(c.workload, c.optimizer, c.steps): c for c in cells if not c.tuning}
+    chosen = []
+    for key in dict.fromkeys((c.workload, c.optimizer, c.steps) for c in trials):
+        ids = {c.id: c for c in trials if (c.workload, c.optimizer, c.steps) == key}
+        trial_runs = runs[runs["cell_id"].isin(list(ids))]
+        best = tuning.select(trial_runs.assign(trial=trial_runs["cell_id"].map(
+            lambda i: dict(ids[i].tuning)["trial"])))
+        if best is None:
+            continue
+        winner = ids[best]
+        chosen.append(dataclasses.replace(
+            winner, seeds=untuned[key].seeds,
+            tuning=(("budget", dict(winner.tuning)["budget"]), ("role", "tuned"),
+                    ("trial", dict(winner.tuning)["trial"]))))
+    return chosen
+
+
 def _resolve_optimizer(entry: dict[str, Any], where: str):
-    overrides = {k: v for k, v in entry.items() if k != "name"}
+    overrides = {k: v for k, v in entry.items() if k not in ("name", "search")}
     try:
         spec = optimizers.get(entry["name"])
         return spec.name, spec.resolve(overrides), tuple(sorted(overrides))

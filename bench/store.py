@@ -181,6 +181,8 @@ class RunStore:
         runs = pd.DataFrame([row for record, curves in records for row in run_rows(record, curves)],
                             columns=RUN_COLUMNS)
         runs["diverged_step"] = runs["diverged_step"].astype("Int64")
+        runs["trial"] = runs["trial"].astype("Int64")
+        runs["budget"] = runs["budget"].astype("Int64")
         curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else _empty_curves()
         atomic_write(self.root / "runs.parquet", lambda tmp: runs.to_parquet(tmp, index=False))
         atomic_write(self.root / "curves.parquet", lambda tmp: curves.to_parquet(tmp, index=False))
@@ -192,8 +194,10 @@ RUN_COLUMNS = [
     "seed", "status", "diverged_step", "steps_trained", "final_train_loss", "final_val_loss",
     "final_val_accuracy", "final_test_loss", "final_test_accuracy", "best_val_accuracy",
     "target_metric", "target_value", "target_step", "target_seconds", "seeds_in_batch",
+    "role", "trial", "budget",
     "data_s", "setup_s", "compile_s", "train_s", "eval_s", "probe_s", "total_s",
-    "step_time_median_s", "step_time_iqr_s", "steps_per_s", "compiles", "param_bytes",
+    "step_time_median_s", "step_time_iqr_s", "steps_per_s", "compiles", "trials_in_program",
+    "param_bytes",
     "state_bytes", "state_to_param", "update_s", "update_share", "flops_per_step",
     "achieved_flops_per_s", "mfu", "peak_device_bytes", "peak_rss_bytes", "cpu_util_mean",
     "device_util_mean", "device_util_max", "device_mem_peak_bytes", "missing", "error",
@@ -201,7 +205,7 @@ RUN_COLUMNS = [
 _FINAL = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 _TIMINGS = ("data_s", "setup_s", "compile_s", "train_s", "eval_s", "probe_s", "total_s",
             "step_time_median_s", "step_time_iqr_s", "steps_per_s")
-_USAGE = ("compiles", "param_bytes", "state_bytes", "update_s", "flops_per_step",
+_USAGE = ("compiles", "trials_in_program", "param_bytes", "state_bytes", "update_s", "flops_per_step",
           "peak_device_bytes", "peak_rss_bytes", "cpu_util_mean", "device_util_mean",
           "device_util_max", "device_mem_peak_bytes")
 
@@ -227,6 +231,9 @@ def run_rows(record: dict[str, Any], curves: pd.DataFrame) -> list[dict[str, Any
             "target_metric": spec["target_metric"], "target_value": spec["target_value"],
             "target_step": target_step, "target_seconds": target_seconds,
             "seeds_in_batch": len(record["seeds"]),
+            "role": spec.get("tuning", {}).get("role", "oneshot"),
+            "trial": spec.get("tuning", {}).get("trial"),
+            "budget": spec.get("tuning", {}).get("budget"),
             **{k: _or_nan(record["timings"].get(k)) for k in _TIMINGS},
             **usage_columns(record, len(record["seeds"])),
             "error": record.get("error"),

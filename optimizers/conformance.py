@@ -17,7 +17,6 @@ them over the whole registry.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -220,21 +219,12 @@ def traced_hyperparameter(spec, hparams) -> str | None:
     return None
 
 
-def injectable(spec, hparams) -> Callable[..., optax.GradientTransformation]:
-    """optax.inject_hyperparams over the float hyperparameters; every other argument of the
-    factory (ints, flags, strings, callables such as a clipping function) stays static."""
-    floats = {k for k, v in hparams.items() if isinstance(v, float)}
-    static = tuple(k for k in inspect.signature(spec.factory).parameters if k not in floats)
-    return optax.inject_hyperparams(spec.factory, static_args=static)
-
-
 def check_inject_hyperparams(subject):
     """Two trials vmapped over a traced hyperparameter, each equal to its plain build."""
     spec, hparams = subject.spec, subject.hparams
     name = traced_hyperparameter(spec, hparams)
     if name is None:
         return "no float hyperparameter to trace"
-    make = injectable(spec, hparams)
     params = _start(jnp.float32, spec.min_leaf_rank)
     curvature = _curvature(spec.min_leaf_rank)
     value_fn = lambda p: quadratic(p, curvature)  # noqa: E731
@@ -245,7 +235,7 @@ def check_inject_hyperparams(subject):
         return tx.update(grads, tx.init(params), params, **extra)[0]
 
     values = [hparams[name], hparams[name] * 0.1]
-    swept = jax.jit(jax.vmap(lambda x: first_update(make(**{**hparams, name: x}))))(
+    swept = jax.jit(jax.vmap(lambda x: first_update(spec.build_injected({**hparams, name: x}))))(
         jnp.asarray(values, jnp.float32))
     for trial, value in enumerate(values):
         plain = jax.jit(lambda v=value: first_update(spec.build({**hparams, name: v})))()

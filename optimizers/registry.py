@@ -113,6 +113,16 @@ class OptimizerSpec:
     def build(self, hparams: Mapping[str, Any]) -> optax.GradientTransformation:
         return self.factory(**hparams)
 
+    def build_injected(self, hparams: Mapping[str, Any]) -> optax.GradientTransformation:
+        """The optimizer under optax.inject_hyperparams: its float hyperparameters live in
+        the state as arrays (so trials can differ per vmapped member); every other argument
+        of the factory (ints, flags, strings, callables) stays static."""
+        return optax.inject_hyperparams(self.factory, static_args=self.static_args(hparams))(**hparams)
+
+    def static_args(self, hparams: Mapping[str, Any]) -> tuple[str, ...]:
+        floats = {k for k, v in hparams.items() if isinstance(v, float)}
+        return tuple(k for k in inspect.signature(self.factory).parameters if k not in floats)
+
 
 _REGISTRY: dict[str, OptimizerSpec] = {}
 

@@ -1,0 +1,110 @@
+"""The tuning protocol: quasi-random trials from each optimizer's search space, selection on
+the validation split by the workload's target metric, and the selected point rerun with
+every seed. Test metrics of trials are never used to choose.
+
+    budget = 8          # in a matrix file: 8 trials per optimizer and workload
+    tuning_seeds = 1    # seeds per trial (the selected point reruns with `seeds`)
+    optimizers = [{name = "adam", search = {learning_rate = [1e-4, 1e-1]}}]
+
+Points come from a scrambled Halton sequence (scipy.stats.qmc), seeded from the workload
+and optimizer names, so the same matrix draws the same points on every machine.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import qmc
+
+from optimizers.registry import OptimizerSpec, did_you_mean
+from optimizers.space import Choice, Dimension, LogUniform, Uniform
+
+# Without a registered dimension, these are searched on a log scale.
+_LOG_SCALE = {"learning_rate", "max_learning_rate", "weight_decay", "eps", "weight_decay_rate"}
+
+
+class SearchSpaceError(ValueError):
+    """A search space that cannot be searched; one line, raised before anything trains."""
+
+
+def search_space(spec: OptimizerSpec, given: Mapping[str, Any] | None) -> dict[str, Dimension]:
+    """The registered space, with the ranges `given` (name -> [low, high] or a list of
+    options) replacing or adding dimensions."""
+    space = dict(spec.space)
+    for name, value in (given or {}).items():
+        if name not in spec.defaults:
+            raise SearchSpaceError(
+                f"optimizer '{spec.name}' has no hyperparameter '{name}' to search"
+                f"{did_you_mean(name, spec.defaults)}; it takes: {', '.join(sorted(spec.defaults))}")
+        space[name] = _dimension(spec, name, value, space.get(name))
+    if not space:
+        raise SearchSpaceError(f"optimizer '{spec.name}' has no search space; give one with"
+                               " search = {learning_rate = [low, high]} or use budget = \"oneshot\"")
+    return space
+
+
+def _dimension(spec: OptimizerSpec, name: str, value: Any, registered: Dimension | None) -> Dimension:
+    where = f"optimizer '{spec.name}': search range for '{name}'"
+    if isinstance(value, list) and value and all(isinstance(v, (str, bool)) for v in value):
+        return Choice(tuple(value), default=spec.defaults[name] if spec.defaults[name] in value else value[0])
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise SearchSpaceError(f"{where} must be [low, high]; got {value!r}")
+    low, high = float(value[0]), float(value[1])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise SearchSpaceError(f"{where} must be finite; got {value!r}")
+    if low > high:
+        raise SearchSpaceError(f"{where} is inverted: [{value[0]}, {value[1]}]; write [low, high]")
+    if low == high:
+        raise SearchSpaceError(f"{where} is empty: [{value[0]}, {value[1]}]; give low < high")
+    log = isinstance(registered, LogUniform) or (registered is None and name in _LOG_SCALE)
+    if log and low <= 0:
+        raise SearchSpaceError(f"{where} is searched on a log scale and needs low > 0; got {low:g}")
+    default = min(max(float(spec.defaults[name]), low), high) if isinstance(spec.defaults[name], (int, float)) else low
+    return LogUniform(low, high, default) if log else Uniform(low, high, default)
+
+
+def draw(space: Mapping[str, Dimension], trials: int, seed: int) -> list[dict[str, Any]]:
+    """`trials` points of the space, quasi-random and reproducible from `seed`."""
+    names = sorted(space)
+    units = qmc.Halton(d=len(names), scramble=True, seed=seed).random(trials)
+    points = []
+    for row in units:
+        point = {}
+        for name, u in zip(names, row):
+            dim = space[name]
+            if isinstance(dim, LogUniform):
+                point[name] = float(np.exp(np.log(dim.low) + u * (np.log(dim.high) - np.log(dim.low))))
+            elif isinstance(dim, Uniform):
+                point[name] = float(dim.low + u * (dim.high - dim.low))
+            else:
+                point[name] = dim.options[min(int(u * len(dim.options)), len(dim.options) - 1)]
+        points.append({k: _round(v) for k, v in point.items()})
+    return points
+
+
+def _round(value: Any) -> Any:
+    """4 significant digits: labels stay readable and the values are what the labels say."""
+    return float(f"{value:.4g}") if isinstance(value, float) else value
+
+
+def stream_seed(*names: str) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(names).encode()).digest()[:4], "little")
+
+
+def select(trial_runs: pd.DataFrame) -> str | None:
+    """The cell id of the best trial: highest (lowest, for a loss) mean final value of the
+    workload's target metric over its seeds that finished; ties go to the earlier trial.
+    None when no trial finished."""
+    done = trial_runs[trial_runs["status"] == "done"]
+    if not len(done):
+        return None
+    metric = "final_" + done["target_metric"].iloc[0]
+    means = done.groupby(["trial", "cell_id"])[metric].mean().reset_index()
+    lower_is_better = metric.endswith("loss")
+    means = means.sort_values([metric, "trial"], ascending=[lower_is_better, True])
+    return str(means["cell_id"].iloc[0])

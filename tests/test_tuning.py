@@ -1,0 +1,125 @@
+"""Tuning: search spaces checked before anything trains, reproducible quasi-random trials,
+sweeps as one compiled program, and selection on the validation split."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import optimizers
+from bench import data, engine, matrix, tuning, workloads
+from bench.errors import UserError
+from tests.conftest import run_optbench
+
+
+def cells_of(raw):
+    return matrix.cells(matrix.from_dict(raw, name="t", source="test"))
+
+
+BASE = {"seeds": 2, "steps": 100, "workloads": ["synthetic-mlp"]}
+
+
+@pytest.mark.parametrize("search,message", [
+    ({"learning_rate": [0.1, 0.001]}, "is inverted: [0.1, 0.001]; write [low, high]"),
+    ({"learning_rate": [0.01, 0.01]}, "is empty: [0.01, 0.01]"),
+    ({"lr": [0.001, 0.1]}, "has no hyperparameter 'lr' to search; it takes: b1, b2"),
+    ({"learning_rte": [0.01, 0.1]}, "'learning_rte' to search (did you mean: learning_rate"),
+    ({"learning_rate": [0.0, 0.1]}, "needs low > 0"),
+    ({"b1": "high"}, "must be [low, high]"),
+])
+def test_bad_search_spaces_fail_before_training(search, message):
+    with pytest.raises(UserError) as error:
+        cells_of({**BASE, "budget": 4, "optimizers": [{"name": "adam", "search": search}]})
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_search_space_without_a_budget_is_refused():
+    with pytest.raises(UserError, match='budget is "oneshot"'):
+        cells_of({**BASE, "optimizers": [{"name": "adam", "search": {"b1": [0.8, 0.9]}}]})
+
+
+def test_trials_are_reproducible_and_inside_the_space():
+    raw = {**BASE, "budget": 6, "optimizers": [
+        {"name": "adam", "b2": 0.99, "search": {"learning_rate": [1e-4, 1e-1]}}]}
+    first, again = cells_of(raw), cells_of(raw)
+    assert [c.id for c in first] == [c.id for c in again]
+    trials = [c for c in first if dict(c.tuning).get("role") == "trial"]
+    assert len(trials) == 6 and all(c.seeds == (0,) for c in trials)
+    for cell in trials:
+        hparams = dict(cell.hparams)
+        assert 1e-4 <= hparams["learning_rate"] <= 1e-1 and 0.8 <= hparams["b1"] <= 0.99
+        assert hparams["b2"] == 0.99  # what the matrix set is not searched
+    rates = sorted(dict(c.hparams)["learning_rate"] for c in trials)
+    assert rates[-1] / rates[0] > 10  # spread over the log range, not clumped
+    untuned = [c for c in first if not c.tuning]
+    assert len(untuned) == 1 and untuned[0].seeds == (0, 1)
+
+
+def test_selection_uses_validation_only():
+    runs = pd.DataFrame({
+        "cell_id": ["a", "a", "b", "b", "c"], "trial": [0, 0, 1, 1, 2],
+        "status": ["done", "done", "done", "done", "diverged"],
+        "target_metric": "val_accuracy",
+        "final_val_accuracy": [0.80, 0.82, 0.85, 0.83, 0.99],
+        "final_test_accuracy": [0.99, 0.99, 0.10, 0.10, 0.99],
+    })
+    assert tuning.select(runs) == "b"  # best validation mean; test and diverged seeds ignored
+    assert tuning.select(runs[runs["cell_id"] == "c"]) is None
+
+
+def sweep_setup():
+    w = workloads.get("mnist1d-mlp")
+    return w, data.load(w.dataset)
+
+
+def test_a_sweep_is_one_program_and_matches_its_trials_run_one_by_one():
+    """Sweep members are independent: the same trials, run as separate programs, give the
+    same curves over a short horizon. (Over thousands of steps, float rounding that differs
+    with the batch's size grows, as it does for any change of batch composition.)"""
+    w, d = sweep_setup()
+    spec = optimizers.get("adam")
+    trials = [{"learning_rate": 3e-3, "b1": 0.9}, {"learning_rate": 1e-2, "b1": 0.8},
+              {"learning_rate": 3e-2, "b1": 0.95}]
+    kwargs = dict(steps=30, eval_every=10, batch_size=w.batch_size, seeds=[0, 1], probe=False)
+    swept = engine.train_sweep(w, d, spec, spec.resolve(), trials, **kwargs)
+    assert all(r.usage.compiles == 2 and r.usage.trials_in_program == 3 for r in swept)
+    for trial, result in zip(trials, swept):
+        alone = engine.train_sweep(w, d, spec, spec.resolve(), [trial], **kwargs)[0]
+        for column in ("train_loss", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(result.curves[column], alone.curves[column], rtol=1e-4)
+
+
+def test_a_linear_optimizer_sweep_equals_plain_runs_exactly():
+    w, d = sweep_setup()
+    spec = optimizers.get("momentum")
+    trials = [{"learning_rate": 0.05, "beta": 0.9}, {"learning_rate": 0.1, "beta": 0.5}]
+    kwargs = dict(steps=100, eval_every=50, batch_size=w.batch_size, seeds=[0], probe=False)
+    swept = engine.train_sweep(w, d, spec, spec.resolve(), trials, **kwargs)
+    for trial, result in zip(trials, swept):
+        plain = engine.train(w, d, spec, spec.resolve(trial), **kwargs)
+        np.testing.assert_allclose(result.curves["train_loss"], plain.curves["train_loss"], rtol=1e-5)
+
+
+def test_a_budget_runs_trials_then_the_best_with_every_seed(tmp_path):
+    path = tmp_path / "tune.toml"
+    path.write_text('seeds = 2\nsteps = 100\nbudget = 4\nworkloads = ["synthetic-mlp"]\n'
+                    'optimizers = [{name = "optax:sgd", search = {learning_rate = [0.001, 1.0]}}]\n')
+    out = tmp_path / "run"
+    result = run_optbench("run", str(path), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "rerunning the best of each sweep with every seed (1 cells)" in result.stderr
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert sorted(runs.groupby("role")["cell_id"].nunique().items()) == [
+        ("oneshot", 1), ("trial", 4), ("tuned", 1)]
+    trials = runs[runs["role"] == "trial"]
+    assert set(trials["trials_in_program"]) == {4} and set(trials["seed"]) == {0}
+    tuned = runs[runs["role"] == "tuned"]
+    assert sorted(tuned["seed"]) == [0, 1]
+    best = trials.groupby("trial")["final_val_accuracy"].mean().idxmax()
+    assert tuned["trial"].iloc[0] == best
+    assert json_of(tuned["hparams"].iloc[0]) == json_of(trials[trials["trial"] == best]["hparams"].iloc[0])
+
+
+def json_of(text):
+    import json
+    return json.loads(text)
