@@ -197,3 +197,53 @@ def _hparam(hparams_json: str, name: str) -> float:
     except (TypeError, ValueError):
         return math.nan
     return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def tuning_curves(runs: pd.DataFrame, orders: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Best validation target metric found after k trials, k = 1..budget, per workload and
+    optimizer: the median and the 10-90% band over `orders` random orders of the trials
+    (each trial scored by its mean over its finished seeds)."""
+    if "role" not in runs:
+        return pd.DataFrame()
+    trials = runs[(runs["role"] == "trial") & (runs["status"] == "done")]
+    rows = []
+    rng = np.random.default_rng(seed)
+    for (workload, optimizer), group in trials.groupby(["workload", "optimizer"]):
+        metric = "final_" + group["target_metric"].iloc[0]
+        scores = group.groupby("trial")[metric].mean().to_numpy()
+        if not higher_is_better(metric):
+            scores = -scores
+        best = np.array([np.maximum.accumulate(rng.permutation(scores)) for _ in range(orders)])
+        if not higher_is_better(metric):
+            best = -best
+        for k in range(best.shape[1]):
+            low, median, high = np.percentile(best[:, k], [10, 50, 90])
+            rows.append({"workload": workload, "optimizer": optimizer, "trials": k + 1,
+                         "metric": metric, "median": median, "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
+def oneshot_vs_tuned(cells: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per workload and optimizer: the untuned cell's and the tuned cell's final target
+    metric (mean and interval over seeds) and the tuned hyperparameters."""
+    if "role" not in runs or not (runs["role"] == "tuned").any():
+        return pd.DataFrame()
+    roles = runs.drop_duplicates("label").set_index("label")["role"]
+    hparams = runs.drop_duplicates("label").set_index("label")["hparams"]
+    rows = []
+    for (workload, optimizer), group in cells.groupby(["workload", "optimizer"]):
+        by_role = {roles.get(label): row for label, row in group.set_index("label").iterrows()}
+        if "tuned" not in by_role:
+            continue
+        tuned = by_role["tuned"]
+        label = group.loc[group["label"].map(roles) == "tuned", "label"].iloc[0]
+        column = "final_" + tuned["target_metric"]
+        row = {"workload": workload, "optimizer": optimizer, "metric": column,
+               "tuned": tuned[column], "tuned_low": tuned[column + "_low"],
+               "tuned_high": tuned[column + "_high"], "tuned_hparams": hparams[label]}
+        oneshot = by_role.get("oneshot")
+        row.update(oneshot=oneshot[column] if oneshot is not None else math.nan,
+                   oneshot_low=oneshot[column + "_low"] if oneshot is not None else math.nan,
+                   oneshot_high=oneshot[column + "_high"] if oneshot is not None else math.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -6,6 +6,7 @@ the run holds nothing to draw (no curves, one learning rate, ...).
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -33,7 +34,9 @@ def _panels(count: int, width: float = 5.2, height: float = 3.6, rows: int = 1):
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+    with warnings.catch_warnings():  # very long labels: a cramped figure beats a warning
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
@@ -180,3 +183,23 @@ def lr_sensitivity(cells: pd.DataFrame, out: Path) -> Path | None:
         ax.set_ylabel("final " + frame["target_metric"].iloc[0].replace("_", " "))
         ax.legend(fontsize=8)
     return _save(fig, out / "lr_sensitivity.png")
+
+
+def tuning_curves(curves: pd.DataFrame, out: Path) -> Path | None:
+    if curves.empty:
+        return None
+    workloads = sorted(curves["workload"].unique())
+    colours = _palette(curves["optimizer"])
+    fig, axes = _panels(len(workloads))
+    for ax, workload in zip(axes[0], workloads):
+        frame = curves[curves["workload"] == workload]
+        for optimizer, group in frame.groupby("optimizer"):
+            ax.plot(group["trials"], group["median"], marker="o", ms=3, label=optimizer,
+                    color=colours[optimizer])
+            ax.fill_between(group["trials"], group["low"], group["high"], alpha=0.15,
+                            color=colours[optimizer], lw=0)
+        ax.set_title(workload)
+        ax.set_xlabel("trials")
+        ax.set_ylabel("best " + frame["metric"].iloc[0].replace("_", " ") + " so far")
+        ax.legend(fontsize=8)
+    return _save(fig, out / "tuning_curves.png")

@@ -39,14 +39,17 @@ HOW_TO_READ = [
 @dataclass
 class Report:
     results: Results
-    cells: pd.DataFrame
+    cells: pd.DataFrame  # untuned and tuned cells (tuning trials are in `tuning`)
     summary: pd.DataFrame  # one row per optimizer label across workloads
     notes: list[str] = field(default_factory=list)  # what is missing, said plainly
+    tuning: pd.DataFrame = field(default_factory=pd.DataFrame)  # oneshot vs tuned
+    tuning_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def build(results: Results) -> Report:
     runs, curves = results.runs, results.curves
-    cells = analysis.cell_table(runs, curves) if len(runs) else pd.DataFrame()
+    compared = runs[runs["role"] != "trial"] if "role" in runs else runs  # trials: see tuning
+    cells = analysis.cell_table(compared, curves) if len(compared) else pd.DataFrame()
     notes = []
     if not len(runs):
         notes.append("This run has no finished cell yet: nothing to compare.")
@@ -61,7 +64,17 @@ def build(results: Results) -> Report:
         if not (runs["status"] == "done").any():
             notes.append("No seed finished as done: metrics are missing.")
     summary = _summary(cells) if len(cells) else pd.DataFrame()
-    return Report(results, cells, summary, notes)
+    tuning = analysis.oneshot_vs_tuned(cells, runs) if len(cells) else pd.DataFrame()
+    return Report(results, cells, summary, notes, tuning, analysis.tuning_curves(runs))
+
+
+def tuning_rows(tuning: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, float]]]]:
+    header = ["workload", "optimizer", "untuned (95% CI)", "tuned (95% CI)", "tuned hyperparameters"]
+    rows = [[(r.workload, None), (r.optimizer, None),
+             (fmt_ci(r.oneshot, r.oneshot_low, r.oneshot_high), _key(r.oneshot)),
+             (fmt_ci(r.tuned, r.tuned_low, r.tuned_high), _key(r.tuned)),
+             (r.tuned_hparams, None)] for r in tuning.itertuples()]
+    return header, rows
 
 
 def _summary(cells: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +211,11 @@ def _figures(report: Report, plot_dir: Path) -> list[tuple[str, Path]]:
         ("Normalised final target metric (per workload: 1 best, 0 worst)",
          lambda: plots.heatmap(analysis.normalised_performance(cells) if len(cells) else pd.DataFrame(),
                                plot_dir)),
-        ("Learning-rate sensitivity", lambda: plots.lr_sensitivity(cells, plot_dir)),
+        ("Learning-rate sensitivity (every cell, tuning trials included)",
+         lambda: plots.lr_sensitivity(analysis.cell_table(runs, curves) if len(runs) else cells,
+                                      plot_dir)),
+        ("Tuning curves: best validation metric after k trials (median and 10-90% over"
+         " 200 orders of the trials)", lambda: plots.tuning_curves(report.tuning_curves, plot_dir)),
     ]
     figures = []
     for title, draw in candidates:
@@ -214,6 +231,9 @@ def markdown(report: Report, figures, out: Path) -> str:
     lines += [f"> {note}" for note in report.notes] + ([""] if report.notes else [])
     if len(report.summary):
         lines += ["## Across workloads", "", *_md_table(*summary_rows(report.summary)), ""]
+    if len(report.tuning):
+        lines += ["## Untuned vs tuned (final target metric)", "",
+                  *_md_table(*tuning_rows(report.tuning)), ""]
     for workload in sorted(report.cells["workload"].unique()) if len(report.cells) else []:
         lines += [f"## {workload}", "", *_md_table(*workload_rows(report.cells, workload)), ""]
     for title, path in figures:
@@ -237,6 +257,9 @@ def html_page(report: Report, figures) -> str:
     parts += [f"<p class=note>{e(note)}</p>" for note in report.notes]
     if len(report.summary):
         parts += ["<h2>Across workloads</h2>", _html_table(*summary_rows(report.summary))]
+    if len(report.tuning):
+        parts += ["<h2>Untuned vs tuned (final target metric)</h2>",
+                  _html_table(*tuning_rows(report.tuning))]
     for workload in sorted(report.cells["workload"].unique()) if len(report.cells) else []:
         parts += [f"<h2>{e(workload)}</h2>", _html_table(*workload_rows(report.cells, workload))]
     for title, path in figures:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import optimizers
-from bench import data, engine, matrix, tuning, workloads
+from bench import analysis, data, engine, matrix, tuning, workloads
 from bench.errors import UserError
 from tests.conftest import run_optbench
 
@@ -118,6 +118,22 @@ def test_a_budget_runs_trials_then_the_best_with_every_seed(tmp_path):
     best = trials.groupby("trial")["final_val_accuracy"].mean().idxmax()
     assert tuned["trial"].iloc[0] == best
     assert json_of(tuned["hparams"].iloc[0]) == json_of(trials[trials["trial"] == best]["hparams"].iloc[0])
+    report = (out / "report.md").read_text()
+    assert "## Untuned vs tuned" in report and "(tuned: learning_rate=" in report
+    assert "(trial " not in report.split("### ")[0]  # trials stay out of the ranked tables
+    assert (out / "plots" / "tuning_curves.png").is_file()
+
+
+def test_tuning_curve_is_the_best_so_far_over_orders_of_the_trials():
+    runs = pd.DataFrame({"workload": "w", "optimizer": "o", "role": "trial", "status": "done",
+                         "target_metric": "val_accuracy", "trial": [0, 1, 2],
+                         "final_val_accuracy": [0.1, 0.5, 0.3]})
+    curve = analysis.tuning_curves(runs, orders=3000).set_index("trials")
+    assert curve.loc[3, "median"] == curve.loc[3, "low"] == 0.5  # every order has seen the best
+    # after one trial: each trial equally likely first, so the median is the middle one
+    assert curve.loc[1, "median"] == 0.3 and curve.loc[1, "low"] == 0.1 and curve.loc[1, "high"] == 0.5
+    # after two: the best of a random pair is 0.5 two times in three, else 0.3
+    assert curve.loc[2, "median"] == 0.5 and curve.loc[2, "low"] == 0.3
 
 
 def json_of(text):
