@@ -158,6 +158,20 @@ def heatmap(normalised: pd.DataFrame, out: Path) -> Path | None:
     return _save(fig, out / "heatmap.png")
 
 
+def _per_optimizer(data: pd.DataFrame, draw, out: Path, name: str) -> Path:
+    """One panel per workload; draw(ax, group, colour) once per optimizer, then labels."""
+    workloads = sorted(data["workload"].unique())
+    colours = _palette(data["optimizer"])
+    fig, axes = _panels(len(workloads))
+    for ax, workload in zip(axes[0], workloads):
+        frame = data[data["workload"] == workload]
+        for optimizer, group in frame.groupby("optimizer"):
+            draw(ax, group, dict(label=optimizer, color=colours[optimizer]))
+        ax.set_title(workload)
+        ax.legend(fontsize=8)
+    return _save(fig, out / name)
+
+
 def lr_sensitivity(cells: pd.DataFrame, out: Path) -> Path | None:
     """Final target metric against learning rate, when an optimizer ran at several."""
     if not len(cells):
@@ -166,40 +180,31 @@ def lr_sensitivity(cells: pd.DataFrame, out: Path) -> Path | None:
     swept = swept.groupby(["workload", "optimizer"]).filter(lambda g: g["learning_rate"].nunique() > 1)
     if not len(swept):
         return None
-    workloads = sorted(swept["workload"].unique())
-    colours = _palette(swept["optimizer"])
-    fig, axes = _panels(len(workloads))
-    for ax, workload in zip(axes[0], workloads):
-        frame = swept[swept["workload"] == workload]
-        for optimizer, group in frame.groupby("optimizer"):
-            group = group.sort_values("learning_rate")
-            ax.errorbar(group["learning_rate"], group["score"],
-                        yerr=[group["score"] - group["final_" + group["target_metric"].iloc[0] + "_low"].fillna(group["score"]),
-                              group["final_" + group["target_metric"].iloc[0] + "_high"].fillna(group["score"]) - group["score"]],
-                        marker="o", capsize=3, label=optimizer, color=colours[optimizer])
+
+    def draw(ax, group, style):
+        group = group.sort_values("learning_rate")
+        column = "final_" + group["target_metric"].iloc[0]
+        low = group[column + "_low"].fillna(group["score"])
+        high = group[column + "_high"].fillna(group["score"])
+        ax.errorbar(group["learning_rate"], group["score"],
+                    yerr=[group["score"] - low, high - group["score"]], marker="o", capsize=3,
+                    **style)
         ax.set_xscale("log")
-        ax.set_title(workload)
         ax.set_xlabel("learning rate")
-        ax.set_ylabel("final " + frame["target_metric"].iloc[0].replace("_", " "))
-        ax.legend(fontsize=8)
-    return _save(fig, out / "lr_sensitivity.png")
+        ax.set_ylabel(column.replace("_", " "))
+
+    return _per_optimizer(swept, draw, out, "lr_sensitivity.png")
 
 
 def tuning_curves(curves: pd.DataFrame, out: Path) -> Path | None:
     if curves.empty:
         return None
-    workloads = sorted(curves["workload"].unique())
-    colours = _palette(curves["optimizer"])
-    fig, axes = _panels(len(workloads))
-    for ax, workload in zip(axes[0], workloads):
-        frame = curves[curves["workload"] == workload]
-        for optimizer, group in frame.groupby("optimizer"):
-            ax.plot(group["trials"], group["median"], marker="o", ms=3, label=optimizer,
-                    color=colours[optimizer])
-            ax.fill_between(group["trials"], group["low"], group["high"], alpha=0.15,
-                            color=colours[optimizer], lw=0)
-        ax.set_title(workload)
+
+    def draw(ax, group, style):
+        ax.plot(group["trials"], group["median"], marker="o", ms=3, **style)
+        ax.fill_between(group["trials"], group["low"], group["high"], alpha=0.15,
+                        color=style["color"], lw=0)
         ax.set_xlabel("trials")
-        ax.set_ylabel("best " + frame["metric"].iloc[0].replace("_", " ") + " so far")
-        ax.legend(fontsize=8)
-    return _save(fig, out / "tuning_curves.png")
+        ax.set_ylabel("best " + group["metric"].iloc[0].replace("_", " ") + " so far")
+
+    return _per_optimizer(curves, draw, out, "tuning_curves.png")
