@@ -17,7 +17,7 @@ import optax
 from flax import nnx
 
 from bench.data import Dataset
-from bench import monitor
+from bench import monitor, schedules
 from bench.records import CURVE_COLUMNS, CellResult, SeedRecord, Status, Timings, Usage
 from bench.workloads import Workload
 from optimizers.registry import OptimizerSpec, extra_update_args
@@ -93,10 +93,12 @@ class SeedBatchTrainer:
 
     def __init__(self, workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
                  hparams: Mapping[str, Any], *, seeds: Sequence[int], batch_size: int,
-                 trials: Sequence[Mapping[str, float]] | None = None):
+                 trials: Sequence[Mapping[str, float]] | None = None,
+                 schedule: Mapping[str, Any] | None = None, steps: int = 0):
         """With `trials` (float hyperparameter overrides), every trial x seed is one member
         of the vmapped batch, trial-major: the optimizer runs under inject_hyperparams and
-        each member's state carries its trial's values, so a whole sweep is one program."""
+        each member's state carries its trial's values, so a whole sweep is one program.
+        A `schedule` (bench/schedules.py) over `steps` scales the optimizer's updates."""
         self.timings = Timings()
         clock = time.perf_counter()
         device_data = jax.device_put((dataset.x_train, dataset.y_train, dataset.x_val,
@@ -107,18 +109,25 @@ class SeedBatchTrainer:
 
         self.needs = optimizer.needs
         members = [seed for _ in (trials or [None]) for seed in seeds]
-        self.tx = optimizer.build_injected(hparams) if trials else optimizer.build(hparams)
+        tx = optimizer.build_injected(hparams) if trials else optimizer.build(hparams)
+        self.tx = schedules.apply(tx, schedule or {}, steps)
+        scheduled = self.tx is not tx  # then the optimizer's state is the chain's first
         graphdef, self.params = init_params(workload, dataset, members)
         self.opt_state = jax.vmap(self.tx.init)(self.params)
         if trials:
-            self.opt_state = with_trial_values(self.opt_state, trials, len(seeds))
+            own = self.opt_state[0] if scheduled else self.opt_state
+            own = with_trial_values(own, trials, len(seeds))
+            self.opt_state = (own, *self.opt_state[1:]) if scheduled else own
         self.keys = data_keys(members)
         self.usage = Usage(param_bytes=tree_bytes(self.params) // len(members),
                            state_bytes=tree_bytes(self.opt_state) // len(members),
                            trials_in_program=len(trials or [None]))
         eval_params = optimizer.eval_params
-        if trials and eval_params is not None:  # the optimizer's own state is inside
-            eval_params = lambda state, params, inner=eval_params: inner(state.inner_state, params)  # noqa: E731
+        if (trials or scheduled) and eval_params is not None:  # its own state is inside
+
+            def eval_params(state, params, inner=eval_params):
+                state = state[0] if scheduled else state
+                return inner(state.inner_state if trials else state, params)
         self._chunk = make_train_chunk(graphdef, self.tx, batch_size, optimizer.needs)
         self._executables: dict[int, Any] = {}  # chunk length -> executable
         self._evaluate = self._compile(
@@ -217,24 +226,28 @@ class SeedBatchTrainer:
 def train(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
           hparams: Mapping[str, Any], *, steps: int, eval_every: int, batch_size: int,
           seeds: Sequence[int], on_chunk: ChunkCallback | None = None,
-          probe: bool = True, sample_interval_s: float = 0.1) -> CellResult:
+          probe: bool = True, sample_interval_s: float = 0.1,
+          schedule: Mapping[str, Any] | None = None) -> CellResult:
     """Train one cell: its seeds in one compiled program."""
     return train_sweep(workload, dataset, optimizer, hparams, None, steps=steps,
                        eval_every=eval_every, batch_size=batch_size, seeds=seeds,
-                       on_chunk=on_chunk, probe=probe, sample_interval_s=sample_interval_s)[0]
+                       on_chunk=on_chunk, probe=probe, sample_interval_s=sample_interval_s,
+                       schedule=schedule)[0]
 
 
 def train_sweep(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
                 hparams: Mapping[str, Any], trials: Sequence[Mapping[str, float]] | None, *,
                 steps: int, eval_every: int, batch_size: int, seeds: Sequence[int],
                 on_chunk: ChunkCallback | None = None, probe: bool = True,
-                sample_interval_s: float = 0.1) -> list[CellResult]:
+                sample_interval_s: float = 0.1,
+                schedule: Mapping[str, Any] | None = None) -> list[CellResult]:
     """Train every trial x seed in one compiled program; one CellResult per trial (one for
     `trials=None`). The timings and usage are the program's, shared by its trials."""
     start = time.perf_counter()
     seeds = list(seeds)
     trainer = SeedBatchTrainer(workload, dataset, optimizer, hparams, seeds=seeds,
-                               batch_size=batch_size, trials=trials)
+                               batch_size=batch_size, trials=trials, schedule=schedule,
+                               steps=steps)
     trainer.compile_chunk(min(eval_every, steps))
     trainer.count_flops()
     timings = trainer.timings

@@ -53,7 +53,7 @@ def run_cell(cell: Cell, datasets: DatasetCache,
         result = engine.train(
             workload, dataset, optimizers.get(cell.optimizer), dict(cell.hparams),
             steps=cell.steps, eval_every=cell.eval_every, batch_size=cell.batch_size,
-            seeds=cell.seeds,
+            seeds=cell.seeds, schedule=dict(cell.schedule),
             on_chunk=(lambda done, total: progress(cell, done, total)) if progress else None,
         )
     except UserError:
@@ -88,7 +88,7 @@ def sweep_groups(cells: Sequence[Cell]) -> list[list[Cell]]:
         spec = optimizers.get(cell.optimizer)
         static = tuple((k, v) for k, v in cell.hparams if not isinstance(v, float))
         key = (cell.workload, cell.optimizer, static, cell.steps, cell.eval_every,
-               cell.batch_size, cell.seeds)
+               cell.batch_size, cell.seeds, cell.schedule)
         if "inject" in spec.caveats:
             key = (cell.id,)
         groups.setdefault(key, []).append(cell)
@@ -110,7 +110,7 @@ def run_sweep(group: Sequence[Cell], datasets: DatasetCache,
             workload, dataset, optimizers.get(first.optimizer), hparams[0],
             [{k: h[k] for k in varying} for h in hparams], steps=first.steps,
             eval_every=first.eval_every, batch_size=first.batch_size, seeds=first.seeds,
-            on_chunk=(lambda done, total: progress(first, done, total)) if progress else None)
+            schedule=dict(first.schedule), on_chunk=(lambda done, total: progress(first, done, total)) if progress else None)
     except UserError:
         raise
     except Exception:  # noqa: BLE001

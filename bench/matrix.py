@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import optimizers
-from bench import tuning, workloads
+from bench import schedules, tuning, workloads
 from bench.data import check_available
 from bench.errors import UserError
 from optimizers.registry import RegistryError, did_you_mean
@@ -28,7 +28,7 @@ from optimizers.registry import RegistryError, did_you_mean
 CELL_SCHEMA = 1  # bump when the meaning of a cell spec changes: old results stop matching
 PRESET_DIR = Path(__file__).parent / "presets"
 _TOP_KEYS = {"name", "seeds", "steps", "workloads", "optimizers", "plugins", "budget",
-             "tuning_seeds"}
+             "tuning_seeds", "schedules"}
 _WORKLOAD_KEYS = {"name", "steps", "eval_every", "batch_size"}
 
 
@@ -48,6 +48,8 @@ class Cell:
     target_value: float
     # for tuning cells: (("budget", 8), ("role", "trial"), ("trial", 3)) or role "tuned"
     tuning: tuple[tuple[str, Any], ...] = ()
+    # a learning-rate schedule (bench/schedules.py); () is constant
+    schedule: tuple[tuple[str, Any], ...] = ()
 
     def spec(self) -> dict[str, Any]:
         """What identifies the cell; its hash is the cell id."""
@@ -59,6 +61,8 @@ class Cell:
         }
         if self.tuning:  # absent for untuned cells, whose ids stay what they were
             spec["tuning"] = dict(self.tuning)
+        if self.schedule:  # likewise absent for the constant schedule
+            spec["schedule"] = dict(self.schedule)
         return spec
 
     @cached_property
@@ -71,11 +75,12 @@ class Cell:
         """The optimizer name, with the hyperparameters the matrix set: 'optax:sgd(momentum=0.9)'."""
         hparams, tuning = dict(self.hparams), dict(self.tuning)
         values = ", ".join(f"{k}={hparams[k]}" for k in self.overrides)
+        scheduled = f" @ {schedules.label(self.schedule)}" if self.schedule else ""
         if tuning.get("role") == "trial":
-            return f"{self.optimizer}(trial {tuning['trial']}: {values})"
+            return f"{self.optimizer}(trial {tuning['trial']}: {values}){scheduled}"
         if tuning.get("role") == "tuned":
-            return f"{self.optimizer}(tuned: {values})"
-        return f"{self.optimizer}({values})" if self.overrides else self.optimizer
+            return f"{self.optimizer}(tuned: {values}){scheduled}"
+        return (f"{self.optimizer}({values})" if self.overrides else self.optimizer) + scheduled
 
 
 @dataclass
@@ -88,6 +93,7 @@ class Matrix:
     steps: int | None = None
     plugins: list[str] = field(default_factory=list)
     budget: int | str = "oneshot"  # "oneshot" (registered defaults) or a number of trials
+    schedules: list[tuple[tuple[str, Any], ...]] = field(default_factory=lambda: [()])
     tuning_seeds: int = 1  # seeds per trial; the selected point reruns with `seeds`
 
 
@@ -138,8 +144,13 @@ def from_dict(raw: dict[str, Any], *, name: str, source: str) -> Matrix:
         _check_positive_int(where, "budget", budget)
     tuning_seeds = raw.get("tuning_seeds", 1)
     _check_positive_int(where, "tuning_seeds", tuning_seeds)
+    try:
+        parsed_schedules = [schedules.parse(e) for e in _as_list(raw.get("schedules", ["constant"]),
+                                                                  where, "schedules")]
+    except schedules.ScheduleError as exc:
+        raise UserError(f"{where}: {exc}") from None
     return Matrix(
-        budget=budget, tuning_seeds=tuning_seeds,
+        budget=budget, tuning_seeds=tuning_seeds, schedules=list(dict.fromkeys(parsed_schedules)),
         name=str(name), source=source, seeds=parse_seeds(raw.get("seeds", 3), where),
         workloads=[_entry(w, where, "workloads") for w in _as_list(raw["workloads"], where, "workloads")],
         optimizers=[_entry(o, where, "optimizers") for o in _as_list(raw["optimizers"], where, "optimizers")],
@@ -188,14 +199,15 @@ def cells(matrix: Matrix, data_dir: str | None = None) -> list[Cell]:
         for key, value in (("steps", steps), ("eval_every", eval_every), ("batch_size", batch_size)):
             _check_positive_int(f"{where}: workload '{workload.name}'", key, value)
         check_available(workload.dataset, data_dir)
-        for entry, (name, hparams, overrides) in zip(matrix.optimizers, resolved_optimizers):
-            base = Cell(workload.name, name, tuple(sorted(hparams.items())), overrides,
-                        steps, min(eval_every, steps), batch_size, tuple(matrix.seeds),
-                        workload.target_metric, workload.target_value)
-            result.setdefault(base.id, base)
-            if matrix.budget != "oneshot":
-                for cell in _trial_cells(matrix, base, entry, where):
-                    result.setdefault(cell.id, cell)
+        for schedule in matrix.schedules:
+            for entry, (name, hparams, overrides) in zip(matrix.optimizers, resolved_optimizers):
+                base = Cell(workload.name, name, tuple(sorted(hparams.items())), overrides,
+                            steps, min(eval_every, steps), batch_size, tuple(matrix.seeds),
+                            workload.target_metric, workload.target_value, schedule=schedule)
+                result.setdefault(base.id, base)
+                if matrix.budget != "oneshot":
+                    for cell in _trial_cells(matrix, base, entry, where):
+                        result.setdefault(cell.id, cell)
     return list(result.values())
 
 
@@ -228,10 +240,10 @@ def tuned_cells(cells: list[Cell], runs) -> list[Cell]:
     """For each workload x optimizer entry that ran trials, its best trial (selected on the
     validation split, see bench/tuning.py) as a cell with every seed of the matrix."""
     trials = [c for c in cells if dict(c.tuning).get("role") == "trial"]
-    untuned = {(c.workload, c.optimizer, c.steps): c for c in cells if not c.tuning}
+    untuned = {(c.workload, c.optimizer, c.steps, c.schedule): c for c in cells if not c.tuning}
     chosen = []
-    for key in dict.fromkeys((c.workload, c.optimizer, c.steps) for c in trials):
-        ids = {c.id: c for c in trials if (c.workload, c.optimizer, c.steps) == key}
+    for key in dict.fromkeys((c.workload, c.optimizer, c.steps, c.schedule) for c in trials):
+        ids = {c.id: c for c in trials if (c.workload, c.optimizer, c.steps, c.schedule) == key}
         trial_runs = runs[runs["cell_id"].isin(list(ids))]
         best = tuning.select(trial_runs.assign(trial=trial_runs["cell_id"].map(
             lambda i: dict(ids[i].tuning)["trial"])))

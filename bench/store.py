@@ -194,7 +194,7 @@ RUN_COLUMNS = [
     "seed", "status", "diverged_step", "steps_trained", "final_train_loss", "final_val_loss",
     "final_val_accuracy", "final_test_loss", "final_test_accuracy", "best_val_accuracy",
     "target_metric", "target_value", "target_step", "target_seconds", "seeds_in_batch",
-    "role", "trial", "budget",
+    "schedule", "role", "trial", "budget",
     "data_s", "setup_s", "compile_s", "train_s", "eval_s", "probe_s", "total_s",
     "step_time_median_s", "step_time_iqr_s", "steps_per_s", "compiles", "trials_in_program",
     "param_bytes",
@@ -231,6 +231,7 @@ def run_rows(record: dict[str, Any], curves: pd.DataFrame) -> list[dict[str, Any
             "target_metric": spec["target_metric"], "target_value": spec["target_value"],
             "target_step": target_step, "target_seconds": target_seconds,
             "seeds_in_batch": len(record["seeds"]),
+            "schedule": _schedule_name(spec.get("schedule")),
             "role": spec.get("tuning", {}).get("role", "oneshot"),
             "trial": spec.get("tuning", {}).get("trial"),
             "budget": spec.get("tuning", {}).get("budget"),
@@ -318,6 +319,14 @@ def _check_same_matrix(root: Path, old: dict[str, Any], new: dict[str, Any]) -> 
         f" {len(new_cells)}, {len(old_cells & new_cells)} in common): pass --resume to add"
         " this matrix's unfinished cells to it, --force to rerun all of them there, or"
         " choose another --out")
+
+
+def _schedule_name(schedule: dict[str, Any] | None) -> str:
+    """'constant', or e.g. 'wsd(decay=0.2, warmup=0.05)'."""
+    if not schedule:
+        return "constant"
+    values = {k: v for k, v in schedule.items() if k != "name"}
+    return f"{schedule['name']}({', '.join(f'{k}={v:g}' for k, v in sorted(values.items()))})"
 
 
 def _or_nan(value: Any) -> float:
