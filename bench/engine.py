@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bench.data import Dataset
 from bench import monitor, schedules
@@ -94,11 +95,13 @@ class SeedBatchTrainer:
     def __init__(self, workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
                  hparams: Mapping[str, Any], *, seeds: Sequence[int], batch_size: int,
                  trials: Sequence[Mapping[str, float]] | None = None,
-                 schedule: Mapping[str, Any] | None = None, steps: int = 0):
+                 schedule: Mapping[str, Any] | None = None, steps: int = 0,
+                 shard: bool = True):
         """With `trials` (float hyperparameter overrides), every trial x seed is one member
         of the vmapped batch, trial-major: the optimizer runs under inject_hyperparams and
         each member's state carries its trial's values, so a whole sweep is one program.
-        A `schedule` (bench/schedules.py) over `steps` scales the optimizer's updates."""
+        A `schedule` (bench/schedules.py) over `steps` scales the optimizer's updates.
+        With several local devices, the members are split across them (`shard`)."""
         self.timings = Timings()
         clock = time.perf_counter()
         device_data = jax.device_put((dataset.x_train, dataset.y_train, dataset.x_val,
@@ -122,6 +125,7 @@ class SeedBatchTrainer:
         self.usage = Usage(param_bytes=tree_bytes(self.params) // len(members),
                            state_bytes=tree_bytes(self.opt_state) // len(members),
                            trials_in_program=len(trials or [None]))
+        self._shard(len(members), shard)
         eval_params = optimizer.eval_params
         if (trials or scheduled) and eval_params is not None:  # its own state is inside
 
@@ -134,6 +138,22 @@ class SeedBatchTrainer:
             jax.vmap(make_evaluate(graphdef, eval_params),
                      in_axes=(0, 0, None, None, None, None)),
             self.params, self.opt_state, *self.eval_data)
+
+    def _shard(self, members: int, allowed: bool) -> None:
+        """Split the member axis (trials x seeds) over as many local devices as divide it
+        evenly, the data replicated on each; XLA partitions the vmapped program accordingly.
+        One device (or `allowed=False`) leaves everything where it is."""
+        devices = jax.devices()
+        count = max(d for d in range(1, len(devices) + 1) if members % d == 0) if allowed else 1
+        self.usage.devices = count
+        if count == 1:
+            return
+        mesh = Mesh(np.array(devices[:count]), ("members",))
+        split, whole = NamedSharding(mesh, PartitionSpec("members")), NamedSharding(mesh, PartitionSpec())
+        self.params, self.opt_state, self.keys = jax.device_put(
+            (self.params, self.opt_state, self.keys), split)
+        self.x_train, self.y_train, *self.eval_data = jax.device_put(
+            (self.x_train, self.y_train, *self.eval_data), whole)
 
     def _compile(self, fn, *args, **jit_kwargs):
         clock = time.perf_counter()

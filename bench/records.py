@@ -78,6 +78,7 @@ class Usage:
     device_mem_peak_bytes: int | None = None  # GPU memory used, NVML (whole device)
     compiles: int = 0                     # executables compiled for training and eval
     trials_in_program: int = 1            # hyperparameter trials sharing the compiled program
+    devices: int = 1                      # devices the program's members were split over
     missing: dict[str, str] = field(default_factory=dict)
 
 

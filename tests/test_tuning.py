@@ -139,3 +139,39 @@ def test_tuning_curve_is_the_best_so_far_over_orders_of_the_trials():
 def json_of(text):
     import json
     return json.loads(text)
+
+
+SHARDED = '''
+import numpy as np, jax, optimizers
+from bench import data, engine, workloads
+assert len(jax.devices()) == 2
+w = workloads.get("mnist1d-mlp"); d = data.load(w.dataset)
+spec = optimizers.get("momentum")
+trials = [{"learning_rate": 0.05}, {"learning_rate": 0.1}, {"learning_rate": 0.2}]
+runs = {}
+for shard in (True, False):
+    t = engine.SeedBatchTrainer(w, d, spec, spec.resolve(), seeds=[0, 1], batch_size=100,
+                                trials=trials, shard=shard)
+    t.compile_chunk(50)
+    runs[shard] = (t, np.concatenate([t.run_chunk(50) for _ in range(2)], axis=1), t.evaluate())
+sharded, plain = runs[True], runs[False]
+assert sharded[0].usage.devices == 2 and plain[0].usage.devices == 1
+assert len(jax.tree.leaves(sharded[0].params)[0].sharding.device_set) == 2
+np.testing.assert_allclose(sharded[1], plain[1], rtol=1e-5)
+np.testing.assert_allclose(sharded[2], plain[2], rtol=1e-5, atol=1e-6)
+print("ok")
+'''
+
+
+def test_a_sweep_splits_its_members_over_several_devices():
+    """Two host CPU devices stand in for two accelerators: 3 trials x 2 seeds split 3 + 3,
+    with the curves of the same program on one device."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    result = subprocess.run([sys.executable, "-c", SHARDED], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT),
+                                 "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
