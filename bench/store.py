@@ -70,7 +70,7 @@ class RunStore:
         run: same matrix (it resumes), or --resume / --force for a different one. Holds an
         exclusive lock on the folder until the process ends."""
         if (self.root.exists() and not (self.root / MANIFEST).exists()
-                and any(p.name not in {".lock", "cells"} for p in self.root.iterdir())):
+                and any(p.name not in {".lock", ".gitignore", "cells"} for p in self.root.iterdir())):
             raise UserError(f"{self.root} is not empty and not an optbench results folder;"
                             " choose another --out")
         try:
