@@ -111,7 +111,7 @@ class SeedBatchTrainer:
         self.timings.data_s = time.perf_counter() - clock
 
         self.needs = optimizer.needs
-        members = [seed for _ in (trials or [None]) for seed in seeds]
+        self.members = members = [seed for _ in (trials or [None]) for seed in seeds]
         tx = optimizer.build_injected(hparams) if trials else optimizer.build(hparams)
         self.tx = schedules.apply(tx, schedule or {}, steps)
         scheduled = self.tx is not tx  # then the optimizer's state is the chain's first
@@ -149,7 +149,8 @@ class SeedBatchTrainer:
         if count == 1:
             return
         mesh = Mesh(np.array(devices[:count]), ("members",))
-        split, whole = NamedSharding(mesh, PartitionSpec("members")), NamedSharding(mesh, PartitionSpec())
+        split = NamedSharding(mesh, PartitionSpec("members"))
+        whole = NamedSharding(mesh, PartitionSpec())
         self.params, self.opt_state, self.keys = jax.device_put(
             (self.params, self.opt_state, self.keys), split)
         self.x_train, self.y_train, *self.eval_data = jax.device_put(
@@ -273,10 +274,9 @@ def train_sweep(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
     timings = trainer.timings
     # initialising parameters and state, and tracing the step for its FLOP count
     timings.setup_s = time.perf_counter() - start - timings.data_s - timings.compile_s
-    members = [seed for _ in (trials or [None]) for seed in seeds]
+    members = trainer.members
     records = [SeedRecord(seed, Status.DONE) for seed in members]
     rows: dict[str, list] = {c: [] for c in CURVE_COLUMNS}
-    member_of_row: list[int] = []
     done = 0
     with monitor.UsageSampler(sample_interval_s) as sampler:
         while done < steps:
@@ -290,7 +290,6 @@ def train_sweep(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
                           *map(float, metrics[:, i]))
                 for column, value in zip(CURVE_COLUMNS, values):
                     rows[column].append(value)
-                member_of_row.append(i)
             if on_chunk is not None:
                 on_chunk(done, steps)
             if all(r.status is Status.DIVERGED for r in records):
@@ -307,11 +306,11 @@ def train_sweep(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
         trainer.probe_update()
     usage.peak_rss_bytes = monitor.host_rss_peak()
     trainer.timings.total_s = time.perf_counter() - start
-    member_of_row = np.asarray(member_of_row)
+    # rows come chunk by chunk, members in order within each: row r is member r % M
+    trial_of_row = np.arange(len(rows["step"])) % len(members) // len(seeds)
     results = []
     for t in range(len(trials or [None])):
-        mine = (member_of_row >= t * len(seeds)) & (member_of_row < (t + 1) * len(seeds))
-        curves = {c: np.asarray(v)[mine] for c, v in rows.items()}
+        curves = {c: np.asarray(v)[trial_of_row == t] for c, v in rows.items()}
         results.append(CellResult(seeds=records[t * len(seeds):(t + 1) * len(seeds)],
                                   curves=curves, timings=trainer.timings, steps_trained=done,
                                   usage=usage))

@@ -44,27 +44,8 @@ class DatasetCache:
 
 def run_cell(cell: Cell, datasets: DatasetCache,
              progress: ProgressCallback | None = None) -> CellResult:
-    """Train one cell. An exception from the model, optimizer or engine becomes an ERROR
-    result with its traceback; bad user input (UserError) still stops the run."""
-    clock = time.perf_counter()
-    workload = workloads.get(cell.workload)
-    dataset, load_s = datasets.get(workload.dataset)
-    try:
-        result = engine.train(
-            workload, dataset, optimizers.get(cell.optimizer), dict(cell.hparams),
-            steps=cell.steps, eval_every=cell.eval_every, batch_size=cell.batch_size,
-            seeds=cell.seeds, schedule=dict(cell.schedule),
-            on_chunk=(lambda done, total: progress(cell, done, total)) if progress else None,
-        )
-    except UserError:
-        raise
-    except Exception:
-        timings = Timings(total_s=time.perf_counter() - clock)
-        return CellResult(seeds=[SeedRecord(s, Status.ERROR) for s in cell.seeds], curves={},
-                          timings=timings, steps_trained=0, error=traceback.format_exc())
-    result.timings.data_s += load_s
-    result.timings.total_s += load_s
-    return result
+    """Train one cell (see `run_group`)."""
+    return run_group([cell], datasets, progress)[0]
 
 
 def run_local(cells: Sequence[Cell], data_dir: str | None = None,
@@ -73,10 +54,7 @@ def run_local(cells: Sequence[Cell], data_dir: str | None = None,
     sweep's trials) train together in one vmapped program (see `sweep_groups`)."""
     datasets = DatasetCache(data_dir)
     for group in sweep_groups(cells):
-        if len(group) == 1:
-            yield group[0], run_cell(group[0], datasets, progress)
-        else:
-            yield from zip(group, run_sweep(group, datasets, progress))
+        yield from zip(group, run_group(group, datasets, progress))
 
 
 def sweep_groups(cells: Sequence[Cell]) -> list[list[Cell]]:
@@ -95,9 +73,11 @@ def sweep_groups(cells: Sequence[Cell]) -> list[list[Cell]]:
     return list(groups.values())
 
 
-def run_sweep(group: Sequence[Cell], datasets: DatasetCache,
+def run_group(group: Sequence[Cell], datasets: DatasetCache,
               progress: ProgressCallback | None = None) -> list[CellResult]:
-    """The trials of `group` in one program; an exception fails every trial of it."""
+    """Train `group` (one cell, or the trials of a sweep) as one program. An exception from
+    the model, optimizer or engine fails every cell of it, traceback kept; bad user input
+    (UserError) still stops the run."""
     clock = time.perf_counter()
     first = group[0]
     workload = workloads.get(first.workload)
@@ -105,20 +85,23 @@ def run_sweep(group: Sequence[Cell], datasets: DatasetCache,
     hparams = [dict(cell.hparams) for cell in group]
     varying = sorted(k for k, v in hparams[0].items() if isinstance(v, float)
                      and any(h[k] != v for h in hparams))
+    # a lone cell runs its optimizer as built, not under inject_hyperparams
+    trials = [{k: h[k] for k in varying} for h in hparams] if len(group) > 1 else None
     try:
         results = engine.train_sweep(
-            workload, dataset, optimizers.get(first.optimizer), hparams[0],
-            [{k: h[k] for k in varying} for h in hparams], steps=first.steps,
-            eval_every=first.eval_every, batch_size=first.batch_size, seeds=first.seeds,
-            schedule=dict(first.schedule), on_chunk=(lambda done, total: progress(first, done, total)) if progress else None)
+            workload, dataset, optimizers.get(first.optimizer), hparams[0], trials,
+            steps=first.steps, eval_every=first.eval_every, batch_size=first.batch_size,
+            seeds=first.seeds, schedule=dict(first.schedule),
+            on_chunk=(lambda done, total: progress(first, done, total)) if progress else None)
     except UserError:
         raise
     except Exception:  # noqa: BLE001
         message = traceback.format_exc()
         return [failed(cell, Status.ERROR, message, time.perf_counter() - clock) for cell in group]
-    for result in results:
-        result.timings.data_s += load_s
-        result.timings.total_s += load_s
+    shared = {id(r.timings): r.timings for r in results}.values()  # a sweep's trials share one
+    for timings in shared:
+        timings.data_s += load_s
+        timings.total_s += load_s
     return results
 
 

@@ -197,16 +197,15 @@ RUN_COLUMNS = [
     "schedule", "role", "trial", "budget",
     "data_s", "setup_s", "compile_s", "train_s", "eval_s", "probe_s", "total_s",
     "step_time_median_s", "step_time_iqr_s", "steps_per_s", "compiles", "trials_in_program",
-    "devices", "param_bytes",
-    "state_bytes", "state_to_param", "update_s", "update_share", "flops_per_step",
+    "devices", "param_bytes", "state_bytes", "state_to_param", "update_s", "update_share", "flops_per_step",
     "achieved_flops_per_s", "mfu", "peak_device_bytes", "peak_rss_bytes", "cpu_util_mean",
     "device_util_mean", "device_util_max", "device_mem_peak_bytes", "missing", "error",
 ]
 _FINAL = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 _TIMINGS = ("data_s", "setup_s", "compile_s", "train_s", "eval_s", "probe_s", "total_s",
             "step_time_median_s", "step_time_iqr_s", "steps_per_s")
-_USAGE = ("compiles", "trials_in_program", "devices", "param_bytes", "state_bytes", "update_s", "flops_per_step",
-          "peak_device_bytes", "peak_rss_bytes", "cpu_util_mean", "device_util_mean",
+_USAGE = ("compiles", "trials_in_program", "devices", "param_bytes", "state_bytes", "update_s",
+          "flops_per_step", "peak_device_bytes", "peak_rss_bytes", "cpu_util_mean", "device_util_mean",
           "device_util_max", "device_mem_peak_bytes")
 
 

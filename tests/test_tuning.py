@@ -113,6 +113,9 @@ def test_a_budget_runs_trials_then_the_best_with_every_seed(tmp_path):
         ("oneshot", 1), ("trial", 4), ("tuned", 1)]
     trials = runs[runs["role"] == "trial"]
     assert set(trials["trials_in_program"]) == {4} and set(trials["seed"]) == {0}
+    # the trials share one program's timings, and its parts still add up to its wall-clock
+    parts = trials[["data_s", "setup_s", "compile_s", "train_s", "eval_s", "probe_s"]].sum(axis=1)
+    assert trials["total_s"].nunique() == 1 and (parts <= trials["total_s"] + 1e-6).all()
     tuned = runs[runs["role"] == "tuned"]
     assert sorted(tuned["seed"]) == [0, 1]
     best = trials.groupby("trial")["final_val_accuracy"].mean().idxmax()
