@@ -22,7 +22,7 @@ bench: $(STAMP)
 	mkdir -p results
 	$(BIN)/python -m pytest tests/perf -q --benchmark-enable --benchmark-only \
 		--benchmark-columns=median,iqr,rounds --benchmark-json=results/bench.json
-	$(BIN)/python -m bench.perf_ratios results/bench.json
+	$(BIN)/python tools/perf_ratios.py results/bench.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

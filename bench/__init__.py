@@ -1,7 +1,16 @@
 """optbench: an optimizer comparison benchmark on JAX, Flax and Optax.
 
-The harness runs in one direction: matrix -> cells -> engine -> store -> report.
+The harness runs in one direction, one stage per subpackage:
+
+    plan/    a matrix -> validated cells, each knowing its program (no training)
+    train/   one program: data, workloads, the engine (the JAX side)
+    run/     executors train programs; the driver writes the results folder (store, schema)
+    report/  statistics, tables, plots, report and compare from the stored tables (no JAX)
+
+The public API is `load` (read a results folder; imports no JAX) and `run` (run a matrix).
 """
+from __future__ import annotations
+
 __version__ = "0.1.0"
 
 
@@ -13,6 +22,33 @@ def load(path):
         results = bench.load("results/reference")
         results.runs.groupby("label")["final_test_accuracy"].mean()
     """
-    from bench.store import load as load_results
+    from bench.run.store import load as load_results
 
     return load_results(path)
+
+
+def run(matrix=None, *, preset: str | None = None, out=None, seeds=None, steps: int | None = None,
+        executor: str = "local", force: bool = False, resume: bool = False,
+        data_dir: str | None = None):
+    """Run a matrix (a TOML path, or a preset; default: quick) into `out` and return its
+    tables, as `load` gives them. The same checks as `optbench run`: bad input raises
+    bench.errors.UserError with a one-line message.
+
+        results = bench.run(preset="smoke", out="results/smoke")
+    """
+    from datetime import datetime
+    from pathlib import Path
+
+    import optimizers
+    from bench.plan import expand
+    from bench.plan import matrix as matrix_mod
+    from bench.run.driver import run_matrix
+
+    plan = matrix_mod.with_overrides(matrix_mod.load(matrix, preset), seeds=seeds, steps=steps)
+    optimizers.load_builtins()
+    for plugin in plan.plugins:
+        optimizers.load_plugin_file(plugin)
+    out = Path(out) if out else Path("results") / f"{plan.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_matrix(plan, expand.cells(plan, data_dir), out, data_dir=data_dir, force=force,
+               resume=resume, executor=executor)
+    return load(out)

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.errors import UserError
+from bench.run.executors import EXECUTORS
 from optimizers.registry import RegistryError
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rerun cells already in --out (also: run another matrix into it)")
     run.add_argument("--resume", action="store_true",
                      help="run another matrix into an existing --out, skipping finished cells")
-    run.add_argument("--executor", choices=["local", "processes", "dask"], default="local",
+    run.add_argument("--executor", choices=list(EXECUTORS), default="local",
                      help="where cells run: this process (default), worker processes, or Dask")
     run.add_argument("--workers", type=_positive_int, default=2,
                      help="worker processes for --executor processes or a Dask LocalCluster")
@@ -98,30 +99,28 @@ def _plugin_option(parser) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        code = args.handler(args)
+        return args.handler(args)
     except (UserError, RegistryError) as exc:
         print(f"optbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from optimizers.plugins import load_errors
-
-    return EXIT_USAGE if load_errors else code
 
 
-def _load_plugins(paths) -> None:
-    """Load the built-in optimizers and `paths`; print one line per plugin that failed."""
+def _load_plugins(paths) -> bool:
+    """Load the built-in optimizers and `paths`; print one line per plugin that failed.
+    True when every one loaded (a command whose plugins failed still runs, then exits 2)."""
     import optimizers
-    from optimizers.plugins import load_errors
 
-    optimizers.load_builtins()
+    failures = list(optimizers.load_builtins())
     for path in paths:
         if not Path(path).is_file():  # a typo, not a broken plugin: stop before anything runs
             raise UserError(f"plugin file {path} does not exist")
         try:
             optimizers.load_plugin_file(path)
         except RegistryError as exc:
-            load_errors.append(str(exc))
-    for line in load_errors:
+            failures.append(str(exc))
+    for line in failures:
         print(f"optbench: error: {line}", file=sys.stderr)
+    return not failures
 
 
 def _number(convert, accept, expected: str):
@@ -148,22 +147,18 @@ def _split(text: str) -> list[str]:
 
 
 def _cmd_run(args) -> int:
-    from bench import matrix as matrix_mod
-    from bench.harness import ExecutorChoice, run_matrix
+    from bench.plan import expand
+    from bench.plan import matrix as matrix_mod
+    from bench.run.driver import run_matrix
+    from bench.run.executors import Limits
 
     matrix = matrix_mod.load(args.matrix, args.preset)
-    _load_plugins([*matrix.plugins, *args.plugin])
-    if args.workloads:
-        matrix.workloads = [{"name": n} for n in _split(args.workloads)]
-    if args.optimizers:
-        matrix.optimizers = [{"name": n} for n in _split(args.optimizers)]
-    if args.seeds:
-        matrix.seeds = matrix_mod.parse_seeds(args.seeds)
-    if args.steps:
-        matrix.steps = args.steps
-        for entry in matrix.workloads:
-            entry.pop("steps", None)
-    cells = matrix_mod.cells(matrix, args.data_dir)
+    plugins_ok = _load_plugins([*matrix.plugins, *args.plugin])
+    matrix = matrix_mod.with_overrides(
+        matrix, workloads=_split(args.workloads) if args.workloads else None,
+        optimizers=_split(args.optimizers) if args.optimizers else None,
+        seeds=args.seeds or None, steps=args.steps)
+    cells = expand.cells(matrix, args.data_dir)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("results") / f"{matrix.name}-{stamp}"
     if args.cell_timeout and args.executor != "processes":
@@ -171,19 +166,19 @@ def _cmd_run(args) -> int:
                         " be stopped safely mid-cell")
     if args.address and args.executor != "dask":
         raise UserError("--address is for --executor dask")
-    executor = ExecutorChoice(args.executor, args.workers, args.cell_timeout, args.address,
-                              tuple(str(Path(p).resolve()) for p in [*matrix.plugins, *args.plugin]))
+    limits = Limits(args.workers, args.cell_timeout, args.address,
+                    tuple(str(Path(p).resolve()) for p in [*matrix.plugins, *args.plugin]))
     code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
-                      resume=args.resume, executor=executor)
+                      resume=args.resume, executor=args.executor, limits=limits)
     _write_report(out)
-    return code
+    return code if plugins_ok else EXIT_USAGE
 
 
 def _write_report(out: Path) -> None:
     """The run's report, written after its results are safe: a failure here costs the
     report only, never a result, so it is one warning line."""
-    from bench import report
-    from bench.store import load
+    from bench.report import report
+    from bench.run.store import load
 
     try:
         paths = report.write(report.build(load(out)))
@@ -196,26 +191,27 @@ def _write_report(out: Path) -> None:
 
 
 def _cmd_report(args) -> int:
-    from bench import report
-    from bench.store import load
-    from bench.summary import wide_console
+    from bench.report import report
+    from bench.report.summary import wide_console
+    from bench.run.store import load
 
     built = report.build(load(args.run))
     paths = report.write(built, Path(args.out) if args.out else None)
     console = wide_console()
     for note in built.notes:
         console.print(f"note: {note}", markup=False)
-    if len(built.summary):
-        console.print(report.terminal_table(built))
+    table = report.terminal_table(built)
+    if table is not None:
+        console.print(table)
     console.print(f"report: {paths['html']}\nmarkdown: {paths['markdown']}\nplots: {paths['plots']}",
                   markup=False, highlight=False)
     return EXIT_OK
 
 
 def _cmd_compare(args) -> int:
-    from bench import compare
-    from bench.store import load
-    from bench.summary import wide_console
+    from bench.report import compare
+    from bench.report.summary import wide_console
+    from bench.run.store import load
 
     if len(args.runs) < 2:
         raise UserError("compare needs at least two results folders: BASELINE RUN [RUN ...]")
@@ -239,12 +235,13 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_list(args) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
-    from bench.summary import wide_console
+    from bench.report.summary import wide_console
 
     console = wide_console()
-    _load_plugins(args.plugin)
+    plugins_ok = _load_plugins(args.plugin)
     if args.what == "optimizers":
         import optimizers
         from optimizers.space import describe
@@ -257,21 +254,21 @@ def _cmd_list(args) -> int:
             table.add_row(name, defaults, space or "-", spec.reference or "-")
         console.print(table)
     elif args.what == "workloads":
-        from bench import workloads
+        from bench.train import workloads
 
         table = Table("name", "dataset", "batch", "steps", "eval every", "target", "model")
         for name in workloads.names():
             w = workloads.get(name)
             table.add_row(name, w.dataset, str(w.batch_size), str(w.steps), str(w.eval_every),
-                          f"{w.target_metric} >= {w.target_value:g}", w.description)
+                          w.target.describe(), w.description)
         console.print(table)
     else:
-        from bench.matrix import PRESET_DIR
+        from bench.plan.matrix import PRESET_DIR
 
         for path in sorted(PRESET_DIR.glob("*.toml")):
             first = path.read_text().splitlines()[0].lstrip("# ")
-            console.print(f"[bold]{path.stem}[/bold]: {first}")
-    return EXIT_OK
+            console.print(f"[bold]{path.stem}[/bold]: {escape(first)}")
+    return EXIT_OK if plugins_ok else EXIT_USAGE
 
 
 def _cmd_check(args) -> int:
@@ -280,10 +277,10 @@ def _cmd_check(args) -> int:
     from rich.table import Table
 
     import optimizers
-    from bench.summary import wide_console
+    from bench.report.summary import wide_console
     from optimizers.conformance import CHECKS, run_checks
 
-    _load_plugins(args.plugin)
+    plugins_ok = _load_plugins(args.plugin)
     specs = [optimizers.get(name) for name in args.names]  # unknown names fail before any runs
     console = wide_console()
     all_ok = True
@@ -304,6 +301,8 @@ def _cmd_check(args) -> int:
                    if failed else f"[green]conforms: {len(results) - len(known)} checks pass"
                    + (f", {len(known)} known failures (declared)" if known else "") + "[/green]")
         console.print(f"{escape(spec.name)}: {verdict}")
+    if not plugins_ok:
+        return EXIT_USAGE
     return EXIT_OK if all_ok else EXIT_FAILED_CELLS
 
 

@@ -1,11 +1,16 @@
-"""What training a cell produces, in plain Python and NumPy (no JAX), so that the store,
-executors and reports can use it without importing the engine."""
+"""The vocabulary every stage shares, in plain Python and NumPy (no JAX): what a workload
+aims at (`Target`), and what training a cell produces (`CellResult`). The store, the
+executors and the reports use it without importing the engine."""
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+
+Direction = Literal["max", "min"]
 
 
 class Status(str, enum.Enum):
@@ -15,6 +20,33 @@ class Status(str, enum.Enum):
     TIMEOUT = "timeout"      # the cell ran past its time limit in a worker process
 
 
+@dataclass(frozen=True)
+class Target:
+    """The point time-to-target is measured at: `metric` (a curve column) reaching `value`,
+    where `direction` says which way is better ("max": reached at >= value)."""
+
+    metric: str
+    value: float
+    direction: Direction = "max"
+
+    def __post_init__(self):
+        if self.direction not in ("max", "min"):
+            raise ValueError(f"a target's direction is 'max' or 'min', not {self.direction!r}")
+
+    def reached(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        return values >= self.value if self.direction == "max" else values <= self.value
+
+    def better(self, a: float, b: float) -> bool:
+        """Is `a` strictly better than `b`? (NaN is never better.)"""
+        if math.isnan(a):
+            return False
+        return math.isnan(b) or (a > b if self.direction == "max" else a < b)
+
+    def describe(self) -> str:
+        return f"{self.metric} {'≥' if self.direction == 'max' else '≤'} {self.value:g}"
+
+
 @dataclass
 class SeedRecord:
     seed: int
@@ -22,13 +54,10 @@ class SeedRecord:
     diverged_step: int | None = None
 
 
-CURVE_COLUMNS = ("seed", "step", "train_seconds", "train_loss", "val_loss", "val_accuracy",
-                 "test_loss", "test_accuracy")
-
-
 @dataclass
 class Timings:
-    """Seconds, for the whole seed batch of one cell (seeds train together in one program)."""
+    """Seconds, for the whole program a cell trained in (its seeds, and in a sweep its
+    sibling trials, train together)."""
 
     data_s: float = 0.0      # loading the dataset and moving it to the device
     setup_s: float = 0.0     # initialising parameters and optimizer state, counting FLOPs
@@ -46,24 +75,29 @@ class Timings:
 
     @property
     def step_time_median_s(self) -> float:
-        return float(np.median(self.step_times)) if self.chunk_seconds else float("nan")
+        return float(np.median(self.step_times)) if self.chunk_seconds else math.nan
 
     @property
     def step_time_iqr_s(self) -> float:
         if not self.chunk_seconds:
-            return float("nan")
+            return math.nan
         q1, q3 = np.percentile(self.step_times, [25, 75])
         return float(q3 - q1)
 
     @property
     def steps_per_s(self) -> float:
-        return sum(self.chunk_steps) / self.train_s if self.train_s > 0 else float("nan")
+        return sum(self.chunk_steps) / self.train_s if self.train_s > 0 else math.nan
+
+    def record(self) -> dict[str, float | list]:
+        """The stored form: every field plus the derived step-time figures."""
+        return {**self.__dict__, "step_time_median_s": self.step_time_median_s,
+                "step_time_iqr_s": self.step_time_iqr_s, "steps_per_s": self.steps_per_s}
 
 
 @dataclass
 class Usage:
     """What a cell's training used. Sizes are for one seed; None means the machine could not
-    tell, and `missing` says why."""
+    tell, and `missing` says why. The sampler's summary keys are these field names."""
 
     param_bytes: int | None = None        # one seed's parameters
     state_bytes: int | None = None        # one seed's optimizer state
@@ -73,9 +107,11 @@ class Usage:
     peak_device_bytes: int | None = None  # memory_stats peak_bytes_in_use (process so far)
     peak_rss_bytes: int | None = None     # host resident memory peak (process so far)
     cpu_util_mean: float | None = None    # process CPU %, psutil (100 = one core busy)
+    rss_sampled_peak_bytes: int | None = None  # highest RSS sampled while the cell trained
     device_util_mean: float | None = None  # GPU utilisation %, NVML
     device_util_max: float | None = None
     device_mem_peak_bytes: int | None = None  # GPU memory used, NVML (whole device)
+    usage_samples: int = 0                # how many times the sampler read the counters
     compiles: int = 0                     # executables compiled for training and eval
     trials_in_program: int = 1            # hyperparameter trials sharing the compiled program
     devices: int = 1                      # devices the program's members were split over
@@ -85,8 +121,20 @@ class Usage:
 @dataclass
 class CellResult:
     seeds: list[SeedRecord]
-    curves: dict[str, np.ndarray]  # CURVE_COLUMNS -> equal-length arrays, one row per seed x eval
+    curves: dict[str, np.ndarray]  # curve columns -> equal-length arrays, one row per seed x eval
     timings: Timings
     steps_trained: int
     error: str | None = None  # the traceback when the cell failed as a whole
     usage: Usage = field(default_factory=Usage)
+
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for seed in self.seeds:
+            counts[seed.status.value] = counts.get(seed.status.value, 0) + 1
+        return counts
+
+
+def failed(seeds, status: Status, message: str, elapsed: float = 0.0) -> CellResult:
+    """A cell that produced nothing: every seed `status`, the reason kept as its error."""
+    return CellResult(seeds=[SeedRecord(s, status) for s in seeds], curves={},
+                      timings=Timings(total_s=elapsed), steps_trained=0, error=message)

@@ -2,7 +2,8 @@
 
 XLA:CPU runs convolutions with few channels slowly: on this project's 2-core machine the
 MNIST-1D CNN took 3.15 ms/step with `nnx.Conv` and 1.16 ms/step written as patch extraction
-(strided slices) followed by one matrix product (DESIGN.md). The maths is the same as a
+(strided slices) followed by one matrix product (measured by this project's first
+sessions; the design notes live outside the repository). The maths is the same as a
 zero-padded cross-correlation, which `tests/test_models.py` checks against `jax.lax.conv`.
 """
 import itertools

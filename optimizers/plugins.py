@@ -18,19 +18,17 @@ from optimizers import registry
 
 ENTRY_POINT_GROUP = "optbench.optimizers"
 _INFRASTRUCTURE = {"registry", "space", "plugins", "optax_catalogue", "conformance"}
-_loaded = False
-# One line per plugin that failed to load, kept so the CLI can show them.
-load_errors: list[str] = []
+_builtin_errors: list[str] | None = None  # None until the built-ins are loaded
 
 
-def load_builtins() -> None:
+def load_builtins() -> tuple[str, ...]:
     """Register the Optax catalogue, optimizers/*.py and entry points, once per process.
-
-    A file or entry point that fails is recorded in `load_errors` and skipped."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
+    Returns one line per file or entry point that failed to load (and was skipped); the
+    same lines on every call."""
+    global _builtin_errors
+    if _builtin_errors is not None:
+        return tuple(_builtin_errors)
+    _builtin_errors = []
     from optimizers.optax_catalogue import register_catalogue
 
     register_catalogue()
@@ -44,6 +42,7 @@ def load_builtins() -> None:
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         path = _entry_point_file(entry_point)
         _guarded(path, entry_point.load, label=f"entry point '{entry_point.name}' ({path})")
+    return tuple(_builtin_errors)
 
 
 def load_plugin_file(path: str | Path) -> list[str]:
@@ -95,7 +94,7 @@ def _guarded(path: Path, load, label: str | None = None, **kwargs) -> None:
     try:
         _load_checked(path, load, label, **kwargs)
     except registry.RegistryError as exc:
-        load_errors.append(str(exc))
+        _builtin_errors.append(str(exc))
 
 
 def _entry_point_file(entry_point) -> Path:

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench import analysis
+from bench.records import Target
+from bench.report import analysis
 
 
 def test_mean_ci_is_students_t_over_finite_values():
@@ -47,67 +48,77 @@ def curve(values, metric="val_accuracy"):
     ([2.0, 1.0, 0.5], "val_loss", 0.75, (250.0, 2.5)),         # losses go down to their target
 ])
 def test_crossing_interpolates_linearly_between_eval_points(values, metric, target, expected):
-    assert analysis.crossing(curve(values, metric), metric, target) == pytest.approx(expected)
+    direction = "min" if metric == "val_loss" else "max"
+    assert analysis.crossing(curve(values, metric), Target(metric, target, direction)) \
+        == pytest.approx(expected)
+
+
+def test_the_direction_comes_from_the_target_not_the_name():
+    # a metric named like a loss that is to be maximised, and the converse
+    rising = curve([0.5, 0.7, 0.9], "val_loss")
+    assert analysis.crossing(rising, Target("val_loss", 0.8, "max")) == pytest.approx((250.0, 2.5))
+    falling = curve([0.9, 0.7, 0.5], "val_accuracy")
+    assert analysis.crossing(falling, Target("val_accuracy", 0.8, "min")) == pytest.approx((150.0, 1.5))
+
+
+def test_algoperf_convention_is_the_first_eval_reaching_it_plus_compile():
+    c = curve([0.5, 0.7, 0.9])
+    target = Target("val_accuracy", 0.8)
+    assert analysis.first_reaching(c, target) == (300.0, 3.0)  # no interpolation
+    times = analysis.times_to_target(c, target, compile_s=1.5)
+    assert times == pytest.approx({"target_step": 250.0, "target_seconds": 2.5,
+                                   "algoperf_step": 300.0, "algoperf_seconds": 4.5})
 
 
 def test_never_reaching_the_target_has_no_time():
-    assert all(math.isnan(v) for v in analysis.crossing(curve([0.5, 0.6, 0.7]), "val_accuracy", 0.9))
+    target = Target("val_accuracy", 0.9)
+    assert all(math.isnan(v) for v in analysis.crossing(curve([0.5, 0.6, 0.7]), target))
+    assert all(math.isnan(v) for v in analysis.times_to_target(curve([0.5, 0.6, 0.7]), target, 1.0).values())
 
 
 def test_median_time_counts_unreached_seeds_as_infinitely_slow():
     assert analysis.median_time([10.0, math.nan, 30.0]) == 30.0
     assert analysis.median_time([10.0, math.nan, math.nan]) == math.inf
+    # half unreached is not reached: the median of the middle two is infinite
+    assert analysis.median_time([10.0, math.nan]) == math.inf
 
 
-@pytest.fixture
-def times():
-    #            w1    w2      w3 (nobody reached it)
-    return pd.DataFrame({"w1": [10.0, 20.0, 50.0], "w2": [20.0, 10.0, np.inf],
-                         "w3": [np.inf, np.inf, np.inf]}, index=["A", "B", "C"])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("a,b", [([1.0, 1.0], [2.0, 2.0]), ([1.0, 1.0], [1.0, 1.0])])
+def test_welch_with_no_spread_gives_scipys_p_value(a, b):
+    diff, low, high, p = analysis.welch(a, b)
+    assert low == high == diff == b[0] - a[0]
+    expected = stats.ttest_ind(b, a, equal_var=False).pvalue
+    assert (math.isnan(p) and math.isnan(expected)) or p == expected
 
 
-def test_performance_profile(times):
-    # ratios: A = (1, 2, inf), B = (2, 1, inf), C = (5, inf, inf)
-    profile = analysis.performance_profile(times, taus=[1.0, 2.0, 4.0, 5.0])
-    assert profile.loc["A"].tolist() == pytest.approx([1 / 3, 2 / 3, 2 / 3, 2 / 3])
-    assert profile.loc["B"].tolist() == pytest.approx([1 / 3, 2 / 3, 2 / 3, 2 / 3])
-    assert profile.loc["C"].tolist() == pytest.approx([0, 0, 0, 1 / 3])
-
-
-def test_benchmark_score_is_the_area_under_the_profile_up_to_tau_4(times):
-    # A: ((4 - 1) / 3 + (4 - 2) / 3 + 0) / 3 = (1 + 2/3) / 3 = 5/9; B the same; C: 5 > 4, so 0
-    score = analysis.benchmark_score(times)
-    assert score["A"] == pytest.approx(5 / 9) and score["B"] == pytest.approx(5 / 9)
-    assert score["C"] == 0.0
-    # the exact area equals a fine Riemann sum of the profile over [1, 4]
-    taus = np.linspace(1, 4, 30001)
-    profile = analysis.performance_profile(times, taus)
-    assert score["A"] == pytest.approx(np.trapezoid(profile.loc["A"], taus) / 3, abs=1e-3)
-
-
-def synthetic_run():
-    """Two optimizers on one workload, three seeds each; one of B's seeds diverged."""
-    rows, curves = [], []
+def synthetic_runs():
+    """Two optimizers on one workload, three seeds each; one of B's seeds diverged. Times
+    to target come from the curves by the store's rule (analysis.times_to_target)."""
+    rows = []
     finals = {"A": [0.80, 0.82, 0.84], "B": [0.90, 0.92, 0.10]}
+    target = Target("val_accuracy", 0.85)
     for label, accuracies in finals.items():
         for seed, accuracy in enumerate(accuracies):
             status = "diverged" if (label, seed) == ("B", 2) else "done"
+            seed_curve = pd.DataFrame({"step": [100, 200], "train_seconds": [1.0, 2.0],
+                                       "val_accuracy": [accuracy / 2, accuracy]})
             rows.append({
                 "cell_id": label, "workload": "w", "optimizer": label, "label": label,
+                "role": "oneshot", "schedule": "constant",
                 "hparams": json.dumps({"learning_rate": 0.1}), "seed": seed, "status": status,
                 "final_val_accuracy": accuracy, "final_test_accuracy": accuracy - 0.01,
                 "final_test_loss": 1 - accuracy, "best_val_accuracy": accuracy,
-                "target_metric": "val_accuracy", "target_value": 0.85,
+                "target_metric": "val_accuracy", "target_value": 0.85, "target_direction": "max",
                 "step_time_median_s": 0.001 if label == "A" else 0.002, "steps_per_s": 1000.0,
+                "state_bytes": 8.0, "state_to_param": 1.0, "update_share": 0.5, "mfu": math.nan,
+                **analysis.times_to_target(seed_curve, target, compile_s=0.5),
             })
-            curves.append(pd.DataFrame({"cell_id": label, "seed": seed, "step": [100, 200],
-                                        "train_seconds": [1.0, 2.0],
-                                        "val_accuracy": [accuracy / 2, accuracy]}))
-    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+    return pd.DataFrame(rows)
 
 
 def test_cell_table_averages_done_seeds_and_counts_the_rest():
-    cells = analysis.cell_table(*synthetic_run()).set_index("label")
+    cells = analysis.cell_table(synthetic_runs()).set_index("label")
     assert cells.loc["B", "done"] == 2 and cells.loc["B", "diverged"] == 1
     assert cells.loc["B", "final_val_accuracy"] == pytest.approx(0.91)  # not (0.9+0.92+0.1)/3
     # B: seeds 0 and 1 cross 0.85 between (100, 0.45|0.46) and (200, 0.90|0.92);
@@ -115,6 +126,21 @@ def test_cell_table_averages_done_seeds_and_counts_the_rest():
     t0 = 100 + (0.85 - 0.45) / (0.90 - 0.45) * 100
     t1 = 100 + (0.85 - 0.46) / (0.92 - 0.46) * 100
     assert cells.loc["B", "reached"] == 2
-    assert cells.loc["B", "tt_steps"] == pytest.approx(max(t0, t1))
-    assert cells.loc["A", "reached"] == 0 and cells.loc["A", "tt_steps"] == math.inf
+    assert cells.loc["B", "target_step"] == pytest.approx(max(t0, t1))
+    assert cells.loc["B", "algoperf_seconds"] == 2.0 + 0.5  # the eval at step 200, + compile
+    assert cells.loc["A", "reached"] == 0 and cells.loc["A", "target_step"] == math.inf
     assert cells.loc["B", "rank"] == 1 and cells.loc["A", "rank"] == 2
+
+
+def test_ranks_follow_the_stored_direction():
+    runs = synthetic_runs()
+    cells = analysis.cell_table(runs.assign(target_direction="min")).set_index("label")
+    assert cells.loc["A", "rank"] == 1 and cells.loc["B", "rank"] == 2
+
+
+def test_cells_sharing_a_label_never_pool():
+    runs = synthetic_runs()
+    twice = pd.concat([runs, runs[runs["label"] == "A"].assign(cell_id="A2")], ignore_index=True)
+    cells = analysis.cell_table(twice)
+    assert len(cells) == 3 and cells["seeds"].tolist().count(3) == 3
+    assert cells["label"].is_unique

@@ -4,7 +4,7 @@ import struct
 import numpy as np
 import pytest
 
-from bench import data
+from bench.train import data
 from bench.errors import UserError
 
 

@@ -1,10 +1,12 @@
+import dataclasses
+
 import jax
 import numpy as np
 import optax
 import pytest
 
 import optimizers
-from bench import data, engine, workloads
+from bench.train import data, engine, programs, workloads
 from bench.records import Status
 
 
@@ -52,7 +54,7 @@ def test_curves_and_timings_are_recorded_per_eval_point():
 def test_one_compile_per_chunk_length():
     wl = workloads.get("synthetic-mlp")
     spec = optimizers.get("optax:sgd")
-    trainer = engine.SeedBatchTrainer(wl, data.load(wl.dataset), spec, spec.resolve(),
+    trainer = engine.MemberBatch(wl, data.load(wl.dataset), spec, spec.resolve(),
                                       seeds=[0], batch_size=8)
     for _ in range(3):
         trainer.run_chunk(10)
@@ -80,19 +82,20 @@ def test_optimizers_that_need_the_loss_value_run(name):
 def test_schedule_free_is_evaluated_on_its_eval_params():
     wl = workloads.get("synthetic-mlp")
     spec = optimizers.get("optax:schedule_free_adamw")
-    trainer = engine.SeedBatchTrainer(wl, data.load(wl.dataset), spec, spec.resolve(),
-                                      seeds=[0], batch_size=wl.batch_size)
+    trainer = engine.MemberBatch(wl, data.load(wl.dataset), spec, spec.resolve(),
+                                 seeds=[0], batch_size=wl.batch_size)
     trainer.run_chunk(50)
     reported = trainer.evaluate()
-    eval_params = jax.vmap(optax.contrib.schedule_free_eval_params)(trainer.opt_state, trainer.params)
-    graphdef, _ = engine.init_params(wl, data.load(wl.dataset), [0])
-    evaluate = engine.make_evaluate(graphdef, None)  # no eval_params: judge what it is given
-    on_train_iterate = jax.vmap(evaluate, in_axes=(0, 0, None, None, None, None))(
-        trainer.params, trainer.opt_state, *trainer.eval_data)
-    on_eval_params = jax.vmap(evaluate, in_axes=(0, 0, None, None, None, None))(
-        eval_params, trainer.opt_state, *trainer.eval_data)
-    np.testing.assert_allclose(reported[0], np.asarray(on_eval_params[0]), rtol=1e-6)
-    assert not np.allclose(reported[0], np.asarray(on_train_iterate[0]))
+    own_state = trainer.transformation.optimizer_state(trainer.opt_state)
+    eval_params = jax.vmap(optax.contrib.schedule_free_eval_params)(own_state, trainer.params)
+    # the same evaluation with no eval_params: it judges whatever parameters it is given
+    plain = dataclasses.replace(trainer.transformation, own_eval_params=None)
+    evaluate = jax.vmap(programs.make_evaluate(wl, trainer.graphdef, plain), in_axes=(0, 0, None))
+    examples = trainer.examples["val"]
+    on_eval_params = evaluate(eval_params, trainer.opt_state, trainer.splits)["val_loss"] / examples
+    on_train_iterate = evaluate(trainer.params, trainer.opt_state, trainer.splits)["val_loss"] / examples
+    np.testing.assert_allclose(reported["val_loss"], np.asarray(on_eval_params), rtol=1e-6)
+    assert not np.allclose(reported["val_loss"], np.asarray(on_train_iterate))
 
 
 @pytest.mark.parametrize("workload,minimum", [("mnist1d-mlp", 0.60), ("mnist1d-cnn", 0.88)])

@@ -1,6 +1,6 @@
 import pytest
 
-from bench import matrix
+from bench.plan import expand, matrix
 from bench.errors import UserError
 
 
@@ -11,7 +11,7 @@ def write(tmp_path, text):
 
 
 def test_quick_preset_covers_the_issue_minimum():
-    cells = matrix.cells(matrix.load(preset="quick"))
+    cells = expand.cells(matrix.load(preset="quick"))
     workloads = {c.workload for c in cells}
     labels = {c.label for c in cells}
     assert workloads == {"mnist1d-mlp", "mnist1d-cnn"}
@@ -25,7 +25,7 @@ def test_file_with_tables_and_overrides(tmp_path):
         workloads = [{ name = "synthetic-mlp", steps = 120, eval_every = 40 }]
         optimizers = ["optax:sgd", { name = "optax:adam", learning_rate = 0.003 }]
     """))
-    cells = matrix.cells(m)
+    cells = expand.cells(m)
     assert [c.label for c in cells] == ["optax:sgd", "optax:adam(learning_rate=0.003)"]
     assert all(c.steps == 120 and c.eval_every == 40 and c.seeds == (3, 7) for c in cells)
     assert dict(cells[1].hparams)["learning_rate"] == 0.003
@@ -33,10 +33,10 @@ def test_file_with_tables_and_overrides(tmp_path):
 
 def test_cell_id_is_a_content_hash():
     m = matrix.load(preset="smoke")
-    a, b = matrix.cells(m), matrix.cells(m)
+    a, b = expand.cells(m), expand.cells(m)
     assert [c.id for c in a] == [c.id for c in b]
     m.steps = 999
-    assert {c.id for c in matrix.cells(m)}.isdisjoint(c.id for c in a)
+    assert {c.id for c in expand.cells(m)}.isdisjoint(c.id for c in a)
 
 
 @pytest.mark.parametrize("text,message", [
@@ -52,7 +52,7 @@ def test_cell_id_is_a_content_hash():
 ])
 def test_malformed_matrices_are_one_line_errors(tmp_path, text, message):
     with pytest.raises(UserError, match=message) as info:
-        matrix.cells(matrix.load(write(tmp_path, text)))
+        expand.cells(matrix.load(write(tmp_path, text)))
     assert "\n" not in str(info.value)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import bench
-from bench import compare, report
+from bench.report import compare, report
 from tests.conftest import ROOT, run_optbench
 
 

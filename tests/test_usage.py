@@ -1,6 +1,8 @@
 """What a cell costs: timings that add up, one compilation per chunk length, optimizer
 state sizes worked out by hand, and a monitor that records what it cannot measure."""
+import dataclasses
 import json
+from dataclasses import asdict, fields
 import math
 import sys
 
@@ -9,8 +11,9 @@ import numpy as np
 import pytest
 
 import optimizers
-from bench import data, engine, monitor, workloads
-from bench.store import usage_columns
+from bench.train import data, engine, usage, workloads
+from bench.records import Usage
+from bench.run.tables import usage_columns
 
 # mnist1d-mlp: 40 -> 100 -> 100 -> 10 with biases, float32
 MLP_PARAMS = (40 * 100 + 100) + (100 * 100 + 100) + (100 * 10 + 10)
@@ -39,7 +42,7 @@ def test_one_compilation_per_chunk_length_plus_eval(steps, eval_every, expected)
 def test_nothing_compiles_while_chunks_run():
     w = workloads.get("mnist1d-mlp")
     spec = optimizers.get("adam")
-    trainer = engine.SeedBatchTrainer(w, data.load(w.dataset), spec, spec.resolve(),
+    trainer = engine.MemberBatch(w, data.load(w.dataset), spec, spec.resolve(),
                                       seeds=[0, 1], batch_size=w.batch_size)
     trainer.compile_chunk(100)
     trainer.evaluate()
@@ -87,40 +90,50 @@ def test_on_the_cpu_what_cannot_be_measured_is_recorded_as_missing():
 
 def test_nvml_that_fails_to_load_is_missing_not_a_crash(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml raises ImportError
-    sampler = monitor.UsageSampler(interval_s=0.01)
+    sampler = usage.UsageSampler(interval_s=0.01)
     assert sampler._open_nvml("gpu") is None
     assert "NVML unavailable" in sampler.missing["device_util"]
 
 
 def test_psutil_missing_leaves_cpu_figures_empty(monkeypatch):
     monkeypatch.setitem(sys.modules, "psutil", None)
-    with monitor.UsageSampler(interval_s=0.01) as sampler:
+    with usage.UsageSampler(interval_s=0.01) as sampler:
         pass
     summary = sampler.summary()
-    assert summary["cpu_util_mean"] is None and summary["rss_peak_bytes"] is None
+    assert summary["cpu_util_mean"] is None and summary["rss_sampled_peak_bytes"] is None
     assert "psutil unavailable" in sampler.missing["cpu"]
 
 
 def test_the_sampler_samples_while_work_runs():
-    with monitor.UsageSampler(interval_s=0.01) as sampler:
+    with usage.UsageSampler(interval_s=0.01) as sampler:
         np.linalg.svd(np.random.default_rng(0).normal(size=(600, 600)))
-    assert sampler.summary()["samples"] >= 2 and sampler.summary()["cpu_util_mean"] > 0
+    assert sampler.summary()["usage_samples"] >= 2 and sampler.summary()["cpu_util_mean"] > 0
 
 
 def test_peak_table_finds_common_gpus():
-    assert monitor.peak_flops("NVIDIA H100 80GB HBM3") == 494.7e12
-    assert monitor.peak_flops("NVIDIA H100 PCIe") == 378e12
-    assert monitor.peak_flops("cpu") is None
+    assert usage.peak_flops("NVIDIA H100 80GB HBM3") == 494.7e12
+    assert usage.peak_flops("NVIDIA H100 PCIe") == 378e12
+    assert usage.peak_flops("cpu") is None
 
 
-def test_derived_columns_and_old_records_without_usage():
+def test_derived_columns_and_a_record_with_nothing_measured():
+    measured = {**asdict(Usage()), "param_bytes": 100, "state_bytes": 200, "update_s": 0.00025,
+                "flops_per_step": 1e6, "peak_flops": 1e12, "missing": {"x": "why"}}
     record = {"timings": {"train_s": 2.0, "step_time_median_s": 0.001}, "steps_trained": 1000,
-              "usage": {"param_bytes": 100, "state_bytes": 200, "update_s": 0.00025,
-                        "flops_per_step": 1e6, "peak_flops": 1e12, "missing": {"x": "why"}}}
-    columns = usage_columns(record, seeds=2)
+              "seeds": [{}, {}], "usage": measured}
+    columns = usage_columns(record)
     assert columns["state_to_param"] == 2.0 and columns["update_share"] == 0.25
     assert columns["achieved_flops_per_s"] == 1e6 * 2 * 1000 / 2.0
     assert columns["mfu"] == pytest.approx(1e9 / 1e12)
     assert json.loads(columns["missing"]) == {"x": "why"}
-    old = usage_columns({"timings": {"train_s": 1.0}, "steps_trained": 10}, seeds=1)
-    assert math.isnan(old["state_bytes"]) and math.isnan(old["mfu"])
+    nothing = usage_columns({"timings": {"train_s": 1.0}, "steps_trained": 10, "seeds": [{}],
+                             "usage": asdict(Usage())})
+    assert math.isnan(nothing["state_bytes"]) and math.isnan(nothing["mfu"])
+
+
+def test_the_sampler_summary_is_copied_into_usage_by_field_name():
+    with usage.UsageSampler(interval_s=0.01) as sampler:
+        pass
+    summary = sampler.summary()
+    assert set(summary) <= {f.name for f in fields(Usage)}  # a renamed key would fail here
+    assert dataclasses.replace(Usage(), **summary).usage_samples == summary["usage_samples"]

@@ -14,7 +14,7 @@ import pytest
 from flax import nnx
 
 import optimizers
-from bench import data, engine, workloads
+from bench.train import data, engine, workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 
 STEPS = 500
@@ -57,7 +57,7 @@ def bare_loop(workload, dataset, learning_rate, steps):
 
 def engine_loop(workload, dataset, learning_rate, steps):
     spec = optimizers.get("optax:adam")
-    trainer = engine.SeedBatchTrainer(workload, dataset, spec,
+    trainer = engine.MemberBatch(workload, dataset, spec,
                                       spec.resolve({"learning_rate": learning_rate}),
                                       seeds=[0], batch_size=workload.batch_size)
     trainer.compile_chunk(steps)

@@ -5,7 +5,7 @@ the engine uses) and at 0.01 s (ten times busier, to show the margin)."""
 import pytest
 
 import optimizers
-from bench import data, engine, monitor, workloads
+from bench.train import data, engine, usage, workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 
 STEPS = 250
@@ -15,14 +15,14 @@ STEPS = 250
 def test_monitor_on_vs_off(benchmark, interval_s):
     workload = workloads.get("mnist1d-mlp")
     spec = optimizers.get("adam")
-    trainer = engine.SeedBatchTrainer(workload, data.load(workload.dataset), spec,
+    trainer = engine.MemberBatch(workload, data.load(workload.dataset), spec,
                                       spec.resolve(), seeds=[0, 1, 2],
                                       batch_size=workload.batch_size)
     trainer.compile_chunk(STEPS)
     trainer.run_chunk(STEPS)  # warm-up
 
     def with_sampler():
-        with monitor.UsageSampler(interval_s):
+        with usage.UsageSampler(interval_s):
             trainer.run_chunk(STEPS)
 
     sides = {"on": with_sampler, "off": lambda: trainer.run_chunk(STEPS)}

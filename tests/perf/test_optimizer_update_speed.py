@@ -15,7 +15,7 @@ import pytest
 from flax import nnx
 
 import optimizers
-from bench import data, workloads
+from bench.train import data, workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 from tests.test_handwritten_equivalence import TWINS
 

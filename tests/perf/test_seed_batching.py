@@ -6,7 +6,7 @@ import time
 import pytest
 
 import optimizers
-from bench import data, engine, workloads
+from bench.train import data, engine, workloads
 
 SEEDS = list(range(8))
 STEPS = 500
@@ -17,7 +17,7 @@ def trainers(batched: bool):
     dataset = data.load(workload.dataset)
     spec = optimizers.get("adam")
     groups = [SEEDS] if batched else [[seed] for seed in SEEDS]
-    made = [engine.SeedBatchTrainer(workload, dataset, spec, spec.resolve(), seeds=group,
+    made = [engine.MemberBatch(workload, dataset, spec, spec.resolve(), seeds=group,
                                     batch_size=workload.batch_size) for group in groups]
     start = time.perf_counter()
     for trainer in made:

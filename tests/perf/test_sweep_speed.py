@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optimizers
-from bench import data, engine, workloads
+from bench.train import data, engine, workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 
 STEPS = 500
@@ -26,7 +26,7 @@ def test_sweep_vs_separate_runs(benchmark, workload_name):
                   probe=False)
 
     def sweep():
-        engine.train_sweep(workload, dataset, spec, spec.resolve(),
+        engine.train_program(workload, dataset, spec, spec.resolve(),
                            [{"learning_rate": r} for r in rates], seeds=seeds, **kwargs)
 
     def separate():

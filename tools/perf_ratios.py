@@ -1,6 +1,6 @@
 """The ratios a `make bench` report holds, one line each.
 
-    python -m bench.perf_ratios results/bench.json
+    python tools/perf_ratios.py results/bench.json
 
 Benchmarks that time two sides themselves, interleaved round by round (engine/bare,
 handwritten/optax, monitor on/off), carry `ratio_median` (the median of per-round time

@@ -1,12 +1,15 @@
 """`optbench compare A B [C ...]`: runs side by side on the cells they share.
 
-Cells match on what they trained (workload, optimizer, every hyperparameter, steps, batch
-size, eval cadence), not on their seeds, so a rerun with other seeds still compares. The
+Cells match on `Cell.match_key` (stored as runs.parquet's `match_key`): everything a cell
+asks for but its seeds (workload, optimizer, every hyperparameter, steps, batch size, eval
+cadence, schedule, tuning role and trial, program layout), so a rerun with other seeds
+still compares and different schedules or roles never pool. The
 first run is the baseline; every other run is compared with it: the metric's mean and 95%
 interval per run, the difference with Welch's interval and p-value (significant at
 p < 0.05), and the speed ratio (the baseline's median step time over this run's: above 1
-is faster). Cells present in some runs
-only are listed, never silently dropped. Reads the tables only (no JAX).
+is faster). Cells present in some runs only are listed, never silently dropped. Which way
+is better is declared with each metric compare offers (`METRICS`), never guessed from a
+name. Reads the tables only (no JAX).
 """
 from __future__ import annotations
 
@@ -17,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.table import Table
 
-from bench import analysis
 from bench.errors import UserError
-from bench.store import Results
+from bench.report import analysis, render
+from bench.run.store import Results, atomic_write
 
-KEY = ["workload", "optimizer", "hparams", "steps", "batch_size", "eval_every"]
-METRICS = ["final_test_accuracy", "final_val_accuracy", "best_val_accuracy", "final_test_loss",
-           "final_val_loss", "final_train_loss"]
+# The metrics compare offers, and which way is better for each.
+METRICS = {"final_test_accuracy": "max", "final_val_accuracy": "max", "best_val_accuracy": "max",
+           "final_test_loss": "min", "final_val_loss": "min", "final_train_loss": "min"}
 SIGNIFICANCE = 0.05
 
 
@@ -42,7 +44,7 @@ def compare(runs: list[Results], metric: str) -> Comparison:
     if metric not in METRICS:
         raise UserError(f"unknown metric '{metric}'; choose one of: {', '.join(METRICS)}")
     names = _names(runs)
-    keyed = [r.runs.assign(match_key=r.runs[KEY].astype(str).agg("|".join, axis=1)) for r in runs]
+    keyed = [r.runs for r in runs]
     shared = set.intersection(*(set(k["match_key"]) for k in keyed)) if keyed else set()
     only_in = sorted({(name, row.workload, row.label) for name, table in zip(names, keyed)
                       for row in table.itertuples() if row.match_key not in shared})
@@ -83,7 +85,7 @@ def compare(runs: list[Results], metric: str) -> Comparison:
 def regressions(comparison: Comparison, pct: float) -> list[str]:
     """One line per cell where a later run is worse than the baseline by more than pct% on
     the metric (its mean) or on speed (steps/s)."""
-    better_high = analysis.higher_is_better(comparison.metric)
+    better_high = METRICS[comparison.metric] == "max"
     found = []
     for r in comparison.rows.itertuples():
         worse = -r.change_pct if better_high else r.change_pct
@@ -96,81 +98,60 @@ def regressions(comparison: Comparison, pct: float) -> list[str]:
     return found
 
 
-def table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+def table(comparison: Comparison) -> render.Table:
     a = comparison.names[0]
     header = ["run", "workload", "optimizer", f"{a} (95% CI)", "this run (95% CI)",
               "difference (95% CI)", "p", "significant", "speed vs baseline", "seeds (done)"]
     rows = []
     for r in comparison.rows.itertuples():
-        rows.append([r.run, r.workload, r.label, _ci(r.mean_a, r.low_a, r.high_a),
-                     _ci(r.mean_b, r.low_b, r.high_b), _ci(r.diff, r.diff_low, r.diff_high, sign=True),
-                     "—" if not np.isfinite(r.p) else f"{r.p:.3g}",
-                     "yes" if r.significant else ("n/a" if not np.isfinite(r.p) else "no"),
-                     "—" if not np.isfinite(r.speed_ratio) else f"{r.speed_ratio:.3f}x",
-                     f"{r.seeds_a} vs {r.seeds_b}"])
-    return header, rows
+        rows.append([(r.run, None), (r.workload, None), (r.label, None),
+                     (render.interval(r.mean_a, r.low_a, r.high_a, digits=4), render.sort_key(r.mean_a)),
+                     (render.interval(r.mean_b, r.low_b, r.high_b, digits=4), render.sort_key(r.mean_b)),
+                     (render.interval(r.diff, r.diff_low, r.diff_high, digits=4, sign=True),
+                      render.sort_key(r.diff)),
+                     ("—" if not np.isfinite(r.p) else f"{r.p:.3g}", render.sort_key(r.p)),
+                     ("yes" if r.significant else ("n/a" if not np.isfinite(r.p) else "no"), None),
+                     ("—" if not np.isfinite(r.speed_ratio) else f"{r.speed_ratio:.3f}x",
+                      render.sort_key(r.speed_ratio)),
+                     (f"{r.seeds_a} vs {r.seeds_b}", None)])
+    return render.Table(header, rows, title=f"{comparison.metric}: {' vs '.join(comparison.names)}")
 
 
-def _ci(mean, low, high, sign=False) -> str:
-    if not np.isfinite(mean):
-        return "—"
-    fmt = "+.4f" if sign else ".4f"
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return f"{mean:{fmt}}"
-    return f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
-
-
-def terminal_table(comparison: Comparison) -> Table:
-    header, rows = table_rows(comparison)
-    table = Table(title=f"{comparison.metric}: {' vs '.join(comparison.names)}")
-    for h in header:
-        table.add_column(h)
-    for row in rows:
-        table.add_row(*row)
-    return table
+def terminal_table(comparison: Comparison):
+    return render.terminal(table(comparison))
 
 
 def markdown(comparison: Comparison) -> str:
-    header, rows = table_rows(comparison)
-    esc = lambda t: str(t).replace("|", "\\|")  # noqa: E731
     lines = [f"# optbench compare: {' vs '.join(comparison.names)}", "",
              f"Metric: `{comparison.metric}`; baseline: `{comparison.names[0]}`.", ""]
     lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
-    lines += ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in rows]
+    lines += render.markdown(render.Table(table(comparison).header, table(comparison).rows))
     if comparison.only_in:
         lines += ["", "## Cells in some runs only", ""]
-        lines += [f"- `{esc(run)}`: {esc(workload)} x {esc(label)}"
-                  for run, workload, label in comparison.only_in]
+        lines += render.markdown(render.Table(["run", "workload", "optimizer"], [
+            [(run, None), (workload, None), (label, None)]
+            for run, workload, label in comparison.only_in]))
     return "\n".join(lines) + "\n"
 
 
 def html_page(comparison: Comparison) -> str:
     e = html.escape
-    header, rows = table_rows(comparison)
     parts = [f"<h1>optbench compare: {e(' vs '.join(comparison.names))}</h1>",
              f"<p>Metric: <code>{e(comparison.metric)}</code>; baseline:"
              f" <code>{e(comparison.names[0])}</code>.</p>"]
     parts += [f"<p class=note>{e(note)}</p>" for note in comparison.notes]
-    parts.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in header)
-                 + "</tr></thead><tbody>"
-                 + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
-                 + "</tbody></table>")
+    parts.append(render.html_table(render.Table(table(comparison).header, table(comparison).rows)))
     if comparison.only_in:
-        parts.append("<h2>Cells in some runs only</h2><ul>" + "".join(
-            f"<li><code>{e(run)}</code>: {e(workload)} x {e(label)}</li>"
-            for run, workload, label in comparison.only_in) + "</ul>")
-    return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>optbench compare</title>"
-            "<style>body{font:14px system-ui,sans-serif;margin:2em auto;max-width:1280px}"
-            "table{border-collapse:collapse}th,td{padding:4px 8px;border-bottom:1px solid #eee}"
-            "th{background:#f4f5f7}.note{background:#fff7e0;padding:.5em}</style></head><body>"
-            + "\n".join(parts) + "</body></html>\n")
+        parts += ["<h2>Cells in some runs only</h2>", render.html_table(render.Table(
+            ["run", "workload", "optimizer"],
+            [[(run, None), (workload, None), (label, None)] for run, workload, label in comparison.only_in]))]
+    return render.page("optbench compare", parts)
 
 
 def write(comparison: Comparison, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.md").write_text(markdown(comparison))
-    (out / "compare.html").write_text(html_page(comparison))
+    for name, text in (("compare.md", markdown(comparison)), ("compare.html", html_page(comparison))):
+        atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text))
     return out / "compare.md", out / "compare.html"
 
 

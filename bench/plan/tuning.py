@@ -1,6 +1,7 @@
-"""The tuning protocol: quasi-random trials from each optimizer's search space, selection on
-the validation split by the workload's target metric, and the selected point rerun with
-every seed. Test metrics of trials are never used to choose.
+"""The tuning protocol, all of it: quasi-random trials from each optimizer's search space
+(`trial_cells`), selection on the validation split by the workload's target (`select`),
+and the selected point rerun with every seed (`tuned_cells`). Test metrics of trials are
+never used to choose.
 
     budget = 8          # in a matrix file: 8 trials per optimizer and workload
     tuning_seeds = 1    # seeds per trial (the selected point reruns with `seeds`)
@@ -11,16 +12,18 @@ and optimizer names, so the same matrix draws the same points on every machine.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy.stats import qmc
 
-from optimizers.registry import OptimizerSpec, did_you_mean
+from bench.plan.cells import Cell, Tuning
+from bench.records import Target
+from optimizers.registry import OptimizerSpec, RegistryError, did_you_mean
 from optimizers.space import Choice, Dimension, LogUniform, Uniform
 
 # Without a registered dimension, these are searched on a log scale.
@@ -96,15 +99,52 @@ def stream_seed(*names: str) -> int:
     return int.from_bytes(hashlib.sha256("|".join(names).encode()).digest()[:4], "little")
 
 
-def select(trial_runs: pd.DataFrame) -> str | None:
-    """The cell id of the best trial: highest (lowest, for a loss) mean final value of the
-    workload's target metric over its seeds that finished; ties go to the earlier trial.
+def trial_cells(base: Cell, spec: OptimizerSpec, entry: Mapping[str, Any], budget: int,
+                tuning_seeds: int) -> list[Cell]:
+    """`budget` quasi-random points of the optimizer's search space, as cells of `base`
+    trained with its first `tuning_seeds` seeds. What the matrix set stays set."""
+    fixed = {k: v for k, v in entry.items() if k not in ("name", "search")}
+    space = {k: d for k, d in search_space(spec, entry.get("search")).items() if k not in fixed}
+    points = draw(space, budget, stream_seed(base.workload, base.label))
+    trials = []
+    for index, point in enumerate(points):
+        try:
+            hparams = spec.resolve({**fixed, **point})
+        except RegistryError as exc:
+            raise SearchSpaceError(f"trial {index} of {base.label}: {exc}") from None
+        trials.append(dataclasses.replace(
+            base, hparams=tuple(sorted(hparams.items())), overrides=tuple(sorted({*fixed, *point})),
+            seeds=base.seeds[:tuning_seeds], tuning=Tuning("trial", index, budget)))
+    return trials
+
+
+def select(finals: Mapping[Cell, Sequence[float]], target: Target) -> Cell | None:
+    """The best trial: the best mean final value of the workload's target metric over its
+    seeds that finished (`finals`: trial -> those values); ties go to the earlier trial.
     None when no trial finished."""
-    done = trial_runs[trial_runs["status"] == "done"]
-    if not len(done):
-        return None
-    metric = "final_" + done["target_metric"].iloc[0]
-    means = done.groupby(["trial", "cell_id"])[metric].mean().reset_index()
-    lower_is_better = metric.endswith("loss")
-    means = means.sort_values([metric, "trial"], ascending=[lower_is_better, True])
-    return str(means["cell_id"].iloc[0])
+    best, best_mean = None, math.nan
+    for trial in sorted(finals, key=lambda c: c.tuning.trial):
+        values = [v for v in finals[trial] if math.isfinite(v)]
+        mean = float(np.mean(values)) if values else math.nan
+        if target.better(mean, best_mean):
+            best, best_mean = trial, mean
+    return best
+
+
+def tuned_cells(trials: Sequence[Cell], seeds: tuple[int, ...],
+                finals: Mapping[str, Sequence[float]]) -> list[Cell]:
+    """For each sweep (same workload, optimizer, budget, schedule), its best trial as a
+    `tuned` cell with every seed of the matrix. `finals`: trial id -> the final target
+    metric of each of its seeds that finished."""
+    sweeps: dict[tuple, list[Cell]] = {}
+    for trial in trials:
+        key = (trial.workload, trial.optimizer, trial.steps, trial.schedule, trial.tuning.budget)
+        sweeps.setdefault(key, []).append(trial)
+    chosen = []
+    for members in sweeps.values():
+        winner = select({t: finals.get(t.id, []) for t in members}, members[0].target)
+        if winner is not None:
+            chosen.append(dataclasses.replace(
+                winner, seeds=seeds, trials_in_program=1,
+                tuning=Tuning("tuned", winner.tuning.trial, winner.tuning.budget)))
+    return chosen

@@ -1,26 +1,46 @@
-"""The report's figures (seaborn on matplotlib's Agg backend), from the results tables only.
+"""The report's figures (seaborn on matplotlib figures), from the results tables only.
 
-Each function takes the tables, writes one PNG and returns its path, or returns None when
-the run holds nothing to draw (no curves, one learning rate, ...).
+`FIGURES` is the registered list: each entry is a title and a function that takes the
+report and the plot folder, writes one PNG and returns its path, or None when the run holds
+nothing to draw (no curves, one learning rate, ...). Figures are made with
+`matplotlib.figure.Figure`, never pyplot, so no backend is chosen and no global state is
+touched; the seaborn style applies inside `draw_all` only.
 """
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: never open a window, never need a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from bench.report import algoperf, analysis
 
-from bench import analysis  # noqa: E402
-
-sns.set_theme(style="whitegrid", context="notebook")
 DPI = 110
+FIGURES: list[tuple[str, Callable]] = []
+
+
+def figure(title: str):
+    """Register a figure of the report, in the order the report shows them."""
+    def register(draw: Callable) -> Callable:
+        FIGURES.append((title, draw))
+        return draw
+    return register
+
+
+def draw_all(report, out: Path) -> list[tuple[str, Path]]:
+    """Every registered figure that has something to draw: (title, path)."""
+    drawn = []
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+        for title, draw in FIGURES:
+            path = draw(report, out)
+            if path is not None:
+                drawn.append((title, path))
+    return drawn
 
 
 def _palette(labels) -> dict:
@@ -29,8 +49,8 @@ def _palette(labels) -> dict:
 
 
 def _panels(count: int, width: float = 5.2, height: float = 3.6, rows: int = 1):
-    fig, axes = plt.subplots(rows, count, figsize=(width * count, height * rows), squeeze=False)
-    return fig, axes
+    fig = Figure(figsize=(width * count, height * rows))
+    return fig, fig.subplots(rows, count, squeeze=False)
 
 
 def _save(fig, path: Path) -> Path:
@@ -38,7 +58,6 @@ def _save(fig, path: Path) -> Path:
         warnings.simplefilter("ignore", UserWarning)
         fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     return path
 
 
@@ -76,7 +95,6 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
     name = "curves_by_step.png" if x == "step" else "curves_by_time.png"
     fig.tight_layout(rect=(0, 0.035 * rows_of_legend + 0.02, 1, 1))
     fig.savefig(out / name, dpi=DPI)
-    plt.close(fig)
     return out / name
 
 
@@ -91,7 +109,7 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
         frame = runs[runs["workload"] == workload]
         metric = "final_" + frame["target_metric"].iloc[0]
         order = (frame[frame["status"] == "done"].groupby("label")[metric].mean()
-                 .sort_values(ascending=not analysis.higher_is_better(metric)).index.tolist())
+                 .sort_values(ascending=frame["target_direction"].iloc[0] == "min").index.tolist())
         order += sorted(set(frame["label"]) - set(order))
         done = frame[frame["status"] == "done"]
         if len(done):
@@ -131,17 +149,19 @@ def bars(cells: pd.DataFrame, column: str, xlabel: str, out: Path, name: str,
 
 
 def performance_profile(times: pd.DataFrame, out: Path) -> Path | None:
+    """AlgoPerf's performance profile (bench/report/algoperf.py), as the score integrates it."""
     if times.empty or not np.isfinite(times.to_numpy()).any():
         return None
-    taus = np.linspace(1.0, analysis.TAU_MAX, 301)
-    profile = analysis.performance_profile(times, taus)
+    profile = algoperf.algoperf_profile(times)
+    taus = profile.columns.to_numpy(dtype=float)
     colours = _palette(profile.index)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     for label, row in profile.iterrows():
-        ax.step(taus, row.to_numpy(), where="post", label=label, color=colours[label], lw=1.6)
-    ax.set_xlim(1.0, analysis.TAU_MAX)
+        ax.plot(taus, row.to_numpy(), label=label, color=colours[label], lw=1.6)
+    ax.set_xlim(taus.min(), taus.max())
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("tau: time to target / best time on the workload")
+    ax.set_xlabel("tau: AlgoPerf seconds / fastest on the workload")
     ax.set_ylabel("share of workloads within tau")
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, out / "performance_profile.png")
@@ -150,7 +170,8 @@ def performance_profile(times: pd.DataFrame, out: Path) -> Path | None:
 def heatmap(normalised: pd.DataFrame, out: Path) -> Path | None:
     if normalised.empty:
         return None
-    fig, ax = plt.subplots(figsize=(1.6 * normalised.shape[1] + 3.2, 0.42 * normalised.shape[0] + 1.4))
+    fig = Figure(figsize=(1.6 * normalised.shape[1] + 3.2, 0.42 * normalised.shape[0] + 1.4))
+    ax = fig.subplots()
     sns.heatmap(normalised, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, ax=ax,
                 cbar_kws={"label": "0 worst, 1 best final target metric"})
     ax.set_xlabel("")
@@ -208,3 +229,40 @@ def tuning_curves(curves: pd.DataFrame, out: Path) -> Path | None:
         ax.set_ylabel("best " + group["metric"].iloc[0].replace("_", " ") + " so far")
 
     return _per_optimizer(curves, draw, out, "tuning_curves.png")
+
+
+# ---- the report's figures, in order ---------------------------------------------------------
+
+def _step_us(cells: pd.DataFrame) -> pd.DataFrame:
+    return cells.assign(step_us=cells["step_time_s"] * 1e6) if len(cells) else cells
+
+
+def _state_kib(cells: pd.DataFrame) -> pd.DataFrame:
+    return cells.assign(state_kib=cells["state_bytes"] / 1024) if len(cells) else cells
+
+
+figure("Loss and target metric against step (line: mean over seeds; band: their range)")(
+    lambda r, out: curves(r.results.runs, r.results.curves, out, "step"))
+figure("Loss and target metric against training time")(
+    lambda r, out: curves(r.results.runs, r.results.curves, out, "train_seconds"))
+figure("Final target metric per seed (box over finished seeds; red crosses: diverged)")(
+    lambda r, out: final_metric(r.results.runs[r.results.runs["role"] != "trial"], out))
+figure("Training seconds to target (interpolated; median over seeds)")(
+    lambda r, out: bars(r.cells, "target_seconds", "training seconds to target", out,
+                        "time_to_target.png"))
+figure("Step time (median over chunks)")(
+    lambda r, out: bars(_step_us(r.cells), "step_us", "µs per step (all seeds)", out,
+                        "step_time.png", "—"))
+figure("Optimizer state memory")(
+    lambda r, out: bars(_state_kib(r.cells), "state_kib", "KiB of optimizer state", out,
+                        "state_memory.png", "—"))
+figure("AlgoPerf performance profiles (AlgoPerf seconds)")(
+    lambda r, out: performance_profile(
+        analysis.time_matrix(r.cells) if len(r.cells) else pd.DataFrame(), out))
+figure("Normalised final target metric (per workload: 1 best, 0 worst)")(
+    lambda r, out: heatmap(analysis.normalised_performance(r.cells) if len(r.cells)
+                           else pd.DataFrame(), out))
+figure("Learning-rate sensitivity (every cell, tuning trials included)")(
+    lambda r, out: lr_sensitivity(r.all_cells, out))
+figure("Tuning curves: best validation metric after k trials (median and 10-90% over"
+       " 200 orders of the trials)")(lambda r, out: tuning_curves(r.tuning_curves, out))

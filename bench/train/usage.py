@@ -1,20 +1,15 @@
-"""What the run ran on (platform, devices, library versions, host, git commit) and what a
-cell used while it trained (`UsageSampler`: process CPU and memory through psutil, GPU
-utilisation and memory through NVML on NVIDIA GPUs).
+"""What a program used while it trained: `UsageSampler` (process CPU and memory through
+psutil, GPU utilisation and memory through NVML on NVIDIA GPUs), peak memory, and the
+device's peak FLOP/s for MFU.
 
 Whatever a machine cannot tell (no NVML, no memory_stats on the CPU backend) is recorded as
 missing with the reason, never raised.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 import resource
-import socket
-import subprocess
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 # Dense peak FLOP/s for float32 matmuls as JAX runs them by default on these GPUs (TF32
@@ -25,54 +20,6 @@ PEAK_FLOPS = [
     ("A100", 156e12), ("A10G", 35e12), ("L40S", 183e12), ("L4", 60e12),
     ("RTX 4090", 82.6e12), ("RTX 3090", 35.6e12), ("V100", 15.7e12), ("T4", 8.1e12),
 ]
-
-_PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "pandas", "optbench")
-
-
-def environment() -> dict:
-    import jax
-
-    devices = jax.devices()
-    return {
-        "device": {
-            "platform": devices[0].platform,
-            "kind": devices[0].device_kind,
-            "count": len(devices),
-        },
-        "versions": {"python": platform.python_version(), **{p: _version(p) for p in _PACKAGES}},
-        "host": {"name": socket.gethostname(), "system": platform.platform(),
-                 "machine": platform.machine(), "cpus": _cpu_count()},
-        "git_commit": git_commit(),
-    }
-
-
-def git_commit() -> str | None:
-    """The commit of the optbench checkout, with '+dirty' if it has local changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=5)
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return commit.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_count() -> int | None:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
 
 def peak_flops(device_kind: str) -> float | None:
     for fragment, flops in PEAK_FLOPS:
@@ -182,11 +129,11 @@ class UsageSampler:
         def mean(values):
             return float(sum(values) / len(values)) if values else None
 
-        return {
+        return {  # keys are bench.records.Usage fields: the engine copies them by name
             "cpu_util_mean": mean(self._cpu),
-            "rss_peak_bytes": max(self._rss) if self._rss else None,
+            "rss_sampled_peak_bytes": max(self._rss) if self._rss else None,
             "device_util_mean": mean(self._gpu_util),
             "device_util_max": max(self._gpu_util) if self._gpu_util else None,
             "device_mem_peak_bytes": max(self._gpu_mem) if self._gpu_mem else None,
-            "samples": max(len(self._cpu), len(self._gpu_util)),
+            "usage_samples": max(len(self._cpu), len(self._gpu_util)),
         }

@@ -1,6 +1,6 @@
 """Run the quick preset on whatever accelerator JAX finds and print what it cost.
 
-    PYTHONPATH=. python3 -m bench.gpu_check [OUT_DIR]
+    PYTHONPATH=. python3 tools/gpu_check.py [OUT_DIR]
 
 Meant for a GPU machine with JAX, Flax and Optax installed and nothing else set up: it runs
 from the checkout, installs nothing, and prints the device, then per workload (median over

@@ -1,0 +1,83 @@
+"""A validated matrix -> the cells it asks for, each knowing the program it trains in.
+
+    cells = expand.cells(matrix, data_dir)     # every workload x schedule x optimizer entry,
+                                               # plus the tuning trials of a budget
+    for program in expand.programs(cells): ... # what each executor trains as one program
+
+The plan fixes the program layout before anything runs, so every executor trains the same
+programs and a cell's id says which layout its numbers came from.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import optimizers
+from bench.errors import UserError
+from bench.plan import tuning
+from bench.plan.cells import Cell, code_digests, code_files
+from bench.plan.matrix import Matrix
+from bench.train import workloads
+from bench.train.data import check_available
+from optimizers.registry import OptimizerSpec, RegistryError
+
+Program = tuple[Cell, ...]
+
+
+def cells(matrix: Matrix, data_dir: str | None = None) -> list[Cell]:
+    """Every cell of the matrix, validated, with its program layout set; raises UserError
+    on the first problem, before anything trains."""
+    where = f"matrix {matrix.source}"
+    resolved = [_resolve_optimizer(entry, where) for entry in matrix.optimizers]
+    searched = [entry["name"] for entry in matrix.optimizers if "search" in entry]
+    if searched and matrix.budget == "oneshot":
+        raise UserError(f"{where}: '{searched[0]}' has a search space but budget is \"oneshot\";"
+                        " set budget = <number of trials> to tune")
+    found: dict[str, Cell] = {}
+    for entry in matrix.workloads:
+        workload = workloads.get(entry["name"])
+        check_available(workload.dataset, data_dir)
+        steps = entry.get("steps", matrix.steps or workload.steps)
+        for schedule in matrix.schedules:
+            for optimizer_entry, (spec, hparams, overrides) in zip(matrix.optimizers, resolved):
+                base = Cell(
+                    workload.name, spec.name, tuple(sorted(hparams.items())), overrides, steps,
+                    min(entry.get("eval_every", workload.eval_every), steps),
+                    entry.get("batch_size", workload.batch_size), tuple(matrix.seeds),
+                    workload.target, schedule=schedule, sweepable="inject" not in spec.caveats,
+                    code=code_digests(code_files(spec.source, workload.model.model_class)))
+                found.setdefault(base.spec_key, base)
+                if matrix.budget != "oneshot":
+                    try:
+                        trials = tuning.trial_cells(base, spec, optimizer_entry, matrix.budget,
+                                                    matrix.tuning_seeds)
+                    except tuning.SearchSpaceError as exc:
+                        raise UserError(f"{where}: {exc}") from None
+                    for trial in trials:
+                        found.setdefault(trial.spec_key, trial)
+    return with_layout(list(found.values()))
+
+
+def programs(cells: list[Cell]) -> list[Program]:
+    """Cells grouped by `Cell.program_key`, in the order their first member appears."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.program_key(), []).append(cell)
+    return [tuple(group) for group in groups.values()]
+
+
+def with_layout(cells: list[Cell]) -> list[Cell]:
+    """Each cell told how many trials its program holds (part of its identity)."""
+    sizes = {key: len(group) for key, group in
+             ((program[0].program_key(), program) for program in programs(cells))}
+    return [dataclasses.replace(cell, trials_in_program=sizes[cell.program_key()])
+            for cell in cells]
+
+
+def _resolve_optimizer(entry: dict[str, Any], where: str) -> tuple[OptimizerSpec, dict, tuple]:
+    overrides = {k: v for k, v in entry.items() if k not in ("name", "search")}
+    try:
+        spec = optimizers.get(entry["name"])
+        return spec, spec.resolve(overrides), tuple(sorted(overrides))
+    except RegistryError as exc:
+        raise UserError(f"{where}: {exc}") from None

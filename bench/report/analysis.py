@@ -1,0 +1,251 @@
+"""Statistics for reports and comparisons, computed from the results tables alone (no JAX).
+
+Rules, stated once (the report repeats them):
+- A metric's mean and 95% confidence interval are over the seeds that finished (`done`);
+  the interval is Student's t on n - 1 degrees of freedom, and none is given for n = 1.
+  Diverged and errored seeds are counted and shown, never averaged in.
+- Time to target, per seed: the target is crossed where the metric's curve first reaches
+  it; between the last evaluation short of the target and the first one reaching it, the
+  step and the training seconds are interpolated linearly. When the first evaluation
+  already reaches it, that evaluation's step and seconds are used (there is no evaluation
+  at step 0 to interpolate from). A seed that never reaches it has no time.
+  This is computed once per seed, when the store builds runs.parquet (`target_step`,
+  `target_seconds`); everything else reads the stored figures.
+- AlgoPerf's convention is stored beside it (`algoperf_step`, `algoperf_seconds`): the
+  first evaluation that reaches the target, no interpolation, and the seconds include the
+  program's compile time, as AlgoPerf's submission clock does.
+- Time to target, per cell: the median over seeds, an unreached seed counting as
+  infinitely slow, so a cell is "not reached" when half or more of its seeds never got
+  there (with an even count, the median of the middle two is then infinite).
+- Benchmark score: exactly MLCommons AlgoPerf's (bench/report/algoperf.py), over each
+  cell's median `algoperf_seconds`.
+- Which way is better comes from the stored `target_direction` (the workload's Target),
+  never from a metric's name.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bench.records import Target
+
+SGD_LABELS = ("sgd", "optax:sgd")  # the baseline of "step time relative to SGD"
+TIME_COLUMNS = ("target_step", "target_seconds", "algoperf_step", "algoperf_seconds")
+
+
+def target_of(row) -> Target:
+    """The Target a runs.parquet row (or a cell_table row) was measured against."""
+    return Target(row["target_metric"], float(row["target_value"]), row["target_direction"])
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) over the finite values; low/high NaN for fewer than two."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size == 1:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf((1 + level) / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def welch(a, b, level: float = 0.95) -> tuple[float, float, float, float]:
+    """(mean(b) - mean(a), CI low, CI high, two-sided p) by Welch's t-test; NaN CI and p
+    when either side has fewer than two values. When neither side has any spread the
+    interval is the difference itself, and p is what scipy.stats.ttest_ind gives: 0 when
+    the means differ, NaN when they are equal."""
+    a = np.asarray([v for v in a if np.isfinite(v)], dtype=float)
+    b = np.asarray([v for v in b if np.isfinite(v)], dtype=float)
+    if a.size == 0 or b.size == 0:
+        return math.nan, math.nan, math.nan, math.nan
+    diff = float(b.mean() - a.mean())
+    if a.size < 2 or b.size < 2:
+        return diff, math.nan, math.nan, math.nan
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    if va + vb == 0:
+        return diff, diff, diff, (0.0 if diff else math.nan)
+    dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    half = float(stats.t.ppf((1 + level) / 2, dof) * math.sqrt(va + vb))
+    p = float(2 * stats.t.sf(abs(diff) / math.sqrt(va + vb), dof))
+    return diff, diff - half, diff + half, p
+
+
+def crossing(curve: pd.DataFrame, target: Target) -> tuple[float, float]:
+    """(step, train seconds) where one seed's `curve` first reaches `target` (see the module
+    docstring for the interpolation rule); NaN, NaN when it never does."""
+    hits, curve = _hits(curve, target)
+    if not hits.size:
+        return math.nan, math.nan
+    i = hits[0]
+    values = curve[target.metric].to_numpy(dtype=float)
+    steps, seconds = curve["step"].to_numpy(float), curve["train_seconds"].to_numpy(float)
+    if i == 0 or not np.isfinite(values[i - 1]):
+        return steps[i], seconds[i]
+    fraction = (target.value - values[i - 1]) / (values[i] - values[i - 1])
+    return (steps[i - 1] + fraction * (steps[i] - steps[i - 1]),
+            seconds[i - 1] + fraction * (seconds[i] - seconds[i - 1]))
+
+
+def first_reaching(curve: pd.DataFrame, target: Target) -> tuple[float, float]:
+    """AlgoPerf's convention: (step, train seconds) of the first evaluation that reaches
+    `target`, no interpolation; NaN, NaN when none does."""
+    hits, curve = _hits(curve, target)
+    if not hits.size:
+        return math.nan, math.nan
+    row = curve.iloc[hits[0]]
+    return float(row["step"]), float(row["train_seconds"])
+
+
+def times_to_target(curve: pd.DataFrame, target: Target, compile_s: float) -> dict[str, float]:
+    """The stored time-to-target columns of one seed (TIME_COLUMNS)."""
+    step, seconds = crossing(curve, target)
+    first_step, first_seconds = first_reaching(curve, target)
+    return {"target_step": step, "target_seconds": seconds, "algoperf_step": first_step,
+            "algoperf_seconds": first_seconds + compile_s}
+
+
+def _hits(curve: pd.DataFrame, target: Target) -> tuple[np.ndarray, pd.DataFrame]:
+    if not len(curve) or target.metric not in curve:
+        return np.array([], dtype=int), curve
+    curve = curve.sort_values("step")
+    return np.flatnonzero(target.reached(curve[target.metric].to_numpy(dtype=float))), curve
+
+
+def median_time(times) -> float:
+    """Median over seeds with an unreached seed (NaN) counting as infinite."""
+    x = np.asarray([t if np.isfinite(t) else np.inf for t in times], dtype=float)
+    return float(np.median(x)) if x.size else math.inf
+
+
+def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell (runs grouped by cell_id, never by label): statuses, metrics with
+    CIs, median times to target, speed, state memory, and the rank within the workload by
+    the final value of its target metric (on the validation split)."""
+    rows = []
+    for cell_id, group in runs.groupby("cell_id", sort=False):
+        first = group.iloc[0]
+        done = group[group["status"] == "done"]
+        metric = "final_" + first["target_metric"]
+        row = {
+            "cell_id": cell_id, "workload": first["workload"], "label": first["label"],
+            "optimizer": first["optimizer"], "role": first["role"], "schedule": first["schedule"],
+            "target_metric": first["target_metric"], "target_value": float(first["target_value"]),
+            "target_direction": first["target_direction"],
+            "seeds": len(group), "done": len(done),
+            "diverged": int((group["status"] == "diverged").sum()),
+            "error": int(group["status"].isin(["error", "timeout"]).sum()),
+            "reached": int(np.isfinite(group["target_step"]).sum()),
+            **{column: median_time(group[column]) for column in TIME_COLUMNS},
+            "step_time_s": float(group["step_time_median_s"].median()),
+            "steps_per_s": float(group["steps_per_s"].median()),
+            "learning_rate": _hparam(first["hparams"], "learning_rate"),
+            "hparams": first["hparams"],
+            "score": mean_ci(done[metric])[0],
+        }
+        for column in dict.fromkeys((metric, "final_val_accuracy", "final_test_accuracy",
+                                     "final_test_loss", "best_val_accuracy")):
+            mean, low, high = mean_ci(done[column])
+            row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
+        for column in ("state_bytes", "state_to_param", "update_share", "mfu"):
+            row[column] = float(group[column].median())
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if not len(table):
+        return table
+    table["label"] = _distinct_labels(table)
+    table["step_time_vs_sgd"] = math.nan  # DeepOBS's relative cost, where SGD ran too
+    table["rank"] = math.nan
+    for _, group in table.groupby("workload"):
+        sgd = group[group["optimizer"].isin(SGD_LABELS) & (group["label"] == group["optimizer"])]
+        if len(sgd):
+            table.loc[group.index, "step_time_vs_sgd"] = group["step_time_s"] / sgd["step_time_s"].iloc[0]
+        table.loc[group.index, "rank"] = group["score"].rank(
+            ascending=group["target_direction"].iloc[0] == "min", method="average",
+            na_option="bottom")
+    return table.sort_values(["workload", "rank"]).reset_index(drop=True)
+
+
+def _distinct_labels(table: pd.DataFrame) -> pd.Series:
+    """Labels, with the cell id appended where two cells of one workload share one (a
+    matrix that lists a workload twice with other budgets, say): different cells never
+    pool, and never look alike."""
+    shared = table.duplicated(["workload", "label"], keep=False)
+    return table["label"].where(~shared, table["label"] + " [" + table["cell_id"].str[:8] + "]")
+
+
+def time_matrix(cells: pd.DataFrame, column: str = "algoperf_seconds") -> pd.DataFrame:
+    """label x workload of median times to target; inf where not reached or not run."""
+    matrix = cells.pivot_table(index="label", columns="workload", values=column, aggfunc="first")
+    return matrix.astype(float).fillna(np.inf)
+
+
+def mean_rank(cells: pd.DataFrame) -> pd.Series:
+    return cells.groupby("label")["rank"].mean().sort_values()
+
+
+def normalised_performance(cells: pd.DataFrame) -> pd.DataFrame:
+    """label x workload in [0, 1]: 1 the workload's best final target metric, 0 its worst."""
+    norm = pd.Series(math.nan, index=cells.index)
+    for _, group in cells.groupby("workload"):
+        score = group["score"] if group["target_direction"].iloc[0] == "max" else -group["score"]
+        spread = score.max() - score.min()
+        norm[group.index] = (score - score.min()) / spread if spread > 0 else 1.0
+    return cells.assign(norm=norm).pivot_table(index="label", columns="workload", values="norm",
+                                               aggfunc="first")
+
+
+def _hparam(hparams_json: str, name: str) -> float:
+    try:
+        value = json.loads(hparams_json).get(name)
+    except (TypeError, ValueError):
+        return math.nan
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def tuning_curves(runs: pd.DataFrame, orders: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Best validation target metric found after k trials, k = 1..budget, per workload,
+    optimizer and schedule: the median and the 10-90% band over `orders` random orders of
+    the trials (each trial scored by its mean over its finished seeds)."""
+    trials = runs[(runs["role"] == "trial") & (runs["status"] == "done")]
+    rows = []
+    rng = np.random.default_rng(seed)
+    for (workload, optimizer, schedule), group in trials.groupby(
+            ["workload", "optimizer", "schedule"]):
+        metric = "final_" + group["target_metric"].iloc[0]
+        sign = 1.0 if group["target_direction"].iloc[0] == "max" else -1.0
+        scores = sign * group.groupby("trial")[metric].mean().to_numpy()
+        best = sign * np.array([np.maximum.accumulate(rng.permutation(scores))
+                                for _ in range(orders)])
+        name = optimizer if schedule == "constant" else f"{optimizer} @ {schedule}"
+        for k in range(best.shape[1]):
+            low, median, high = np.percentile(best[:, k], [10, 50, 90])
+            rows.append({"workload": workload, "optimizer": name, "trials": k + 1,
+                         "metric": metric, "median": median, "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
+def oneshot_vs_tuned(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per workload, optimizer and schedule: the untuned cell's and the tuned cell's final
+    target metric (mean and interval over seeds) and the tuned hyperparameters."""
+    rows = []
+    for (workload, optimizer, schedule), group in cells.groupby(["workload", "optimizer", "schedule"]):
+        tuned = group[group["role"] == "tuned"]
+        if not len(tuned):
+            continue
+        tuned = tuned.iloc[0]
+        column = "final_" + tuned["target_metric"]
+        oneshot = group[group["role"] == "oneshot"]
+        untuned = oneshot.iloc[0] if len(oneshot) else None
+        rows.append({
+            "workload": workload, "optimizer": optimizer if schedule == "constant"
+            else f"{optimizer} @ {schedule}", "metric": column,
+            "tuned": tuned[column], "tuned_low": tuned[column + "_low"],
+            "tuned_high": tuned[column + "_high"], "tuned_hparams": tuned["hparams"],
+            **{f"oneshot{suffix}": untuned[column + suffix] if untuned is not None else math.nan
+               for suffix in ("", "_low", "_high")}})
+    return pd.DataFrame(rows)

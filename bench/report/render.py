@@ -1,0 +1,87 @@
+"""One renderer: a `Table` becomes markdown, HTML or a terminal table here, and nowhere
+else; `interval` is the one way a mean and its interval are written; `page` wraps HTML in
+the report's stylesheet and script (package data in static/).
+
+Every string is data: HTML is escaped, markdown pipes are escaped, and terminal cells are
+rich `Text`, never parsed as markup, so a label like `my:[/red]` shows as it is.
+"""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+
+from rich.table import Table as RichTable
+from rich.text import Text
+
+Cell = tuple[str, float | None]  # (text, sort key: numeric cells sort by it in HTML)
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+    title: str = ""
+
+
+def interval(mean: float, low: float = math.nan, high: float = math.nan, *, digits: int = 3,
+             sign: bool = False) -> str:
+    """'0.912 [0.905, 0.919]'; the mean alone without an interval; '—' without a mean."""
+    if not _finite(mean):
+        return "—"
+    fmt = f"{'+' if sign else ''}.{digits}f"
+    if not (_finite(low) and _finite(high)):
+        return f"{mean:{fmt}}"
+    return f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def sort_key(value: float) -> float:
+    """Missing values sort last."""
+    return float(value) if _finite(value) else 1e300
+
+
+def markdown(table: Table) -> list[str]:
+    def cell(text: str) -> str:
+        return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    lines = [f"**{cell(table.title)}**", ""] if table.title else []
+    return lines + (["| " + " | ".join(map(cell, table.header)) + " |", "|" + "---|" * len(table.header)]
+                    + ["| " + " | ".join(cell(text) for text, _ in row) + " |" for row in table.rows])
+
+
+def html_table(table: Table) -> str:
+    """A sortable table: cells with a numeric key sort by it (data-sort), others as text."""
+    e = html.escape
+    head = "".join(f"<th title=\"click to sort\">{e(h)}</th>" for h in table.header)
+    body = "".join(
+        "<tr>" + "".join(f"<td data-sort=\"{key:.12g}\">{e(text)}</td>" if key is not None
+                         else f"<td class=label>{e(text)}</td>" for text, key in row) + "</tr>"
+        for row in table.rows)
+    caption = f"<caption>{e(table.title)}</caption>" if table.title else ""
+    return (f"<div class=scroll><table class=sortable>{caption}<thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def terminal(table: Table) -> RichTable:
+    rich = RichTable(title=Text(table.title) if table.title else None)
+    for h in table.header:
+        rich.add_column(Text(h))
+    for row in table.rows:
+        rich.add_row(*(Text(text) for text, _ in row))
+    return rich
+
+
+def page(title: str, body: list[str]) -> str:
+    """A self-contained HTML page (no network): the report's CSS and sorting script inline."""
+    static = resources.files("bench.report") / "static"
+    return ("<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+            f"<title>{html.escape(title)}</title>\n<style>\n{(static / 'report.css').read_text()}"
+            "</style></head><body>\n" + "\n".join(body)
+            + f"\n<script>\n{(static / 'report.js').read_text()}</script></body></html>\n")
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False

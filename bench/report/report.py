@@ -1,0 +1,161 @@
+"""`optbench report RUN`: report.html (one self-contained file), report.md, plots/*.png and a
+terminal summary, from a results folder's tables alone (no JAX, no training).
+
+A run with one seed, one optimizer, diverged or errored seeds, or no finished cell still
+reports: what is missing is said in the report, not raised.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.report import algoperf, analysis, plots, render
+from bench.report.tables import summary_table, tuning_table, workload_table
+from bench.run.store import Results, atomic_write
+
+HOW_TO_READ = [
+    "Means and 95% confidence intervals (Student's t) are over the seeds that finished; "
+    "diverged and errored seeds are counted, not averaged in. One seed gives no interval.",
+    "Cells are ranked within each workload by the final value of the workload's target "
+    "metric on the validation split; the direction (higher or lower is better) is the "
+    "workload's own. Test accuracy is shown, never used to rank or to tune.",
+    "Time to target (the 'interpolated' columns): where a seed's target-metric curve first "
+    "reaches the target, linearly interpolated between the two evaluations around the "
+    "crossing (the first evaluation's own step and time when it is already there); seconds "
+    "are training seconds, compile and evaluation excluded. Per cell, the median over seeds "
+    "with unreached seeds counted as infinitely slow: 'not reached' means half or more of "
+    "the seeds never got there.",
+    "AlgoPerf seconds follow MLCommons AlgoPerf's convention instead: the first evaluation "
+    "that reaches the target, no interpolation, plus the program's compile time.",
+    "AlgoPerf score: computed as MLCommons AlgoPerf's scoring code computes it "
+    "(scoring/performance_profile.py): per workload, times more than "
+    f"{algoperf.TIME_CAP_FACTOR:g}x the fastest count as not reached; the performance "
+    "profile rho(tau) is the share of workloads whose time ratio to the fastest is <= tau on "
+    f"{algoperf.NUM_POINTS} points from {algoperf.MIN_TAU:g} to {algoperf.MAX_TAU:g}; the "
+    "score is its trapezoid-rule area divided by the grid's width. 1 is fastest everywhere. "
+    "Times are each cell's median AlgoPerf seconds.",
+]
+
+
+@dataclass
+class Report:
+    results: Results
+    cells: pd.DataFrame  # untuned and tuned cells (tuning trials are in `tuning`)
+    summary: pd.DataFrame  # one row per optimizer label across workloads
+    notes: list[str] = field(default_factory=list)  # what is missing, said plainly
+    tuning: pd.DataFrame = field(default_factory=pd.DataFrame)  # oneshot vs tuned
+    tuning_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    all_cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # trials included
+
+    @property
+    def name(self) -> str:
+        return self.results.manifest.get("config", {}).get("matrix", {}).get("name") \
+            or self.results.root.name
+
+
+def build(results: Results) -> Report:
+    runs = results.runs
+    all_cells = analysis.cell_table(runs) if len(runs) else pd.DataFrame()
+    cells = all_cells[all_cells["role"] != "trial"].reset_index(drop=True) if len(all_cells) \
+        else all_cells
+    notes = []
+    if not len(runs):
+        notes.append("This run has no finished cell yet: nothing to compare.")
+    else:
+        failed = int(runs["status"].isin(["error", "timeout"]).sum())
+        if failed:
+            notes.append(f"{failed} seed(s) ended in an error or a timeout; the tracebacks are"
+                         " in runs.parquet (column error).")
+        if runs.groupby("cell_id")["seed"].nunique().max() < 2:
+            notes.append("Every cell has a single seed: no confidence intervals.")
+        if runs["label"].nunique() < 2:
+            notes.append("Only one optimizer: ranks and profiles compare it with nothing.")
+        if not (runs["status"] == "done").any():
+            notes.append("No seed finished as done: metrics are missing.")
+    summary = _summary(cells) if len(cells) else pd.DataFrame()
+    tuning = analysis.oneshot_vs_tuned(cells) if len(cells) else pd.DataFrame()
+    return Report(results, cells, summary, notes, tuning, analysis.tuning_curves(runs), all_cells)
+
+
+def _summary(cells: pd.DataFrame) -> pd.DataFrame:
+    times = analysis.time_matrix(cells, "algoperf_seconds")
+    summary = pd.DataFrame({
+        "mean_rank": analysis.mean_rank(cells),
+        "score": algoperf.algoperf_score(times),
+        "workloads": cells.groupby("label")["workload"].nunique(),
+        "reached": np.isfinite(times).sum(axis=1),
+        "seeds_done": cells.groupby("label")["done"].sum(),
+        "seeds_diverged": cells.groupby("label")["diverged"].sum(),
+        "seeds_error": cells.groupby("label")["error"].sum(),
+    })
+    summary.index.name = "label"
+    return summary.sort_values(["score", "mean_rank"], ascending=[False, True]).reset_index()
+
+
+def tables(report: Report) -> list[render.Table]:
+    """Every table of the report, in order."""
+    found = [summary_table(report.summary)] if len(report.summary) else []
+    if len(report.tuning):
+        found.append(tuning_table(report.tuning))
+    workloads = sorted(report.cells["workload"].unique()) if len(report.cells) else []
+    return found + [workload_table(report.cells, w) for w in workloads]
+
+
+def write(report: Report, out: Path | None = None) -> dict[str, Path]:
+    """Write plots/, report.md and report.html into `out` (default: the run folder)."""
+    out = Path(out or report.results.root)
+    plot_dir = out / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    figures = plots.draw_all(report, plot_dir)
+    for name, text in (("report.md", markdown(report, figures, out)),
+                       ("report.html", html_page(report, figures))):
+        atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text))
+    return {"html": out / "report.html", "markdown": out / "report.md", "plots": plot_dir}
+
+
+def markdown(report: Report, figures: list[tuple[str, Path]], out: Path) -> str:
+    lines = [f"# optbench report: {report.name}", "", provenance(report.results.manifest), ""]
+    lines += [f"> {note}" for note in report.notes] + ([""] if report.notes else [])
+    for table in tables(report):
+        lines += [f"## {table.title}", "", *render.markdown(
+            render.Table(table.header, table.rows)), ""]
+    for title, path in figures:
+        lines += [f"### {title}", "", f"![{title}]({path.relative_to(out).as_posix()})", ""]
+    lines += ["## How to read this report", "", *[f"- {rule}" for rule in HOW_TO_READ], ""]
+    return "\n".join(lines)
+
+
+def html_page(report: Report, figures: list[tuple[str, Path]]) -> str:
+    e = html.escape
+    parts = [f"<h1>optbench report: {e(report.name)}</h1>",
+             f"<p class=meta>{e(provenance(report.results.manifest))}</p>"]
+    parts += [f"<p class=note>{e(note)}</p>" for note in report.notes]
+    for table in tables(report):
+        parts += [f"<h2>{e(table.title)}</h2>",
+                  render.html_table(render.Table(table.header, table.rows))]
+    for title, path in figures:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts += [f"<h3>{e(title)}</h3>",
+                  f"<img alt=\"{e(title)}\" src=\"data:image/png;base64,{data}\">"]
+    parts.append("<h2>How to read this report</h2><ul>"
+                 + "".join(f"<li>{e(rule)}</li>" for rule in HOW_TO_READ) + "</ul>")
+    return render.page(f"optbench: {report.name}", parts)
+
+
+def provenance(manifest: dict) -> str:
+    device = manifest.get("device", {})
+    versions = manifest.get("versions", {})
+    return (f"Run {manifest.get('updated', '?')} on {device.get('platform', '?')}"
+            f" ({device.get('count', '?')} x {device.get('kind', '?')},"
+            f" host with {manifest.get('host', {}).get('cpus', '?')} CPUs);"
+            f" jax {versions.get('jax', '?')}, optax {versions.get('optax', '?')},"
+            f" flax {versions.get('flax', '?')}; commit {manifest.get('git_commit') or 'unknown'}.")
+
+
+def terminal_table(report: Report):
+    return render.terminal(summary_table(report.summary)) if len(report.summary) else None

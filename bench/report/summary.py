@@ -1,0 +1,26 @@
+"""The terminal summary of a run: the report's own per-workload tables (same rules, same
+labels, same ranking), rendered for the terminal."""
+from __future__ import annotations
+
+import pandas as pd
+from rich.console import Console, Group
+from rich.text import Text
+
+from bench.report import analysis, render
+from bench.report.tables import workload_table
+
+
+def wide_console(stderr: bool = False) -> Console:
+    """A console that stays wide when it writes to a pipe or a log file, so names don't wrap."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=160)
+
+
+def summary_table(runs: pd.DataFrame) -> Group:
+    """Per workload, its cells ranked as the report ranks them (tuning trials left out)."""
+    cells = analysis.cell_table(runs[runs["role"] != "trial"]) if len(runs) else pd.DataFrame()
+    if not len(cells):
+        return Group(Text("optbench summary: no finished cells"))
+    return Group(Text("optbench summary (the report has the rest: optbench report RUN)"),
+                 *(render.terminal(workload_table(cells, w, brief=True))
+                   for w in sorted(cells["workload"].unique())))

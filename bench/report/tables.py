@@ -1,0 +1,93 @@
+"""The report's tables, as render.Tables: the same rows for report.html, report.md and the
+terminal summary, so all three say the same numbers under the same labels."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bench.report.analysis import target_of
+from bench.report.render import Table, interval, sort_key
+
+
+def fmt_time(value: float, unit: str) -> str:
+    if not np.isfinite(value):
+        return "not reached"
+    return f"{value:,.0f}" if unit == "steps" else f"{value:.3g} s"
+
+
+def fmt_bytes(value: float) -> str:
+    if not np.isfinite(value):
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return ""
+
+
+def workload_table(cells: pd.DataFrame, workload: str, *, brief: bool = False) -> Table:
+    """One workload's cells ranked by the final value of the target metric (validation)."""
+    frame = cells[cells["workload"] == workload]
+    target = target_of(frame.iloc[0])
+    metric = "final_" + target.metric
+    header = ["rank", "optimizer", f"final {target.metric} (95% CI)",
+              "final test accuracy (95% CI)", f"steps to {target.describe()} (interpolated)",
+              "seconds to target (interpolated)", "reached", "step time",
+              "done / diverged / error"]
+    extras = [] if brief else [
+        (column, title) for column, title in (
+            ("algoperf_seconds", "AlgoPerf seconds (first eval, + compile)"),
+            ("state_bytes", "optimizer state"), ("update_share", "update share of step"),
+            ("step_time_vs_sgd", "step time vs SGD"))
+        if column in frame and np.isfinite(frame[column]).any()]
+    header[8:8] = [title for _, title in extras]
+    rows = []
+    for r in frame.to_dict("records"):
+        row = [
+            (f"{r['rank']:g}", r["rank"]), (r["label"], None),
+            (interval(r[metric], r[metric + "_low"], r[metric + "_high"]), sort_key(r[metric])),
+            (interval(r["final_test_accuracy"], r["final_test_accuracy_low"],
+                      r["final_test_accuracy_high"]), sort_key(r["final_test_accuracy"])),
+            (fmt_time(r["target_step"], "steps"), sort_key(r["target_step"])),
+            (fmt_time(r["target_seconds"], "s"), sort_key(r["target_seconds"])),
+            (f"{r['reached']}/{r['seeds']}", r["reached"]),
+            (f"{r['step_time_s'] * 1e6:.0f} µs" if np.isfinite(r["step_time_s"]) else "—",
+             sort_key(r["step_time_s"])),
+            (f"{r['done']} / {r['diverged']} / {r['error']}", r["done"]),
+        ]
+        row[8:8] = [_extra(column, r[column]) for column, _ in extras]
+        rows.append(row)
+    return Table(header, rows, title=workload)
+
+
+def _extra(column: str, value: float) -> tuple[str, float]:
+    if not np.isfinite(value):
+        return ("not reached" if column == "algoperf_seconds" else "—"), sort_key(value)
+    if column == "algoperf_seconds":
+        return fmt_time(value, "s"), value
+    if column == "state_bytes":
+        return fmt_bytes(value), value
+    if column == "update_share":
+        return f"{100 * value:.0f}%", value
+    return f"{value:.2f}x", value
+
+
+def summary_table(summary: pd.DataFrame) -> Table:
+    header = ["optimizer", "AlgoPerf score", "mean rank", "workloads reached",
+              "seeds done / diverged / error"]
+    rows = [[(r.label, None), (f"{r.score:.3f}" if math.isfinite(r.score) else "—", sort_key(r.score)),
+             (f"{r.mean_rank:.2f}", r.mean_rank), (f"{r.reached}/{r.workloads}", r.reached),
+             (f"{r.seeds_done} / {r.seeds_diverged} / {r.seeds_error}", r.seeds_done)]
+            for r in summary.itertuples()]
+    return Table(header, rows, title="Across workloads")
+
+
+def tuning_table(tuning: pd.DataFrame) -> Table:
+    header = ["workload", "optimizer", "untuned (95% CI)", "tuned (95% CI)", "tuned hyperparameters"]
+    rows = [[(r.workload, None), (r.optimizer, None),
+             (interval(r.oneshot, r.oneshot_low, r.oneshot_high), sort_key(r.oneshot)),
+             (interval(r.tuned, r.tuned_low, r.tuned_high), sort_key(r.tuned)),
+             (r.tuned_hparams, None)] for r in tuning.itertuples()]
+    return Table(header, rows, title="Untuned vs tuned (final target metric)")

@@ -1,0 +1,2 @@
+"""Running planned cells: the executors, the driver, and the results folder they write
+(store, the column schema, the environment)."""

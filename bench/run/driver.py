@@ -1,0 +1,111 @@
+"""Run planned cells into a results folder: skip finished programs, train the rest with the
+chosen executor, save each cell as it finishes, run the tuning phase, rebuild the merged
+tables, print a summary."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.plan import expand, tuning
+from bench.plan.cells import Cell, changed_code
+from bench.plan.matrix import Matrix
+from bench.records import CellResult, Status
+from bench.report.summary import summary_table, wide_console
+from bench.run.environment import environment
+from bench.run.executors import EXECUTORS, Limits
+from bench.run.store import RunStore
+
+
+def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,
+               force: bool = False, resume: bool = False, executor: str = "local",
+               limits: Limits = Limits()) -> int:
+    """Returns the exit code: 0 if every cell ended done or diverged, 1 if any errored or
+    timed out (after all the others ran), 130 when interrupted."""
+    console = wide_console(stderr=True)
+    store = RunStore(out)
+    config = {"matrix": dataclasses.asdict(matrix), "cells": sorted(c.spec_key for c in cells)}
+    store.open(config, environment(), resume=resume, force=force)
+    finished = {} if force else store.finished()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    errors = 0
+    with Progress(*columns, console=console, transient=True,
+                  disable=not console.is_terminal) as progress:
+        overall = progress.add_task("cells", total=0)
+        steps_task = progress.add_task("", total=1)
+
+        def on_chunk(cell: Cell, done: int, total: int) -> None:
+            progress.update(steps_task, description=escape(f"  {cell.workload} x {cell.label}"),
+                            completed=done, total=total)
+
+        def run(batch: list[Cell]) -> int:
+            todo = _unfinished_programs(batch, finished, console)
+            count = sum(len(p) for p in todo)
+            progress.update(overall, total=progress.tasks[overall].total + count)
+            failures = 0
+            results = EXECUTORS[executor](todo, data_dir, limits, on_chunk)
+            for index, (cell, result) in enumerate(results, start=1):
+                store.write_cell(cell, result)
+                progress.advance(overall)
+                failures += any(s.status in (Status.ERROR, Status.TIMEOUT) for s in result.seeds)
+                console.print(_cell_line(index, count, cell, result), markup=False, highlight=False)
+            return failures
+
+        try:
+            errors += run(cells)
+            trials = [c for c in cells if c.tuning.role == "trial"]
+            if trials:  # phase 2: each sweep's best trial, with every seed
+                finals = {t.id: store.final_values(t.id, t.target.metric) for t in trials}
+                tuned = tuning.tuned_cells(trials, tuple(matrix.seeds), finals)
+                console.print(f"tuning: rerunning the best of each sweep with every seed"
+                              f" ({len(tuned)} cells)")
+                errors += run(tuned)
+        except KeyboardInterrupt:
+            store.merge()
+            console.print(f"interrupted: finished cells are saved in {out}; rerun the same"
+                          " command to finish the rest", markup=False)
+            return 130
+
+    runs, _ = store.merge()
+    wide_console().print(summary_table(runs))
+    console.print(f"results: {out.resolve()}", markup=False, highlight=False)
+    if errors:
+        console.print(f"{errors} cell(s) failed or timed out; the reasons are in"
+                      f" {out}/cells/*.json and the error column of runs.parquet", markup=False)
+    return 1 if errors else 0
+
+
+def _unfinished_programs(cells: list[Cell], finished: dict, console) -> list[expand.Program]:
+    """The programs that hold a cell not finished yet (all their cells rerun: a program's
+    layout is part of its cells' identity). A cell finished before under other code is
+    named, with the files that changed."""
+    by_spec = {record["spec_key"]: record for record in finished.values()}
+    todo = [p for p in expand.programs(cells) if any(c.id not in finished for c in p)]
+    for program in todo:
+        for cell in program:
+            old = by_spec.get(cell.spec_key)
+            if cell.id not in finished and old is not None:
+                console.print(f"rerunning {cell.workload} x {cell.label}: "
+                              + "; ".join(changed_code(old, cell.record())),
+                              markup=False, highlight=False)
+    skipped = len(cells) - sum(len(p) for p in todo)
+    if skipped:
+        console.print(f"{skipped} of {len(cells)} cells already finished; running the rest"
+                      " (--force reruns them)")
+    return todo
+
+
+def _cell_line(index: int, total: int, cell: Cell, result: CellResult) -> str:
+    statuses = ", ".join(f"{count} {status}" for status, count in result.status_counts().items())
+    t = result.timings
+    if result.error:
+        reason = result.error.strip().splitlines()[-1]
+        return f"[{index}/{total}] {cell.workload} x {cell.label}: {result.seeds[0].status.value}: {reason}"
+    metric = cell.target.metric
+    values = result.curves[metric][-len(cell.seeds):]
+    return (f"[{index}/{total}] {cell.workload} x {cell.label}: {statuses}; "
+            f"final {metric} {values.mean():.3f}; compile {t.compile_s:.1f}s, "
+            f"train {t.train_s:.1f}s ({t.steps_per_s:,.0f} steps/s)")

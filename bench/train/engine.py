@@ -1,0 +1,279 @@
+"""Train one program: every member (trial x seed) in one compiled program, steps in
+`lax.scan` chunks.
+
+`train_program` reads as the sequence it runs: put the data on the device, build the
+transformation, initialise the members, place them on the devices, compile, then per chunk
+of `eval_every` steps exactly one call, one `block_until_ready` and one timestamp, with
+evaluation between chunks on its own clock. Compilation is AOT (`lower().compile()`) and
+timed apart. Nothing here touches files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from bench.records import CellResult, SeedRecord, Status, Timings, Usage
+from bench.train import programs, usage
+from bench.train.data import Dataset
+from bench.train.workloads import Workload
+from optimizers.registry import OptimizerSpec, extra_update_args
+
+if TYPE_CHECKING:
+    from bench.plan.schedules import Schedule
+
+ChunkCallback = Callable[[int, int], None]  # (steps done, total steps)
+
+
+class MemberBatch:
+    """Every member (trial x seed, trial-major) of one program: parameters, optimizer states
+    and sampling keys, the data on the device, and the executables that advance and
+    evaluate them. Each step of setting it up is a method of its own, run in order."""
+
+    def __init__(self, workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
+                 hparams: Mapping[str, Any], *, seeds: Sequence[int], batch_size: int,
+                 trials: Sequence[Mapping[str, float]] | None = None,
+                 schedule: Schedule | None = None, steps: int = 0, shard: bool = True):
+        """With `trials` (float hyperparameter overrides), the optimizer runs under
+        inject_hyperparams and each member's state carries its trial's values, so a whole
+        sweep is one program. A `schedule` over `steps` scales the optimizer's updates."""
+        self.timings, self.usage = Timings(), Usage(trials_in_program=len(trials or [None]))
+        self.members = [seed for _ in (trials or [None]) for seed in seeds]
+        self._put_data_on_device(dataset)
+        self.transformation = programs.build_transformation(
+            optimizer, hparams, injected=bool(trials), schedule=schedule, steps=steps)
+        self._init_members(workload, dataset, trials, len(seeds))
+        self._place_members(shard)
+        self._chunk = programs.make_train_chunk(workload, self.graphdef, self.transformation,
+                                                batch_size)
+        self._executables: dict[int, Any] = {}  # chunk length -> executable
+        self._evaluate = self._compile(
+            jax.vmap(programs.make_evaluate(workload, self.graphdef, self.transformation),
+                     in_axes=(0, 0, None)), self.params, self.opt_state, self.splits)
+
+    def _put_data_on_device(self, dataset: Dataset) -> None:
+        clock = time.perf_counter()
+        self.x_train, self.y_train = jax.device_put((dataset.x_train, dataset.y_train))
+        self.splits = jax.device_put({"val": (dataset.x_val, dataset.y_val),
+                                      "test": (dataset.x_test, dataset.y_test)})
+        jax.block_until_ready((self.x_train, self.y_train, self.splits))
+        self.examples = {"val": len(dataset.y_val), "test": len(dataset.y_test)}
+        self.timings.data_s = time.perf_counter() - clock
+
+    def _init_members(self, workload: Workload, dataset: Dataset, trials, seeds: int) -> None:
+        self.graphdef, self.params = programs.init_params(workload, dataset, self.members)
+        self.opt_state = jax.vmap(self.transformation.tx.init)(self.params)
+        if trials:
+            self.opt_state = self.transformation.with_trial_values(self.opt_state, trials, seeds)
+        self.keys = programs.data_keys(self.members)
+        self.usage.param_bytes = tree_bytes(self.params) // len(self.members)
+        self.usage.state_bytes = tree_bytes(self.opt_state) // len(self.members)
+
+    def _place_members(self, allowed: bool) -> None:
+        """Split the member axis over as many local devices as divide it evenly, the data
+        replicated on each; XLA partitions the vmapped program accordingly. One device (or
+        `allowed=False`) leaves everything where it is."""
+        devices = jax.devices()
+        count = max(d for d in range(1, len(devices) + 1) if len(self.members) % d == 0) \
+            if allowed else 1
+        self.usage.devices = count
+        if count == 1:
+            return
+        mesh = Mesh(np.array(devices[:count]), ("members",))
+        split, whole = NamedSharding(mesh, PartitionSpec("members")), NamedSharding(mesh, PartitionSpec())
+        self.params, self.opt_state, self.keys = jax.device_put(
+            (self.params, self.opt_state, self.keys), split)
+        self.x_train, self.y_train, self.splits = jax.device_put(
+            (self.x_train, self.y_train, self.splits), whole)
+
+    def _compile(self, fn, *args, **jit_kwargs):
+        clock = time.perf_counter()
+        executable = jax.jit(fn, **jit_kwargs).lower(*args).compile()
+        self.timings.compile_s += time.perf_counter() - clock
+        self.usage.compiles += 1
+        return executable
+
+    def compile_chunk(self, length: int):
+        """The executable for `length` steps; compiled once per length (a ragged last
+        chunk adds one)."""
+        if length not in self._executables:
+            chunk = self._chunk
+            fn = jax.vmap(lambda p, s, k, x, y: chunk(p, s, k, x, y, length),
+                          in_axes=(0, 0, 0, None, None))
+            self._executables[length] = self._compile(
+                fn, self.params, self.opt_state, self.keys, self.x_train, self.y_train,
+                donate_argnums=(0, 1, 2))
+        return self._executables[length]
+
+    def count_flops(self) -> None:
+        """FLOPs of one train step of one member, from XLA's cost analysis of the lowered
+        (not compiled) step: a scan's body is counted once, so the chunk is no use here."""
+        one = jax.tree.map(lambda x: x[0], (self.params, self.opt_state, self.keys))
+        try:
+            lowered = jax.jit(lambda p, s, k, x, y: self._chunk(p, s, k, x, y, 1)).lower(
+                *one, self.x_train, self.y_train)
+            self.usage.flops_per_step = float(lowered.cost_analysis()["flops"])
+        except Exception as exc:  # noqa: BLE001  backends without cost analysis
+            self.usage.missing["flops"] = f"no cost analysis: {type(exc).__name__}"
+        device = jax.devices()[0]
+        self.usage.peak_flops = usage.peak_flops(device.device_kind)
+        if self.usage.peak_flops is None:
+            self.usage.missing["mfu"] = f"peak FLOP/s unknown for {device.device_kind!r}"
+
+    def run_chunk(self, length: int) -> np.ndarray:
+        """Train `length` steps; returns the (members, length) minibatch losses."""
+        executable = self.compile_chunk(length)
+        clock = time.perf_counter()
+        self.params, self.opt_state, self.keys, losses = executable(
+            self.params, self.opt_state, self.keys, self.x_train, self.y_train)
+        jax.block_until_ready((self.params, self.opt_state, losses))
+        elapsed = time.perf_counter() - clock
+        self.timings.chunk_seconds.append(elapsed)
+        self.timings.chunk_steps.append(length)
+        self.timings.train_s += elapsed
+        return np.asarray(losses)
+
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """'<split>_<metric>' -> one float64 per member: the device's sums (integer counts
+        for accuracy) divided by the split's example count on the host."""
+        clock = time.perf_counter()
+        sums = jax.device_get(self._evaluate(self.params, self.opt_state, self.splits))
+        self.timings.eval_s += time.perf_counter() - clock
+        return {name: np.asarray(total, dtype=np.float64) / self.examples[name.split("_")[0]]
+                for name, total in sums.items()}
+
+    def probe_update(self, steps: int = 10, repeats: int = 3) -> None:
+        """Time the optimizer update (and apply_updates) alone on this program's parameter
+        shapes, all members vmapped as in training, on a quadratic stand-in objective (so
+        that optimizers needing the loss value or function get them). Compile and timing
+        go to timings.probe_s, apart from the training clocks."""
+        clock = time.perf_counter()
+        tx, needs = self.transformation.tx, self.transformation.needs
+
+        def quadratic(p):
+            return 0.5 * sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(p))
+
+        def run(params, state):
+            def step(carry, _):
+                params, state = carry
+                value, grads = jax.value_and_grad(quadratic)(params)
+                extra = extra_update_args(needs, value=value, grad=grads, value_fn=quadratic)
+                updates, state = tx.update(grads, state, params, **extra)
+                return (optax.apply_updates(params, updates), state), None
+            return jax.lax.scan(step, (params, state), length=steps)[0]
+
+        executable = jax.jit(jax.vmap(run)).lower(self.params, self.opt_state).compile()
+        carry = executable(self.params, self.opt_state)  # warm-up
+        jax.block_until_ready(carry)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            carry = executable(*carry)
+            jax.block_until_ready(carry)
+            times.append((time.perf_counter() - start) / steps)
+        self.usage.update_s = float(np.median(times))
+        self.timings.probe_s += time.perf_counter() - clock
+
+
+def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
+                  hparams: Mapping[str, Any], trials: Sequence[Mapping[str, float]] | None, *,
+                  steps: int, eval_every: int, batch_size: int, seeds: Sequence[int],
+                  schedule: Schedule | None = None, on_chunk: ChunkCallback | None = None,
+                  probe: bool = True, sample_interval_s: float = 0.1) -> list[CellResult]:
+    """Train every trial x seed in one compiled program; one CellResult per trial (one for
+    `trials=None`, the optimizer built plainly). Timings and usage are the program's,
+    shared by its trials."""
+    start = time.perf_counter()
+    seeds = list(seeds)
+    batch = MemberBatch(workload, dataset, optimizer, hparams, seeds=seeds, batch_size=batch_size,
+                        trials=trials, schedule=schedule, steps=steps)
+    batch.compile_chunk(min(eval_every, steps))
+    batch.count_flops()
+    timings = batch.timings
+    # initialising parameters and state, and tracing the step for its FLOP count
+    timings.setup_s = time.perf_counter() - start - timings.data_s - timings.compile_s
+    records = [SeedRecord(seed, Status.DONE) for seed in batch.members]
+    curves = CurveRows(batch.members)
+    done = 0
+    with usage.UsageSampler(sample_interval_s) as sampler:
+        while done < steps:
+            length = min(eval_every, steps - done)
+            losses = batch.run_chunk(length)
+            metrics = batch.evaluate()
+            mark_divergence(records, losses, metrics["val_loss"], done)
+            done += length
+            curves.add(done, timings.train_s, losses, metrics)
+            if on_chunk is not None:
+                on_chunk(done, steps)
+            if all(r.status is Status.DIVERGED for r in records):
+                break  # nothing left to learn from this program
+    batch.usage = dataclasses.replace(batch.usage, **sampler.summary(),
+                                      missing={**batch.usage.missing, **sampler.missing})
+    _record_memory(batch.usage)
+    if probe and any(r.status is not Status.DIVERGED for r in records):
+        batch.probe_update()
+    timings.total_s = time.perf_counter() - start
+    return [CellResult(seeds=records[t * len(seeds):(t + 1) * len(seeds)],
+                       curves=curves.of_trial(t, len(seeds)), timings=timings,
+                       steps_trained=done, usage=batch.usage)
+            for t in range(len(trials or [None]))]
+
+
+class CurveRows:
+    """One row per member per evaluation: seed, step, train seconds, the chunk's mean
+    minibatch loss, and each evaluated metric."""
+
+    def __init__(self, members: Sequence[int]):
+        self.members = np.asarray(members)
+        self.chunks: list[dict[str, np.ndarray]] = []
+
+    def add(self, step: int, train_seconds: float, losses: np.ndarray,
+            metrics: Mapping[str, np.ndarray]) -> None:
+        n = len(self.members)
+        self.chunks.append({"member": np.arange(n), "seed": self.members,
+                            "step": np.full(n, step), "train_seconds": np.full(n, train_seconds),
+                            "train_loss": losses.mean(axis=1, dtype=np.float64), **metrics})
+
+    def of_trial(self, trial: int, seeds: int) -> dict[str, np.ndarray]:
+        if not self.chunks:
+            return {}
+        rows = {c: np.concatenate([chunk[c] for chunk in self.chunks]) for c in self.chunks[0]}
+        mine = rows.pop("member") // seeds == trial
+        return {c: values[mine] for c, values in rows.items()}
+
+
+def _record_memory(record: Usage) -> None:
+    record.peak_device_bytes, why = usage.device_memory_peak()
+    if why:
+        record.missing["peak_device_bytes"] = why
+    record.peak_rss_bytes = usage.host_rss_peak()
+
+
+def tree_bytes(tree) -> int:
+    return int(sum(leaf.nbytes for leaf in jax.tree.leaves(tree)))
+
+
+def mark_divergence(records: list[SeedRecord], losses: np.ndarray, val_loss: np.ndarray,
+                    steps_before: int) -> None:
+    """A member diverges at the first step whose training loss is not finite."""
+    for i, record in enumerate(records):
+        if record.status is Status.DIVERGED:
+            continue
+        bad = np.flatnonzero(~np.isfinite(losses[i]))
+        if bad.size:
+            record.status, record.diverged_step = Status.DIVERGED, steps_before + int(bad[0]) + 1
+        elif not np.isfinite(val_loss[i]):
+            record.status, record.diverged_step = Status.DIVERGED, steps_before + losses.shape[1]
+
+
+def train(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
+          hparams: Mapping[str, Any], **kwargs) -> CellResult:
+    """Train one cell (its seeds, the optimizer built plainly) as a program of its own."""
+    return train_program(workload, dataset, optimizer, hparams, None, **kwargs)[0]

@@ -1,0 +1,149 @@
+"""The pure functions a program compiles, and the transformation it trains with.
+
+Every builder here returns plain JAX functions of one member (one trial x seed); the engine
+vmaps them over the members and compiles them. Nothing here runs anything or keeps state.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from bench.train.data import Dataset
+from bench.train.workloads import Workload
+from optimizers.registry import OptimizerSpec, extra_update_args
+
+if TYPE_CHECKING:
+    from bench.plan.schedules import Schedule
+
+OPTIMIZER, SCHEDULE = "optimizer", "schedule"  # the names of the parts of the transformation
+
+
+@dataclass(frozen=True)
+class Transformation:
+    """The optimizer as a program trains it: `named_chain(("optimizer", tx), ("schedule",
+    multiplier))`, where tx runs under optax.inject_hyperparams when the program sweeps
+    float hyperparameters. Its state is looked up by name, never by position."""
+
+    tx: optax.GradientTransformationExtraArgs
+    injected: bool
+    own_eval_params: Callable[[Any, Any], Any] | None  # the optimizer's, on its own state
+    needs: frozenset[str]
+
+    def optimizer_state(self, state):
+        """The optimizer's own state, out of the chain (and out of inject_hyperparams)."""
+        own = state[OPTIMIZER]
+        return optax.tree_utils.tree_get(own, "inner_state") if self.injected else own
+
+    def eval_params(self, state, params):
+        """The parameters to evaluate: the optimizer's evaluation point (schedule-free
+        methods), or the training iterate."""
+        if self.own_eval_params is None:
+            return params
+        return self.own_eval_params(self.optimizer_state(state), params)
+
+    def with_trial_values(self, state, trials: Sequence[Mapping[str, float]], seeds: int):
+        """The vmapped state with each member's injected hyperparameters set to its trial's
+        values (members are trial-major: trial t owns members t*seeds ... +seeds-1)."""
+        own = state[OPTIMIZER]
+        hyperparams = dict(optax.tree_utils.tree_get(own, "hyperparams"))
+        for name in trials[0]:
+            current = hyperparams[name]
+            values = [float(trial[name]) for trial in trials for _ in range(seeds)]
+            hyperparams[name] = jnp.asarray(values, dtype=current.dtype).reshape(current.shape)
+        state = type(state)(state)  # named_chain's OrderedDict: scan needs the same type back
+        state[OPTIMIZER] = optax.tree_utils.tree_set(own, hyperparams=hyperparams)
+        return state
+
+
+def build_transformation(optimizer: OptimizerSpec, hparams: Mapping[str, Any], *,
+                         injected: bool, schedule: Schedule | None,
+                         steps: int) -> Transformation:
+    tx = optimizer.build_injected(hparams) if injected else optimizer.build(hparams)
+    parts = [(OPTIMIZER, tx)]
+    multiplier = schedule_multiplier(schedule, steps)
+    if multiplier is not None:
+        parts.append((SCHEDULE, optax.scale_by_schedule(multiplier)))
+    return Transformation(optax.named_chain(*parts), injected, optimizer.eval_params,
+                          optimizer.needs)
+
+
+def schedule_multiplier(schedule: Schedule | None, steps: int) -> Callable | None:
+    """The optax schedule with peak 1 over `steps` (bench/plan/schedules.py), or None for
+    constant."""
+    if schedule is None or schedule.constant:
+        return None
+    fractions = dict(schedule.fractions)
+    warmup = int(round(fractions["warmup"] * steps))
+    if schedule.name == "warmup_cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=warmup,
+                                                  decay_steps=steps, end_value=0.0)
+    decay = int(round(fractions["decay"] * steps))
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, 1.0, max(warmup, 1)), optax.constant_schedule(1.0),
+         optax.linear_schedule(1.0, 0.0, max(decay, 1))],
+        boundaries=[warmup, steps - decay])
+
+
+def init_params(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
+    """(graphdef, params stacked over seeds). Seed s initialises from fold_in(key(s), 0)."""
+    states = []
+    graphdef = None
+    for seed in seeds:
+        rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(seed), 0))
+        graphdef, state = nnx.split(workload.model(dataset, rngs))
+        states.append(state)
+    return graphdef, jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+
+
+def data_keys(seeds: Sequence[int]) -> jax.Array:
+    """Per-seed keys for minibatch sampling, independent of the init keys."""
+    return jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
+
+
+def make_loss_fn(workload: Workload, graphdef) -> Callable:
+    def loss_fn(params, x, y):
+        return workload.loss(nnx.merge(graphdef, params)(x), y)
+    return loss_fn
+
+
+def make_train_chunk(workload: Workload, graphdef, transformation: Transformation,
+                     batch_size: int) -> Callable:
+    """chunk(params, opt_state, key, x_train, y_train, length) for one member."""
+    loss_fn = make_loss_fn(workload, graphdef)
+    tx, needs = transformation.tx, transformation.needs
+
+    def step(carry, _, x_train, y_train):
+        params, opt_state, key = carry
+        key, batch_key = jax.random.split(key)
+        index = jax.random.randint(batch_key, (batch_size,), 0, x_train.shape[0])
+        x, y = x_train[index], y_train[index]
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        extra = extra_update_args(needs, value=loss, grad=grads,
+                                  value_fn=lambda p: loss_fn(p, x, y))
+        updates, opt_state = tx.update(grads, opt_state, params, **extra)
+        return (optax.apply_updates(params, updates), opt_state, key), loss
+
+    def chunk(params, opt_state, key, x_train, y_train, length: int):
+        carry, losses = jax.lax.scan(lambda c, _: step(c, _, x_train, y_train),
+                                     (params, opt_state, key), length=length)
+        return (*carry, losses)
+
+    return chunk
+
+
+def make_evaluate(workload: Workload, graphdef, transformation: Transformation) -> Callable:
+    """evaluate(params, opt_state, splits) for one member -> {"<split>_<metric>": the metric
+    summed over the split's examples}; the host divides by the example count."""
+
+    def evaluate(params, opt_state, splits: Mapping[str, tuple[jax.Array, jax.Array]]):
+        model = nnx.merge(graphdef, transformation.eval_params(opt_state, params))
+        return {f"{split}_{name}": value for split, (x, y) in splits.items()
+                for name, value in workload.metric_sums(model(x), y).items()}
+
+    return evaluate
