@@ -14,11 +14,10 @@ import pytest
 
 from tests.conftest import ROOT, run_optbench
 
-# four cells of a few seconds each on synthetic data
-MATRIX = ["--preset", "smoke", "--optimizers", "optax:sgd,optax:adam,optax:rmsprop,optax:adagrad",
-          "--steps", "400"]
-METRICS = ["cell_id", "seed", "status", "final_train_loss", "final_val_accuracy",
-           "final_test_accuracy", "target_step"]
+# five cells, one program of two trials among them (tests/matrices/resilience.toml)
+MATRIX = [str(ROOT / "tests" / "matrices" / "resilience.toml")]
+METRICS = ["cell_id", "seed", "status", "trials_in_program", "final_train_loss",
+           "final_val_accuracy", "final_test_accuracy", "target_step", "algoperf_step"]
 
 
 def start(out: Path, *extra: str) -> subprocess.Popen:
@@ -67,7 +66,7 @@ def test_killed_mid_run_then_rerun_loses_only_cells_in_flight(tmp_path, uninterr
 
     rerun = run_optbench("run", *MATRIX, "--out", str(out))
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(finished)} of 4 cells already in" in rerun.stderr
+    assert f"{len(finished)} of 5 cells already finished" in rerun.stderr
     for name, mtime in finished.items():  # not recomputed, not rewritten
         assert (out / "cells" / name).stat().st_mtime_ns == mtime
     same_results(out, uninterrupted)
@@ -83,7 +82,7 @@ def test_a_different_matrix_is_refused_unless_resume_or_force(tmp_path):
     assert "holds another matrix (smoke, 2 cells; this one has 2, 1 in common)" in refused.stderr
     resumed = run_optbench(*other, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert "1 of 2 cells already in" in resumed.stderr
+    assert "1 of 2 cells already finished" in resumed.stderr
     runs = pd.read_parquet(out / "runs.parquet")
     assert set(runs["optimizer"]) == {"optax:sgd", "optax:adam", "optax:lion"}
 
@@ -109,7 +108,7 @@ def test_a_damaged_cell_file_is_set_aside_and_rerun(tmp_path):
     damaged.write_bytes(b"not a parquet file")
     rerun = run_optbench(*args)
     assert rerun.returncode == 0, rerun.stderr
-    assert "1 of 2 cells already in" in rerun.stderr
+    assert "1 of 2 cells already finished" in rerun.stderr
     assert damaged.with_suffix(".json.corrupt").exists()
     assert len(pd.read_parquet(out / "runs.parquet")["cell_id"].unique()) == 2
 

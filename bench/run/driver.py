@@ -43,15 +43,19 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
 
         def run(batch: list[Cell]) -> int:
             todo = _unfinished_programs(batch, finished, console)
-            count = sum(len(p) for p in todo)
+            count = sum(c.id not in finished for p in todo for c in p)
             progress.update(overall, total=progress.tasks[overall].total + count)
             failures = 0
             results = EXECUTORS[executor](todo, data_dir, limits, on_chunk)
-            for index, (cell, result) in enumerate(results, start=1):
+            written = 0
+            for cell, result in results:
+                if cell.id in finished:  # retrained with its program; its files stay as they are
+                    continue
                 store.write_cell(cell, result)
+                written += 1
                 progress.advance(overall)
                 failures += any(s.status in (Status.ERROR, Status.TIMEOUT) for s in result.seeds)
-                console.print(_cell_line(index, count, cell, result), markup=False, highlight=False)
+                console.print(_cell_line(written, count, cell, result), markup=False, highlight=False)
             return failures
 
         try:
@@ -79,11 +83,12 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
 
 
 def _unfinished_programs(cells: list[Cell], finished: dict, console) -> list[expand.Program]:
-    """The programs that hold a cell not finished yet (all their cells rerun: a program's
-    layout is part of its cells' identity). A cell finished before under other code is
-    named, with the files that changed."""
+    """The programs that hold a cell not finished yet. The whole program trains again (its
+    layout is part of its cells' identity), but only its unfinished cells are written. A
+    cell finished before under other code is named, with the files that changed."""
     by_spec = {record["spec_key"]: record for record in finished.values()}
     todo = [p for p in expand.programs(cells) if any(c.id not in finished for c in p)]
+    skipped = sum(c.id in finished for c in cells)
     for program in todo:
         for cell in program:
             old = by_spec.get(cell.spec_key)
@@ -91,7 +96,6 @@ def _unfinished_programs(cells: list[Cell], finished: dict, console) -> list[exp
                 console.print(f"rerunning {cell.workload} x {cell.label}: "
                               + "; ".join(changed_code(old, cell.record())),
                               markup=False, highlight=False)
-    skipped = len(cells) - sum(len(p) for p in todo)
     if skipped:
         console.print(f"{skipped} of {len(cells)} cells already finished; running the rest"
                       " (--force reruns them)")
