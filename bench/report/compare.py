@@ -84,7 +84,7 @@ def compare(runs: list[Results], metric: str) -> Comparison:
 
 def regressions(comparison: Comparison, pct: float) -> list[str]:
     """One line per cell where a later run is worse than the baseline by more than pct% on
-    the metric (its mean) or on speed (steps/s)."""
+    the metric (its mean) or on speed (the ratio of median step times)."""
     better_high = METRICS[comparison.metric] == "max"
     found = []
     for r in comparison.rows.itertuples():

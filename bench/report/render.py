@@ -65,7 +65,7 @@ def html_table(table: Table) -> str:
 def terminal(table: Table) -> RichTable:
     rich = RichTable(title=Text(table.title) if table.title else None)
     for h in table.header:
-        rich.add_column(Text(h))
+        rich.add_column(Text(h), overflow="fold")  # wrap, never cut a label short
     for row in table.rows:
         rich.add_row(*(Text(text) for text, _ in row))
     return rich

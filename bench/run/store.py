@@ -64,6 +64,26 @@ def write_json(path: Path, payload: Any) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+def lock_folder(root: Path):
+    """An exclusive advisory lock on <root>/.lock, released when the process exits (even by
+    kill -9): a second run into the same folder is refused, not interleaved. Returns the
+    open handle that holds it."""
+    handle = open(root / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"{root} is in use by another optbench run ({holder});"
+                        " wait for it to finish or choose another --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
+
+
 class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -84,7 +104,7 @@ class RunStore:
             raise UserError(f"cannot create results folder {self.root}: {exc.strerror}") from None
         if not os.access(self.root, os.W_OK):
             raise UserError(f"results folder {self.root} is not writable")
-        self._lock()
+        self._lock_handle = lock_folder(self.root)  # kept open: closing it releases the lock
         existing = self.manifest() if (self.root / MANIFEST).exists() else None
         if existing and not (resume or force):
             _check_same_matrix(self.root, existing.get("config", {}), config)
@@ -96,24 +116,6 @@ class RunStore:
             **environment,
         }
         write_json(self.root / MANIFEST, manifest)
-
-    def _lock(self) -> None:
-        """An exclusive advisory lock on <root>/.lock, released when the process exits
-        (even by kill -9): a second run into the same folder is refused, not interleaved."""
-        handle = open(self.root / ".lock", "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise UserError(f"{self.root} is in use by another optbench run ({holder});"
-                            " wait for it to finish or choose another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        self._lock_handle = handle  # kept open: closing it would release the lock
 
     def manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST

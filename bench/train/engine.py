@@ -51,7 +51,7 @@ class MemberBatch:
             optimizer, hparams, injected=bool(trials), schedule=schedule, steps=steps)
         self._init_members(workload, dataset, trials, len(seeds))
         self._place_members(shard)
-        self._chunk = programs.make_train_chunk(workload, self.graphdef, self.transformation,
+        self.chunk = programs.make_train_chunk(workload, self.graphdef, self.transformation,
                                                 batch_size)
         self._executables: dict[int, Any] = {}  # chunk length -> executable
         self._evaluate = self._compile(
@@ -104,28 +104,13 @@ class MemberBatch:
         """The executable for `length` steps; compiled once per length (a ragged last
         chunk adds one)."""
         if length not in self._executables:
-            chunk = self._chunk
+            chunk = self.chunk
             fn = jax.vmap(lambda p, s, k, x, y: chunk(p, s, k, x, y, length),
                           in_axes=(0, 0, 0, None, None))
             self._executables[length] = self._compile(
                 fn, self.params, self.opt_state, self.keys, self.x_train, self.y_train,
                 donate_argnums=(0, 1, 2))
         return self._executables[length]
-
-    def count_flops(self) -> None:
-        """FLOPs of one train step of one member, from XLA's cost analysis of the lowered
-        (not compiled) step: a scan's body is counted once, so the chunk is no use here."""
-        one = jax.tree.map(lambda x: x[0], (self.params, self.opt_state, self.keys))
-        try:
-            lowered = jax.jit(lambda p, s, k, x, y: self._chunk(p, s, k, x, y, 1)).lower(
-                *one, self.x_train, self.y_train)
-            self.usage.flops_per_step = float(lowered.cost_analysis()["flops"])
-        except Exception as exc:  # noqa: BLE001  backends without cost analysis
-            self.usage.missing["flops"] = f"no cost analysis: {type(exc).__name__}"
-        device = jax.devices()[0]
-        self.usage.peak_flops = usage.peak_flops(device.device_kind)
-        if self.usage.peak_flops is None:
-            self.usage.missing["mfu"] = f"peak FLOP/s unknown for {device.device_kind!r}"
 
     def run_chunk(self, length: int) -> np.ndarray:
         """Train `length` steps; returns the (members, length) minibatch losses."""
@@ -149,37 +134,54 @@ class MemberBatch:
         return {name: np.asarray(total, dtype=np.float64) / self.examples[name.split("_")[0]]
                 for name, total in sums.items()}
 
-    def probe_update(self, steps: int = 10, repeats: int = 3) -> None:
-        """Time the optimizer update (and apply_updates) alone on this program's parameter
-        shapes, all members vmapped as in training, on a quadratic stand-in objective (so
-        that optimizers needing the loss value or function get them). Compile and timing
-        go to timings.probe_s, apart from the training clocks."""
-        clock = time.perf_counter()
-        tx, needs = self.transformation.tx, self.transformation.needs
 
-        def quadratic(p):
-            return 0.5 * sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(p))
+def count_flops(batch: MemberBatch) -> None:
+    """FLOPs of one train step of one member, from XLA's cost analysis of the lowered
+    (not compiled) step: a scan's body is counted once, so the chunk is no use here."""
+    one = jax.tree.map(lambda x: x[0], (batch.params, batch.opt_state, batch.keys))
+    try:
+        lowered = jax.jit(lambda p, s, k, x, y: batch.chunk(p, s, k, x, y, 1)).lower(
+            *one, batch.x_train, batch.y_train)
+        batch.usage.flops_per_step = float(lowered.cost_analysis()["flops"])
+    except Exception as exc:  # noqa: BLE001  backends without cost analysis
+        batch.usage.missing["flops"] = f"no cost analysis: {type(exc).__name__}"
+    device = jax.devices()[0]
+    batch.usage.peak_flops = usage.peak_flops(device.device_kind)
+    if batch.usage.peak_flops is None:
+        batch.usage.missing["mfu"] = f"peak FLOP/s unknown for {device.device_kind!r}"
 
-        def run(params, state):
-            def step(carry, _):
-                params, state = carry
-                value, grads = jax.value_and_grad(quadratic)(params)
-                extra = extra_update_args(needs, value=value, grad=grads, value_fn=quadratic)
-                updates, state = tx.update(grads, state, params, **extra)
-                return (optax.apply_updates(params, updates), state), None
-            return jax.lax.scan(step, (params, state), length=steps)[0]
 
-        executable = jax.jit(jax.vmap(run)).lower(self.params, self.opt_state).compile()
-        carry = executable(self.params, self.opt_state)  # warm-up
+def probe_update(batch: MemberBatch, steps: int = 10, repeats: int = 3) -> None:
+    """Time the optimizer update (and apply_updates) alone on this program's parameter
+    shapes, all members vmapped as in training, on a quadratic stand-in objective (so
+    that optimizers needing the loss value or function get them). Compile and timing
+    go to timings.probe_s, apart from the training clocks."""
+    clock = time.perf_counter()
+    tx, needs = batch.transformation.tx, batch.transformation.needs
+
+    def quadratic(p):
+        return 0.5 * sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(p))
+
+    def run(params, state):
+        def step(carry, _):
+            params, state = carry
+            value, grads = jax.value_and_grad(quadratic)(params)
+            extra = extra_update_args(needs, value=value, grad=grads, value_fn=quadratic)
+            updates, state = tx.update(grads, state, params, **extra)
+            return (optax.apply_updates(params, updates), state), None
+        return jax.lax.scan(step, (params, state), length=steps)[0]
+
+    executable = jax.jit(jax.vmap(run)).lower(batch.params, batch.opt_state).compile()
+    carry = executable(batch.params, batch.opt_state)  # warm-up
+    jax.block_until_ready(carry)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        carry = executable(*carry)
         jax.block_until_ready(carry)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            carry = executable(*carry)
-            jax.block_until_ready(carry)
-            times.append((time.perf_counter() - start) / steps)
-        self.usage.update_s = float(np.median(times))
-        self.timings.probe_s += time.perf_counter() - clock
+        times.append((time.perf_counter() - start) / steps)
+    batch.usage.update_s = float(np.median(times))
+    batch.timings.probe_s += time.perf_counter() - clock
 
 
 def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
@@ -195,7 +197,7 @@ def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec
     batch = MemberBatch(workload, dataset, optimizer, hparams, seeds=seeds, batch_size=batch_size,
                         trials=trials, schedule=schedule, steps=steps)
     batch.compile_chunk(min(eval_every, steps))
-    batch.count_flops()
+    count_flops(batch)
     timings = batch.timings
     # initialising parameters and state, and tracing the step for its FLOP count
     timings.setup_s = time.perf_counter() - start - timings.data_s - timings.compile_s
@@ -218,7 +220,7 @@ def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec
                                       missing={**batch.usage.missing, **sampler.missing})
     _record_memory(batch.usage)
     if probe and any(r.status is not Status.DIVERGED for r in records):
-        batch.probe_update()
+        probe_update(batch)
     timings.total_s = time.perf_counter() - start
     return [CellResult(seeds=records[t * len(seeds):(t + 1) * len(seeds)],
                        curves=curves.of_trial(t, len(seeds)), timings=timings,
