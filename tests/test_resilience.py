@@ -126,7 +126,7 @@ def bad_folder(tmp_path, smoke_run, damage):
     (lambda o: (o / "runs.parquet").write_bytes(b"garbage"), "report", "is corrupt"),
     (lambda o: (o / "manifest.json").write_text("{not json"), "report", "is unreadable or not JSON"),
     (lambda o: (o / "manifest.json").write_text(json.dumps({"schema_version": 99})), "report",
-     "has results schema version 99; this optbench reads version 1"),
+     "has results schema version 99; this optbench reads version 2"),
     (lambda o: (o / "manifest.json").write_text(json.dumps({"schema_version": 99})), "run",
      "has results schema version 99"),
     (lambda o: (o / "manifest.json").unlink(), "run", "is not empty and not an optbench results folder"),
