@@ -8,6 +8,8 @@ does its work, then exits 2.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +18,7 @@ from bench.errors import UserError
 from bench.run.executors import EXECUTORS
 from optimizers.registry import RegistryError
 
-EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
                      help="stop a cell running longer than this (--executor processes)")
     run.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check the matrix and print its size (cells, programs, steps);"
+                          " train nothing")
     run.set_defaults(handler=_cmd_run)
 
     listing = commands.add_parser("list", help="list optimizers, workloads or presets")
@@ -62,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       " (default: the results folder)")
     report.set_defaults(handler=_cmd_report)
 
+    repair = commands.add_parser("repair", help="rebuild a results folder's manifest and"
+                                 " tables from its cell files")
+    repair.add_argument("run", help="a results folder whose manifest or tables are damaged")
+    repair.set_defaults(handler=_cmd_repair)
+
     compare = commands.add_parser("compare", help="runs side by side on the cells they share")
     compare.add_argument("runs", nargs="+", metavar="RUN",
                          help="results folders; the first is the baseline")
@@ -69,7 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a runs.parquet metric column (default: final_test_accuracy)")
     compare.add_argument("--fail-on-regression", type=_percent, metavar="PCT",
                          help="exit 1 when a later run is worse than the baseline by more than"
-                              " PCT%% on the metric or on speed")
+                              " PCT%% on the metric or on speed, has more seeds diverged,"
+                              " errored or timed out, or lacks a cell of the baseline")
+    compare.add_argument("--allow-failures", action="store_true",
+                         help="with --fail-on-regression: diverged, errored or timed-out"
+                              " seeds are not regressions")
+    compare.add_argument("--allow-missing", action="store_true",
+                         help="with --fail-on-regression: cells missing from a later run"
+                              " are not regressions")
     compare.add_argument("--out", help="where to write compare.md and compare.html"
                                        " (default: <last run>/compare)")
     compare.set_defaults(handler=_cmd_compare)
@@ -101,8 +118,23 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except (UserError, RegistryError) as exc:
-        print(f"optbench: error: {exc}", file=sys.stderr)
+        print(f"optbench: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("optbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001  a bug of ours: still one line, and how to see more
+        if os.environ.get("OPTBENCH_DEBUG"):
+            raise
+        print(f"optbench: internal error: {type(exc).__name__}: {_one_line(exc)}"
+              " (set OPTBENCH_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_FAILED_CELLS
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line, control characters shown escaped."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _load_plugins(paths) -> bool:
@@ -142,8 +174,15 @@ _positive_float = _number(float, lambda v: v > 0, "more than 0")
 _percent = _number(float, lambda v: 0 <= v < 100, "in [0, 100)")
 
 
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+def _split(text: str | None) -> list[str] | None:
+    """A comma-separated flag as a list; None when the flag was not given (an empty list,
+    for `--optimizers ","`, is for the matrix to refuse, naming the flag)."""
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _folder_name(name: str) -> str:
+    """A matrix name as one safe path component: names are names, never paths."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:80] or "run"
 
 
 def _cmd_run(args) -> int:
@@ -152,15 +191,24 @@ def _cmd_run(args) -> int:
     from bench.run.driver import run_matrix
     from bench.run.executors import Limits
 
+    if args.resume and args.force:
+        raise UserError("--resume and --force contradict each other: --resume skips finished"
+                        " cells, --force reruns them; pass one")
+    for flag in ("out", "data_dir"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            raise UserError(f"--{flag.replace('_', '-')} is empty; give a folder")
     matrix = matrix_mod.load(args.matrix, args.preset)
     plugins_ok = _load_plugins([*matrix.plugins, *args.plugin])
     matrix = matrix_mod.with_overrides(
-        matrix, workloads=_split(args.workloads) if args.workloads else None,
-        optimizers=_split(args.optimizers) if args.optimizers else None,
-        seeds=args.seeds or None, steps=args.steps)
+        matrix, workloads=_split(args.workloads), optimizers=_split(args.optimizers),
+        seeds=args.seeds, steps=args.steps)
     cells = expand.cells(matrix, args.data_dir)
+    if args.dry_run:
+        print(expand.describe(cells))
+        return EXIT_OK if plugins_ok else EXIT_USAGE
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path("results") / f"{matrix.name}-{stamp}"
+    out = (Path(args.out) if args.out
+           else Path("results") / f"{_folder_name(matrix.name)}-{stamp}")
     if args.cell_timeout and args.executor != "processes":
         raise UserError("--cell-timeout needs --executor processes: only a worker process can"
                         " be stopped safely mid-cell")
@@ -196,7 +244,11 @@ def _cmd_report(args) -> int:
     from bench.run.store import load
 
     built = report.build(load(args.run))
-    paths = report.write(built, Path(args.out) if args.out else None)
+    try:
+        paths = report.write(built, Path(args.out) if args.out else None)
+    except UserError as exc:
+        raise UserError(f"{exc}" + ("" if args.out else "; pass --out DIR to write the report"
+                                    " elsewhere")) from None
     console = wide_console()
     for note in built.notes:
         console.print(f"note: {note}", markup=False)
@@ -217,7 +269,11 @@ def _cmd_compare(args) -> int:
         raise UserError("compare needs at least two results folders: BASELINE RUN [RUN ...]")
     comparison = compare.compare([load(run) for run in args.runs], args.metric)
     out = Path(args.out) if args.out else Path(args.runs[-1]) / "compare"
-    md_path, html_path = compare.write(comparison, out)
+    try:
+        md_path, html_path = compare.write(comparison, out, link_ok=args.out is not None)
+    except UserError as exc:
+        raise UserError(f"{exc}" + ("" if args.out else "; pass --out DIR to write the"
+                                    " comparison elsewhere")) from None
     console = wide_console()
     for note in comparison.notes:
         console.print(f"note: {note}", markup=False)
@@ -226,11 +282,20 @@ def _cmd_compare(args) -> int:
         console.print(f"only in {run}: {workload} x {label}", markup=False, highlight=False)
     console.print(f"markdown: {md_path}\nhtml: {html_path}", markup=False, highlight=False)
     if args.fail_on_regression is not None:
-        found = compare.regressions(comparison, args.fail_on_regression)
+        found = compare.regressions(comparison, args.fail_on_regression,
+                                    allow_failures=args.allow_failures,
+                                    allow_missing=args.allow_missing)
         for line in found:
             print(f"regression: {line}", file=sys.stderr)
         if found:
             return EXIT_FAILED_CELLS
+    return EXIT_OK
+
+
+def _cmd_repair(args) -> int:
+    from bench.run.store import repair
+
+    print(repair(args.run))
     return EXIT_OK
 
 
@@ -267,7 +332,7 @@ def _cmd_list(args) -> int:
 
         for path in sorted(PRESET_DIR.glob("*.toml")):
             first = path.read_text().splitlines()[0].lstrip("# ")
-            console.print(f"[bold]{path.stem}[/bold]: {escape(first)}")
+            console.print(f"[bold]{path.stem}[/bold]: {escape(first)}", markup=True)
     return EXIT_OK if plugins_ok else EXIT_USAGE
 
 

@@ -127,6 +127,7 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
     CIs, median times to target, speed, state memory, and the rank within the workload by
     the final value of its target metric (on the validation split)."""
     rows = []
+    runs = label_cells(runs)
     for cell_id, group in runs.groupby("cell_id", sort=False):
         first = group.iloc[0]
         done = group[group["status"] == "done"]
@@ -157,7 +158,6 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if not len(table):
         return table
-    table["label"] = _distinct_labels(table)
     table["step_time_vs_sgd"] = math.nan  # DeepOBS's relative cost, where SGD ran too
     table["rank"] = math.nan
     for _, group in table.groupby("workload"):
@@ -170,12 +170,31 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["workload", "rank"]).reset_index(drop=True)
 
 
-def _distinct_labels(table: pd.DataFrame) -> pd.Series:
-    """Labels, with the cell id appended where two cells of one workload share one (a
-    matrix that lists a workload twice with other budgets, say): different cells never
-    pool, and never look alike."""
-    shared = table.duplicated(["workload", "label"], keep=False)
-    return table["label"].where(~shared, table["label"] + " [" + table["cell_id"].str[:8] + "]")
+DISTINGUISHING = ("steps", "batch_size", "eval_every", "schedule", "hparams", "seeds", "trial")
+
+
+def label_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` with labels made distinct per cell: where two cells of one workload share a
+    label (a workload listed twice with other budgets, a resume with more seeds), what tells
+    them apart is appended, e.g. 'adam (steps 150)' or 'adam (seeds 0,1,2)'. Different cells
+    never pool in a table or a plot, and never look alike. Idempotent."""
+    if not len(runs):
+        return runs
+    cells = runs.groupby("cell_id", sort=False).agg(
+        workload=("workload", "first"), label=("label", "first"),
+        **{c: (c, "first") for c in DISTINGUISHING if c not in ("seeds",)},
+        seeds=("seed", lambda s: ",".join(map(str, sorted(s)))))
+    labels = cells["label"].copy()
+    for _, group in cells.groupby(["workload", "label"]):
+        if len(group) < 2:
+            continue
+        differing = [c for c in DISTINGUISHING if group[c].astype(str).nunique() > 1]
+        for cell_id, row in group.iterrows():
+            parts = [f"{c} {row[c]}" for c in differing] or [cell_id[:8]]
+            labels[cell_id] = f"{row['label']} ({', '.join(parts)})"
+    clash = labels.groupby([cells["workload"], labels]).transform("size") > 1
+    labels[clash] = labels[clash] + " [" + labels[clash].index.str[:8] + "]"
+    return runs.assign(label=runs["cell_id"].map(labels))
 
 
 def time_matrix(cells: pd.DataFrame, column: str = "algoperf_seconds") -> pd.DataFrame:

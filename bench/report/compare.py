@@ -23,7 +23,8 @@ import pandas as pd
 
 from bench.errors import UserError
 from bench.report import analysis, render
-from bench.run.store import Results, atomic_write
+from bench.run.files import make_folder, write_text
+from bench.run.store import Results
 
 # The metrics compare offers, and which way is better for each.
 METRICS = {"final_test_accuracy": "max", "final_val_accuracy": "max", "best_val_accuracy": "max",
@@ -38,21 +39,29 @@ class Comparison:
     rows: pd.DataFrame  # one row per shared cell x compared run
     only_in: list[tuple[str, str, str]]  # (run, workload, label) of unshared cells
     notes: list[str]
+    missing: list[tuple[str, str, str]]  # (later run, workload, label) of baseline cells it lacks
 
 
 def compare(runs: list[Results], metric: str) -> Comparison:
     if metric not in METRICS:
         raise UserError(f"unknown metric '{metric}'; choose one of: {', '.join(METRICS)}")
     names = _names(runs)
-    keyed = [r.runs for r in runs]
-    shared = set.intersection(*(set(k["match_key"]) for k in keyed)) if keyed else set()
+    empty = [name for name, r in zip(names, runs) if not len(r.runs)]
+    if empty:
+        raise UserError(f"{', '.join(empty)} holds no finished cell: nothing to compare"
+                        " (`optbench report RUN` says why)")
+    keyed = _keyed([r.runs for r in runs])
+    shared = set.intersection(*(set(k["compare_key"]) for k in keyed))
     only_in = sorted({(name, row.workload, row.label) for name, table in zip(names, keyed)
-                      for row in table.itertuples() if row.match_key not in shared})
+                      for row in table.itertuples() if row.compare_key not in shared})
+    missing = sorted({(name, row.workload, row.label) for name, table in zip(names[1:], keyed[1:])
+                      for row in keyed[0].itertuples()
+                      if row.compare_key not in set(table["compare_key"])})
     rows = []
     base = keyed[0]
     for name, table in zip(names[1:], keyed[1:]):
         for key in sorted(shared):
-            a, b = base[base["match_key"] == key], table[table["match_key"] == key]
+            a, b = base[base["compare_key"] == key], table[table["compare_key"] == key]
             a_values, b_values = _done(a, metric), _done(b, metric)
             mean_a, low_a, high_a = analysis.mean_ci(a_values)
             mean_b, low_b, high_b = analysis.mean_ci(b_values)
@@ -65,6 +74,7 @@ def compare(runs: list[Results], metric: str) -> Comparison:
                 "seeds_a": len(a_values), "seeds_b": len(b_values),
                 "not_done_a": int((a["status"] != "done").sum()),
                 "not_done_b": int((b["status"] != "done").sum()),
+                "statuses_b": _statuses(b),
                 "mean_a": mean_a, "low_a": low_a, "high_a": high_a,
                 "mean_b": mean_b, "low_b": low_b, "high_b": high_b,
                 "diff": diff, "diff_low": diff_low, "diff_high": diff_high, "p": p,
@@ -79,23 +89,53 @@ def compare(runs: list[Results], metric: str) -> Comparison:
     if len(machines) > 1:
         notes.append("The runs come from different machines (" + "; ".join(sorted(machines))
                      + "): speed ratios compare the machines as much as the code.")
-    return Comparison(names, metric, pd.DataFrame(rows), only_in, notes)
+    return Comparison(names, metric, pd.DataFrame(rows), only_in, notes, missing)
 
 
-def regressions(comparison: Comparison, pct: float) -> list[str]:
-    """One line per cell where a later run is worse than the baseline by more than pct% on
-    the metric (its mean) or on speed (the ratio of median step times)."""
+def _keyed(tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Each run's rows with the key cells match on: the match key (the spec without its
+    seeds), with the seeds added where one run holds several cells of one match key (a
+    resume with more seeds), so that different cells never pool."""
+    seeds = [t.groupby("cell_id")["seed"].agg(lambda s: ",".join(map(str, sorted(s))))
+             for t in tables]
+    ambiguous = set().union(*(set(t.drop_duplicates("cell_id")["match_key"][
+        t.drop_duplicates("cell_id")["match_key"].duplicated()]) for t in tables))
+    return [t.assign(compare_key=[key + (f"|seeds {s[cell]}" if key in ambiguous else "")
+                                  for key, cell in zip(t["match_key"], t["cell_id"])],
+                     label=[label + (f" (seeds {s[cell]})" if key in ambiguous else "")
+                            for label, key, cell in zip(t["label"], t["match_key"], t["cell_id"])])
+            for t, s in zip(tables, seeds)]
+
+
+def regressions(comparison: Comparison, pct: float, *, allow_failures: bool = False,
+                allow_missing: bool = False) -> list[str]:
+    """One line per cell where a later run is worse than the baseline: by more than pct%
+    on the metric (its mean) or on speed (the ratio of median step times); with more seeds
+    diverged, errored or timed out than the baseline (unless `allow_failures`); or missing
+    a cell the baseline has (unless `allow_missing`)."""
     better_high = METRICS[comparison.metric] == "max"
     found = []
     for r in comparison.rows.itertuples():
+        where = f"{r.run}: {r.workload} x {r.label}"
+        if r.not_done_b > r.not_done_a and not allow_failures:
+            found.append(f"{where}: {r.not_done_b} seed(s) not done ({r.statuses_b}); the"
+                         f" baseline had {r.not_done_a}")
         worse = -r.change_pct if better_high else r.change_pct
         if np.isfinite(worse) and worse > pct:
-            found.append(f"{r.run}: {r.workload} x {r.label}: {comparison.metric} {r.mean_a:.4g} ->"
+            found.append(f"{where}: {comparison.metric} {r.mean_a:.4g} ->"
                          f" {r.mean_b:.4g} ({r.change_pct:+.2f}%, p={r.p:.3g})")
         if np.isfinite(r.speed_ratio) and (1 - r.speed_ratio) * 100 > pct:
-            found.append(f"{r.run}: {r.workload} x {r.label}: speed {r.speed_ratio:.3f}x the baseline"
+            found.append(f"{where}: speed {r.speed_ratio:.3f}x the baseline"
                          f" ({(r.speed_ratio - 1) * 100:+.1f}%)")
+    if not allow_missing:
+        found += [f"{run}: {workload} x {label}: missing (the baseline has it)"
+                  for run, workload, label in comparison.missing]
     return found
+
+
+def _statuses(rows: pd.DataFrame) -> str:
+    counts = rows["status"].value_counts()
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
 def table(comparison: Comparison) -> render.Table:
@@ -148,10 +188,11 @@ def html_page(comparison: Comparison) -> str:
     return render.page("optbench compare", parts)
 
 
-def write(comparison: Comparison, out: Path) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("compare.md", markdown(comparison)), ("compare.html", html_page(comparison))):
-        atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text))
+def write(comparison: Comparison, out: Path, *, link_ok: bool = True) -> tuple[Path, Path]:
+    """compare.md and compare.html in `out` (a link only where the user named it)."""
+    make_folder(out, link_ok=link_ok)
+    write_text(out / "compare.md", markdown(comparison))
+    write_text(out / "compare.html", html_page(comparison))
     return out / "compare.md", out / "compare.html"
 
 

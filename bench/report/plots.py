@@ -13,12 +13,14 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
 from bench.report import algoperf, analysis
+from bench.run.files import atomic_write
 
 DPI = 110
 FIGURES: list[tuple[str, Callable]] = []
@@ -35,7 +37,9 @@ def figure(title: str):
 def draw_all(report, out: Path) -> list[tuple[str, Path]]:
     """Every registered figure that has something to draw: (title, path)."""
     drawn = []
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+    # labels are data: `$x$` in a name is text, not mathtext (an odd `$` would raise)
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"), \
+            matplotlib.rc_context({"text.parse_math": False}):
         for title, draw in FIGURES:
             path = draw(report, out)
             if path is not None:
@@ -53,11 +57,11 @@ def _panels(count: int, width: float = 5.2, height: float = 3.6, rows: int = 1):
     return fig, fig.subplots(rows, count, squeeze=False)
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, **layout) -> Path:
     with warnings.catch_warnings():  # very long labels: a cramped figure beats a warning
         warnings.simplefilter("ignore", UserWarning)
-        fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+        fig.tight_layout(**layout)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     return path
 
 
@@ -69,6 +73,10 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
         return None
     data = curves_table.merge(runs[["cell_id", "seed", "workload", "label", "target_metric"]]
                               .drop_duplicates(["cell_id", "seed"]), on=["cell_id", "seed"])
+    if not len(data):
+        return None
+    numbers = data.select_dtypes("number").columns
+    data[numbers] = data[numbers].where(np.isfinite(data[numbers]))  # a diverged seed's inf
     workloads = sorted(data["workload"].unique())
     colours = _palette(data["label"])
     fig, axes = _panels(len(workloads), rows=2)
@@ -84,18 +92,23 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
                 ax.fill_between(by_step["x"], by_step["low"], by_step["high"],
                                 color=colours[label], alpha=0.15, lw=0)
             if y == "train_loss":
-                ax.set_yscale("log")
+                if (frame[y] > 0).any():  # log scale needs a positive value to show
+                    ax.set_yscale("log")
+                else:
+                    ax.text(0.5, 0.5, "no finite loss: every seed diverged", ha="center",
+                            transform=ax.transAxes, color="tab:red")
                 ax.set_title(workload)
             ax.set_xlabel("step" if x == "step" else "training seconds")
             ax.set_ylabel(y.replace("_", " "))
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    legend = {}  # every workload's labels, each once
+    for ax in axes[0]:
+        legend.update({label: handle for handle, label in zip(*ax.get_legend_handles_labels())})
+    handles, labels = list(legend.values()), list(legend)
     columns = max(1, min(len(labels), 2 * len(workloads)))
     rows_of_legend = math.ceil(len(labels) / columns)
     fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False, fontsize=9)
     name = "curves_by_step.png" if x == "step" else "curves_by_time.png"
-    fig.tight_layout(rect=(0, 0.035 * rows_of_legend + 0.02, 1, 1))
-    fig.savefig(out / name, dpi=DPI)
-    return out / name
+    return _save(fig, out / name, rect=(0, 0.035 * rows_of_legend + 0.02, 1, 1))
 
 
 def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
@@ -242,11 +255,11 @@ def _state_kib(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 figure("Loss and target metric against step (line: mean over seeds; band: their range)")(
-    lambda r, out: curves(r.results.runs, r.results.curves, out, "step"))
+    lambda r, out: curves(r.runs, r.results.curves, out, "step"))
 figure("Loss and target metric against training time")(
-    lambda r, out: curves(r.results.runs, r.results.curves, out, "train_seconds"))
+    lambda r, out: curves(r.runs, r.results.curves, out, "train_seconds"))
 figure("Final target metric per seed (box over finished seeds; red crosses: diverged)")(
-    lambda r, out: final_metric(r.results.runs[r.results.runs["role"] != "trial"], out))
+    lambda r, out: final_metric(r.runs[r.runs["role"] != "trial"], out))
 figure("Training seconds to target (interpolated; median over seeds)")(
     lambda r, out: bars(r.cells, "target_seconds", "training seconds to target", out,
                         "time_to_target.png"))

@@ -16,7 +16,8 @@ import pandas as pd
 
 from bench.report import algoperf, analysis, plots, render
 from bench.report.tables import summary_table, tuning_table, workload_table
-from bench.run.store import Results, atomic_write
+from bench.run.files import make_folder, write_text
+from bench.run.store import Results
 
 HOW_TO_READ = [
     "Means and 95% confidence intervals (Student's t) are over the seeds that finished; "
@@ -45,6 +46,7 @@ HOW_TO_READ = [
 @dataclass
 class Report:
     results: Results
+    runs: pd.DataFrame  # results.runs with labels distinct per cell (analysis.label_cells)
     cells: pd.DataFrame  # untuned and tuned cells (tuning trials are in `tuning`)
     summary: pd.DataFrame  # one row per optimizer label across workloads
     notes: list[str] = field(default_factory=list)  # what is missing, said plainly
@@ -59,11 +61,11 @@ class Report:
 
 
 def build(results: Results) -> Report:
-    runs = results.runs
+    runs = analysis.label_cells(results.runs)
     all_cells = analysis.cell_table(runs) if len(runs) else pd.DataFrame()
     cells = all_cells[all_cells["role"] != "trial"].reset_index(drop=True) if len(all_cells) \
         else all_cells
-    notes = []
+    notes = list(results.notes)
     if not len(runs):
         notes.append("This run has no finished cell yet: nothing to compare.")
     else:
@@ -79,7 +81,8 @@ def build(results: Results) -> Report:
             notes.append("No seed finished as done: metrics are missing.")
     summary = _summary(cells) if len(cells) else pd.DataFrame()
     tuning = analysis.oneshot_vs_tuned(cells) if len(cells) else pd.DataFrame()
-    return Report(results, cells, summary, notes, tuning, analysis.tuning_curves(runs), all_cells)
+    return Report(results, runs, cells, summary, notes, tuning, analysis.tuning_curves(runs),
+                  all_cells)
 
 
 def _summary(cells: pd.DataFrame) -> pd.DataFrame:
@@ -108,13 +111,11 @@ def tables(report: Report) -> list[render.Table]:
 
 def write(report: Report, out: Path | None = None) -> dict[str, Path]:
     """Write plots/, report.md and report.html into `out` (default: the run folder)."""
-    out = Path(out or report.results.root)
-    plot_dir = out / "plots"
-    plot_dir.mkdir(parents=True, exist_ok=True)
+    out = make_folder(Path(out or report.results.root), link_ok=True)  # the user's choice
+    plot_dir = make_folder(out / "plots")
     figures = plots.draw_all(report, plot_dir)
-    for name, text in (("report.md", markdown(report, figures, out)),
-                       ("report.html", html_page(report, figures))):
-        atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text))
+    write_text(out / "report.md", markdown(report, figures, out))
+    write_text(out / "report.html", html_page(report, figures))
     return {"html": out / "report.html", "markdown": out / "report.md", "plots": plot_dir}
 
 

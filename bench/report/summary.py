@@ -11,9 +11,12 @@ from bench.report.tables import workload_table
 
 
 def wide_console(stderr: bool = False) -> Console:
-    """A console that stays wide when it writes to a pipe or a log file, so names don't wrap."""
-    console = Console(stderr=stderr)
-    return console if console.is_terminal else Console(stderr=stderr, width=160)
+    """A console that stays wide when it writes to a pipe or a log file, so names don't wrap.
+    Markup and highlighting are off: every string printed is data (a label `my:[/red]`
+    shows as it is); colour is asked for explicitly, with `Text` styles."""
+    console = Console(stderr=stderr, markup=False, highlight=False)
+    return console if console.is_terminal else Console(stderr=stderr, width=160, markup=False,
+                                                       highlight=False)
 
 
 def summary_table(runs: pd.DataFrame) -> Group:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench.plan import expand, tuning
 from bench.plan.cells import Cell, changed_code
+from bench.errors import UserError
 from bench.plan.matrix import Matrix
 from bench.records import CellResult, Status
 from bench.report.summary import summary_table, wide_console
@@ -28,6 +29,13 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
     store = RunStore(out)
     config = {"matrix": dataclasses.asdict(matrix), "cells": sorted(c.spec_key for c in cells)}
     store.open(config, environment(), resume=resume, force=force)
+    try:
+        return _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console)
+    finally:
+        store.close()  # a notebook's next run into this folder must not find it locked
+
+
+def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console) -> int:
     finished = {} if force else store.finished()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -51,7 +59,12 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
             for cell, result in results:
                 if cell.id in finished:  # retrained with its program; its files stay as they are
                     continue
-                store.write_cell(cell, result)
+                try:
+                    store.write_cell(cell, result)
+                except UserError as exc:  # a full disk, say: what is saved stays saved
+                    raise UserError(f"{exc}; the {written} cell(s) saved before it are kept in"
+                                    f" {out}: fix this and rerun the same command to finish"
+                                    " the rest") from None
                 written += 1
                 progress.advance(overall)
                 failures += any(s.status in (Status.ERROR, Status.TIMEOUT) for s in result.seeds)

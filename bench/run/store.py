@@ -7,160 +7,179 @@
     results/<run>/runs.parquet         one row per cell x seed, rebuilt from the cell files
     results/<run>/curves.parquet       one row per cell x seed x eval point, likewise
 
-Every file is written to a temporary name in the same folder and renamed into place, so a
-crash or kill never leaves a half-written file behind. results/README.md documents the columns.
+The cell files are the truth; the merged tables are one generation built from them. Both
+tables carry the generation's token (a digest of the cell files they were built from), so a
+kill between their renames, a deleted or foreign table, or cells finished after the last
+merge are seen, and the tables are rebuilt from cells/ (in memory when the folder is locked
+by a running run or read-only). A cell file that cannot be read or does not make a table
+row is set aside as <file>.corrupt by whoever holds the folder's lock, and its cell runs
+again. Every write goes through bench/run/files.py (temporary name, rename, no links
+followed). results/README.md documents the columns.
 """
 from __future__ import annotations
 
-import fcntl
+import hashlib
 import json
-import math
 import os
-import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from bench.errors import UserError
 from bench.records import CellResult, Status
 from bench.run import schema, tables
+from bench.run.files import (atomic_write, lock_folder, make_folder, read_json,
+                             remove_temporaries, try_lock_folder, unlock_folder, write_json)
 from bench.run.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # the store itself stays free of JAX, so reports can read it without
     from bench.plan.cells import Cell
 
 MANIFEST = "manifest.json"
+TABLES = {"runs": schema.RUNS, "curves": schema.CURVES}  # runs.parquet, curves.parquet
+GENERATION_KEY = b"optbench.generation"
+__all__ = ["RunStore", "Results", "load", "repair", "atomic_write", "write_json"]
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) on a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+@dataclass(frozen=True)
+class StoredCell:
+    """A finished cell's two files, read and checked: they make table rows."""
+
+    record: dict[str, Any]
+    curves: pd.DataFrame
+    rows: list[dict[str, Any]]  # its runs.parquet rows
+    stamp: str  # name, size and modification time of both files (the generation token)
 
 
-def _umask() -> int:
-    """The process umask (reading it means setting it; it is put back at once)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+@dataclass
+class Scan:
+    """What cells/ holds: the readable cells, and the files that are not."""
 
+    cells: list[StoredCell] = field(default_factory=list)
+    damaged: list[Path] = field(default_factory=list)
 
-def write_json(path: Path, payload: Any) -> None:
-    """Strict JSON (NaN and infinities become null), so any tool can read it."""
-    text = json.dumps(_finite(payload), indent=2, default=_jsonable, allow_nan=False)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    def token(self) -> str:
+        return hashlib.sha256("\n".join(sorted(c.stamp for c in self.cells)).encode()).hexdigest()
 
-
-def lock_folder(root: Path):
-    """An exclusive advisory lock on <root>/.lock, released when the process exits (even by
-    kill -9): a second run into the same folder is refused, not interleaved. Returns the
-    open handle that holds it."""
-    handle = open(root / ".lock", "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise UserError(f"{root} is in use by another optbench run ({holder});"
-                        " wait for it to finish or choose another --out") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}")
-    handle.flush()
-    return handle
+    def current(self) -> list[StoredCell]:
+        """The cells the tables show: per cell spec, the latest finished (a cell rerun under
+        changed code supersedes the one before it; both files stay in cells/)."""
+        latest: dict[str, StoredCell] = {}
+        for cell in sorted(self.cells, key=lambda c: c.record["finished"]):
+            latest[cell.record["spec_key"]] = cell
+        return sorted(latest.values(), key=lambda c: c.record["id"])
 
 
 class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.cells_dir = self.root / "cells"
+        self._lock = None
 
     def open(self, config: dict[str, Any], environment: dict[str, Any], *,
              resume: bool = False, force: bool = False) -> None:
         """Create the folder and manifest, or check that an existing folder may take this
         run: same matrix (it resumes), or --resume / --force for a different one. Holds an
         exclusive lock on the folder until the process ends."""
-        if (self.root.exists() and not (self.root / MANIFEST).exists()
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"{self.root} is a file, not a results folder; choose another --out")
+        if (self.root.is_dir() and not (self.root / MANIFEST).exists()
                 and any(p.name not in {".lock", ".gitignore", "cells"} for p in self.root.iterdir())):
             raise UserError(f"{self.root} is not empty and not an optbench results folder;"
                             " choose another --out")
-        try:
-            self.cells_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create results folder {self.root}: {exc.strerror}") from None
+        make_folder(self.root, link_ok=True)
         if not os.access(self.root, os.W_OK):
-            raise UserError(f"results folder {self.root} is not writable")
-        self._lock_handle = lock_folder(self.root)  # kept open: closing it releases the lock
+            raise UserError(f"results folder {self.root} is not writable; choose another --out")
+        self._lock = lock_folder(self.root)  # kept open: closing it releases the lock
+        make_folder(self.cells_dir)
+        remove_temporaries(self.root)
+        remove_temporaries(self.cells_dir)
         existing = self.manifest() if (self.root / MANIFEST).exists() else None
         if existing and not (resume or force):
-            _check_same_matrix(self.root, existing.get("config", {}), config)
+            _check_same_matrix(self.root, existing["config"], config)
         manifest = {
             "schema_version": SCHEMA_VERSION,
-            "created": existing["created"] if existing else _now(),
+            "created": existing.get("created", _now()) if existing else _now(),
             "updated": _now(),
             "config": config,
             **environment,
         }
         write_json(self.root / MANIFEST, manifest)
 
+    def close(self) -> None:
+        unlock_folder(self._lock)
+        self._lock = None
+
     def manifest(self) -> dict[str, Any]:
+        """The manifest, checked: a missing, damaged or other-version one is a UserError."""
         path = self.root / MANIFEST
+        if not self.root.is_dir():
+            raise UserError(f"{self.root} is not a folder"
+                            + ("" if self.root.exists() else " (it does not exist)"))
         try:
-            manifest = json.loads(path.read_text())
+            manifest = read_json(path)
         except FileNotFoundError:
-            raise UserError(f"{self.root} is not an optbench results folder (no {MANIFEST})") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path} is unreadable or not JSON: {exc}") from None
+            raise UserError(f"{self.root} is not an optbench results folder (no {MANIFEST})"
+                            + (f"; `optbench repair {self.root}` rebuilds it from the cell files"
+                               if self.cells_dir.is_dir() else "")) from None
+        except (OSError, ValueError) as exc:
+            raise _damaged(self.root, f"unreadable or not JSON ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise _damaged(self.root, f"it holds {json.dumps(manifest)[:40]}, not a JSON object")
         version = manifest.get("schema_version")
+        if type(version) is not int:
+            raise _damaged(self.root, f"its schema_version is {version!r}, not a whole number")
         if version != SCHEMA_VERSION:
             advice = (f"rerun its matrix into a new folder (`optbench run <matrix> --out NEW`);"
                       " this version stores each cell's code, program layout and AlgoPerf"
-                      " times, which older folders lack" if isinstance(version, int)
-                      and version < SCHEMA_VERSION else "read it with the optbench that wrote it")
+                      " times, which older folders lack" if version < SCHEMA_VERSION
+                      else "read it with the optbench that wrote it")
             raise UserError(f"{self.root} has results schema version {version}; this optbench"
                             f" reads version {SCHEMA_VERSION}: {advice}")
+        config = manifest.get("config")
+        if (not isinstance(config, dict) or not isinstance(config.get("cells"), list)
+                or not all(isinstance(c, str) for c in config["cells"])
+                or not isinstance(config.get("matrix", {}), dict)):
+            raise _damaged(self.root, "its config is not a table with a matrix and a list of cells")
         return manifest
+
+    def scan(self, *, set_aside: bool = False) -> Scan:
+        """Read every cell in cells/. With `set_aside` (the caller holds the lock), damaged
+        files are renamed <file>.corrupt so that their cells run again."""
+        scan = Scan()
+        for path in sorted(self.cells_dir.glob("*.json")) if self.cells_dir.is_dir() else []:
+            cell = _read_cell(path)
+            if cell is None:
+                scan.damaged.append(path)
+                if set_aside:
+                    _set_aside(path)
+            else:
+                scan.cells.append(cell)
+        return scan
 
     def finished(self) -> dict[str, dict[str, Any]]:
         """Records of the cells whose results are complete, by id: both files readable, no
-        seed errored or timed out (those are never cached). A cell whose curves file is
-        damaged is set aside as <id>.json.corrupt, so that it runs again."""
+        seed errored or timed out (those are never cached). Damaged ones are set aside."""
         done = {}
-        for path in self.cells_dir.glob("*.json"):
-            record = _read_cell_json(path)
-            if record is None:
-                continue
-            if _read_curves(path.with_suffix(".parquet")) is None:
-                os.replace(path, path.with_name(path.name + ".corrupt"))
-                continue
-            counts = record["status_counts"]
+        for cell in self.scan(set_aside=True).cells:
+            counts = cell.record["status_counts"]
             if not counts.get(Status.ERROR.value, 0) and not counts.get(Status.TIMEOUT.value, 0):
-                done[record["id"]] = record
+                done[cell.record["id"]] = cell.record
         return done
 
     def final_values(self, cell_id: str, metric: str) -> list[float]:
         """The last value of a curve column for each seed of a finished cell that ended
         done (what tuning selects on)."""
-        record = _read_cell_json(self.cells_dir / f"{cell_id}.json")
-        curves = _read_curves(self.cells_dir / f"{cell_id}.parquet")
-        if record is None or curves is None:
+        cell = _read_cell(self.cells_dir / f"{cell_id}.json")
+        if cell is None or metric not in cell.curves:
             return []
-        done = {s["seed"] for s in record["seeds"] if s["status"] == Status.DONE.value}
-        last = curves.sort_values("step").groupby("seed")[metric].last()
+        done = {s["seed"] for s in cell.record["seeds"] if s["status"] == Status.DONE.value}
+        last = cell.curves.sort_values("step").groupby("seed")[metric].last()
         return [float(v) for seed, v in last.items() if seed in done]
 
     def write_cell(self, cell: Cell, result: CellResult) -> None:
@@ -181,19 +200,32 @@ class RunStore:
         write_json(self.cells_dir / f"{cell.id}.json", record)
 
     def merge(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Rebuild runs.parquet and curves.parquet from the cell files; return them."""
-        pairs = []
-        for path in sorted(self.cells_dir.glob("*.json")):
-            record = _read_cell_json(path)
-            curves = _read_curves(path.with_suffix(".parquet")) if record else None
-            if curves is not None:  # a damaged pair: finished() sets it aside for a rerun
-                pairs.append((record, curves))
-        runs = tables.runs_table(pairs)
-        curves = schema.frame(pd.concat([c for _, c in pairs], ignore_index=True)
-                              if pairs else [], schema.CURVES)
-        atomic_write(self.root / "runs.parquet", lambda tmp: runs.to_parquet(tmp, index=False))
-        atomic_write(self.root / "curves.parquet", lambda tmp: curves.to_parquet(tmp, index=False))
+        """Rebuild runs.parquet and curves.parquet from the cell files (setting damaged ones
+        aside); return them. Call it holding the lock."""
+        remove_temporaries(self.root)
+        scan = self.scan(set_aside=True)
+        runs, curves = _tables(scan)
+        token = scan.token().encode()
+        for name, table in (("curves", curves), ("runs", runs)):
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                                   GENERATION_KEY: token})
+            atomic_write(self.root / f"{name}.parquet", lambda tmp, t=arrow: pq.write_table(t, tmp))
         return runs, curves
+
+    def merged(self, token: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """The merged tables when both are of generation `token` and of this schema."""
+        found = []
+        for name, columns in TABLES.items():
+            try:
+                arrow = pq.read_table(self.root / f"{name}.parquet")
+            except Exception:  # noqa: BLE001  missing or damaged: pyarrow raises several types
+                return None
+            if (arrow.schema.metadata or {}).get(GENERATION_KEY) != token.encode() \
+                    or arrow.schema.names != schema.names(columns):
+                return None
+            found.append(arrow.to_pandas())
+        return found[0], found[1]
 
 
 @dataclass(frozen=True)
@@ -204,25 +236,81 @@ class Results:
     manifest: dict[str, Any]
     runs: pd.DataFrame  # one row per cell x seed (results/README.md)
     curves: pd.DataFrame  # one row per cell x seed x eval point
+    notes: tuple[str, ...] = ()  # what was repaired or left out while reading
 
 
 def load(root: str | Path) -> Results:
-    """Read a results folder. A folder whose run has not merged any cell yet gives empty
-    tables; a missing, foreign, newer or corrupt folder is a one-line UserError."""
+    """Read a results folder. The merged tables are used when they are the generation of
+    the cell files in cells/; otherwise the tables are rebuilt from those files (and written
+    back when no run holds the folder and it is writable). A missing, foreign, newer or
+    damaged folder is a one-line UserError."""
     store = RunStore(root)
-    manifest = store.manifest()  # checks it is a results folder of this schema
-    runs_path, curves_path = store.root / "runs.parquet", store.root / "curves.parquet"
-    if not runs_path.exists():
-        return Results(store.root, manifest, schema.frame([], schema.RUNS),
-                       schema.frame([], schema.CURVES))
+    manifest = store.manifest()
+    scan = store.scan()
+    notes = []
+    tables_ = store.merged(scan.token()) if not scan.damaged else None
+    if tables_ is None:
+        damaged = [p.name for p in scan.damaged]
+        lock = try_lock_folder(store.root) if os.access(store.root, os.W_OK) else None
+        try:
+            tables_ = store.merge() if lock is not None else _tables(scan)
+        except UserError:  # cannot write here (a full disk, say): the tables in memory do
+            tables_ = _tables(scan)
+        finally:
+            unlock_folder(lock)
+        if damaged:
+            notes.append(f"{len(damaged)} damaged cell file(s) in {store.cells_dir} are left"
+                         f" out ({', '.join(damaged[:3])}"
+                         + (", set aside as .corrupt" if lock is not None else "")
+                         + "); `optbench run` with the same matrix reruns their cells")
+    superseded = len(scan.cells) - len(scan.current())
+    if superseded:
+        notes.append(f"{superseded} cell(s) rerun under changed code are shown in their latest"
+                     " run only; the earlier files stay in cells/")
+    return Results(store.root, manifest, *tables_, notes=tuple(notes))
+
+
+def repair(root: str | Path) -> str:
+    """Rebuild a folder's manifest and tables from its cell files (after the manifest was
+    damaged or deleted); damaged cell files are set aside. Returns what it did, in a line."""
+    store = RunStore(root)
+    if not store.cells_dir.is_dir():
+        raise UserError(f"{store.root} has no cells/ folder: nothing to repair")
+    lock = lock_folder(store.root)
     try:
-        runs = pd.read_parquet(runs_path)
-        curves = (pd.read_parquet(curves_path) if curves_path.exists()
-                  else schema.frame([], schema.CURVES))
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise UserError(f"a table in {root} is corrupt: {str(exc).splitlines()[0]}"
-                        f"; `optbench run --out {root}` rebuilds it from the cell files") from None
-    return Results(store.root, manifest, runs, curves)
+        try:
+            old = store.manifest()
+        except UserError:
+            old = None
+        remove_temporaries(store.root)
+        remove_temporaries(store.cells_dir)
+        scan = store.scan(set_aside=True)
+        cells = sorted({c.record["spec_key"] for c in scan.cells})
+        kept = old or {}
+        config = kept.get("config") or {"matrix": {"name": store.root.name}}
+        manifest = {**kept, "schema_version": SCHEMA_VERSION,
+                    "created": kept.get("created", _now()), "updated": _now(),
+                    "config": {**config, "cells": sorted(set(config.get("cells", [])) | set(cells))
+                               if old else cells}}
+        write_json(store.root / MANIFEST, manifest)
+        store.merge()
+    finally:
+        unlock_folder(lock)
+    return (f"{store.root}: manifest {'checked' if old else 'rebuilt'}, {len(scan.cells)} cell(s)"
+            f" kept, {len(scan.damaged)} damaged file(s) set aside as .corrupt, tables rebuilt")
+
+
+def _tables(scan: Scan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    current = scan.current()
+    runs = schema.frame([row for cell in current for row in cell.rows], schema.RUNS)
+    curves = schema.frame(pd.concat([c.curves for c in current], ignore_index=True)
+                          if current else [], schema.CURVES)
+    return runs, curves
+
+
+def _damaged(root: Path, why: str) -> UserError:
+    return UserError(f"{root}/{MANIFEST} is damaged: {why}; `optbench repair {root}` rebuilds"
+                     " it from the cell files")
 
 
 def _check_same_matrix(root: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -238,43 +326,41 @@ def _check_same_matrix(root: Path, old: dict[str, Any], new: dict[str, Any]) -> 
         " choose another --out")
 
 
-def _read_cell_json(path: Path) -> dict[str, Any] | None:
-    """A cell record, or None when it is unreadable (the cell then counts as unfinished)."""
+def _read_cell(path: Path) -> StoredCell | None:
+    """A cell's record and curves, or None when either is unreadable, of another schema,
+    not this file's cell, or does not make table rows (the cell then counts as unfinished).
+    Links are not followed."""
     try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        record = read_json(path)
+    except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("schema_version") != SCHEMA_VERSION:
+    if (not isinstance(record, dict) or type(record.get("schema_version")) is not int
+            or record["schema_version"] != SCHEMA_VERSION or record.get("id") != path.stem):
         return None
-    return record
-
-
-def _read_curves(path: Path) -> pd.DataFrame | None:
-    """A cell's curves; empty for a cell that errored before writing any; None if damaged."""
-    if not path.exists():
-        return schema.frame([], schema.CURVES)
+    parquet = path.with_suffix(".parquet")
     try:
-        return pd.read_parquet(path)
-    except Exception:  # noqa: BLE001  pyarrow raises several types for a damaged file
+        if parquet.is_symlink():
+            return None
+        curves = (schema.frame(pd.read_parquet(parquet), schema.CURVES) if parquet.exists()
+                  else schema.frame([], schema.CURVES))  # a cell that errored before any eval
+        if len(curves) and set(curves["cell_id"]) != {record["id"]}:
+            return None
+        rows = tables.run_rows(record, curves)
+        schema.frame(rows, schema.RUNS)
+        stamp = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                         for p in (path, parquet) if p.exists())
+        if not (isinstance(record.get("spec_key"), str) and isinstance(record.get("finished"), str)
+                and isinstance(record.get("status_counts"), dict)):
+            return None
+    except Exception:  # noqa: BLE001  any damage, whatever the parser or the record raises
         return None
+    return StoredCell(record, curves, rows, stamp)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _jsonable(value: Any):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+def _set_aside(path: Path) -> None:
+    for damaged in (path, path.with_suffix(".parquet")):
+        if damaged.exists() or damaged.is_symlink():
+            os.replace(damaged, damaged.with_name(damaged.name + ".corrupt"))
 
 
 def _now() -> str:

@@ -51,8 +51,8 @@ def check_available(name: str, data_dir: str | Path | None = None) -> None:
     """Raise UserError now, before anything trains, if `name` cannot be loaded later."""
     if name not in LOADERS:
         raise UserError(f"unknown dataset '{name}'; known: {', '.join(sorted(LOADERS))}")
-    if name in IDX_DATASETS:
-        idx_paths(name, data_dir)
+    if name in IDX_DATASETS:  # read in full: a damaged file must stop the run before any
+        idx_dataset(name, data_dir)  # cell trains, not after the first ones (about 1 s)
 
 
 def cache_dir() -> Path:
@@ -149,6 +149,9 @@ def idx_paths(name: str, data_dir: str | Path | None) -> dict[str, Path]:
     return paths
 
 
+MIN_EXAMPLES = 24  # enough for a validation split of 1/12 to hold two examples
+
+
 def idx_dataset(name: str, data_dir: str | Path | None) -> Dataset:
     """Read `<data_dir>/<name>/{train,t10k}-{images,labels}-idx*-ubyte[.gz]`."""
     arrays = {key: read_idx(path) for key, path in idx_paths(name, data_dir).items()}
@@ -156,6 +159,10 @@ def idx_dataset(name: str, data_dir: str | Path | None) -> Dataset:
         raise UserError(f"dataset '{name}': image and label files disagree on the number of examples")
     if arrays["x_train"].ndim != 3 or arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
         raise UserError(f"dataset '{name}': image files must hold (n, rows, cols) arrays of one size")
+    if min(len(arrays["x_train"]), len(arrays["x_test"])) < MIN_EXAMPLES:
+        raise UserError(f"dataset '{name}' holds {len(arrays['x_train'])} training and"
+                        f" {len(arrays['x_test'])} test examples; it needs at least"
+                        f" {MIN_EXAMPLES} of each")
     scale = lambda a: a.astype(np.float32)[..., None] / 255.0  # (n, rows, cols, 1)
     num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     return split_validation(name, scale(arrays["x_train"]), arrays["y_train"],
