@@ -411,3 +411,11 @@ def test_empty_path_and_folder_are_not_matrix_files(tmp_path):
 ])
 def test_every_key_has_a_type_and_a_range(tmp_path, text, message):
     refused(tmp_path, text, message)
+
+
+def test_user_strings_never_break_the_line(tmp_path):
+    refused(tmp_path, BASE + 'schedules = ["con\\nstant"]', "unknown schedule 'con\\nstant'")
+    refused(tmp_path, BASE + 'schedules = [{name = "wsd", "de\\ncay" = 0.1}]', "got 'de\\ncay'")
+    refused(tmp_path, BASE.replace('"optax:sgd"', '{name = "optax:adam", "l\\nr" = 0.1}'),
+            "has no hyperparameter 'l\\nr'")
+    refused(tmp_path, BASE.replace('"optax:sgd"', '"ad\\nam"'), "'ad\\nam' is not a valid optimizer name")
