@@ -229,7 +229,7 @@ def get(name: str) -> OptimizerSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise RegistryError(f"unknown optimizer '{name}'{did_you_mean(name, _REGISTRY)};"
+        raise RegistryError(f"unknown optimizer {name!r}{did_you_mean(name, _REGISTRY)};"
                             " see `optbench list optimizers`") from None
 
 

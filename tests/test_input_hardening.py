@@ -419,3 +419,9 @@ def test_user_strings_never_break_the_line(tmp_path):
     refused(tmp_path, BASE.replace('"optax:sgd"', '{name = "optax:adam", "l\\nr" = 0.1}'),
             "has no hyperparameter 'l\\nr'")
     refused(tmp_path, BASE.replace('"optax:sgd"', '"ad\\nam"'), "'ad\\nam' is not a valid optimizer name")
+
+
+def test_check_of_an_unknown_name_with_a_newline_is_one_line(capsys):
+    assert cli.main(["check", "ad\nam"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown optimizer 'ad\\nam'" in err
