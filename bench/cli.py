@@ -381,7 +381,8 @@ def _cmd_new_optimizer(args) -> int:
         tests_dir = None
     target = Path(args.dir) if args.dir else package_dir
     in_package = target.resolve() == package_dir.resolve()
-    written = write_optimizer(args.name, target, tests_dir, taken=optimizers.names(),
+    taken = {name: optimizers.get(name).source for name in optimizers.names()}
+    written = write_optimizer(args.name, target, tests_dir, taken=taken,
                               in_package=in_package, force=args.force)
     for path in written:
         print(f"wrote {path}")

@@ -14,7 +14,7 @@ import optax.contrib
 from optax._src import alias as _alias_module
 
 from optimizers.registry import register_factory
-from optimizers.space import Choice, LogUniform, Uniform
+from optimizers.space import NON_NEGATIVE, POSITIVE, Choice, Interval, LogUniform, Uniform
 
 PREFIX = "optax:"
 
@@ -90,6 +90,28 @@ CONTRIB = {
     "dadapt_adamw": dict(_lr(1e-1, 10.0, 1.0), caveats={"zero-grad": _D_ADAPTATION_ZERO}),
 }
 
+# Valid values where a hyperparameter's name alone does not say (the registry's RANGES
+# cover learning rates, epsilons, decay rates, ...): what each alias's docstring or maths
+# requires. Checked before anything trains; a value outside is a one-line error.
+RANGES = {
+    "adafactor": {"clipping_threshold": Interval(1)},  # "Must be >= 1" (Optax's docstring)
+    "ademamix": {"alpha": NON_NEGATIVE},
+    "dadapt_adamw": {"estim_lr0": POSITIVE},
+    "fromage": {"min_norm": NON_NEGATIVE},
+    "lars": {"trust_coefficient": POSITIVE},
+    # eta is the noise's initial variance, gamma the exponent of its decay (1 + t)^-gamma
+    "noisy_sgd": {"eta": NON_NEGATIVE, "gamma": NON_NEGATIVE, "seed": NON_NEGATIVE},
+    "polyak_sgd": {"scaling": POSITIVE, "variant": ("sps", "sps+")},
+    "prodigy": {"estim_lr0": POSITIVE, "estim_lr_coef": POSITIVE},
+    "rmsprop": {"initial_scale": NON_NEGATIVE},
+    # Rprop shrinks steps by eta_minus < 1 and grows them by eta_plus > 1, between the bounds
+    "rprop": {"eta_minus": Interval(0, 1, low_open=True, high_open=True),
+              "eta_plus": Interval(1, low_open=True), "min_step_size": NON_NEGATIVE,
+              "max_step_size": POSITIVE},
+    "schedule_free_adamw": {"weight_lr_power": NON_NEGATIVE},
+    "schedule_free_sgd": {"weight_lr_power": NON_NEGATIVE},
+}
+
 # Callables in optax's alias module that are not optimizers.
 NOT_OPTIMIZERS = {"MaskOrFn"}
 
@@ -113,7 +135,8 @@ def register_catalogue() -> None:
             if kwargs is None:  # an alias newer than this table
                 kwargs = {"learning_rate": _ADAPTIVE_LR}
             register_factory(PREFIX + name, getattr(optax, name), reference=f"optax:{name}",
-                             source=source, **kwargs)
+                             source=source, ranges=RANGES.get(name), **kwargs)
         for name, kwargs in CONTRIB.items():
             register_factory(PREFIX + name, getattr(optax.contrib, name),
-                             reference=f"optax.contrib:{name}", source=source, **kwargs)
+                             reference=f"optax.contrib:{name}", source=source,
+                             ranges=RANGES.get(name), **kwargs)

@@ -17,22 +17,42 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import re
 import traceback
+import typing
 from pathlib import Path
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import optax
 
-from optimizers.space import Dimension
+from optimizers.space import DECAY, NON_NEGATIVE, POSITIVE, Dimension, Interval
 
 # Extra keyword arguments an optimizer may ask the engine to pass to `update`.
 EXTRA_ARGS = frozenset({"value", "grad", "value_fn"})
-# Hyperparameters whose meaning fixes their range, whatever the optimizer.
-_POSITIVE = {"learning_rate", "max_learning_rate"}
-_NON_NEGATIVE = {"eps", "eps_root", "weight_decay", "initial_accumulator_value"}
-_UNIT_INTERVAL = {"b1", "b2", "b3", "momentum", "decay", "beta", "rho", "decay_rate"}
+# Hyperparameters whose meaning fixes their range, whatever the optimizer; an optimizer's
+# own `ranges=` (see `register`) come first.
+RANGES: dict[str, Interval] = {
+    **dict.fromkeys(("learning_rate", "max_learning_rate", "adam_learning_rate"), POSITIVE),
+    **dict.fromkeys(("eps", "eps_root", "adam_eps_root", "weight_decay", "adam_weight_decay",
+                     "weight_decay_rate", "initial_accumulator_value", "warmup_steps",
+                     "min_dim_size_to_factor", "decay_offset"), NON_NEGATIVE),
+    **dict.fromkeys(("b1", "b2", "b3", "beta", "beta3", "momentum", "decay", "rho",
+                     "adam_b1", "adam_b2"), DECAY),
+    "decay_rate": Interval(0, 1),  # Adafactor's exponent: beta2_t = 1 - t^(-decay_rate)
+    "memory_size": Interval(1),
+    "ns_steps": Interval(1),
+}
+# Float hyperparameters are used as float32 (optax.inject_hyperparams makes them float32
+# arrays, and the workloads train in float32), and XLA flushes float32 subnormals to zero:
+# outside these magnitudes a value is 0 or inf by the time the optimizer uses it.
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # 1.2e-38
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4e+38
+# Integer hyperparameters end up as JAX's default int32 when they are used in arrays.
+INT32 = Interval(-2**31, 2**31 - 1)
+Kind = Literal["bool", "str", "int", "number"]
 
 
 def extra_update_args(needs, *, value, grad, value_fn) -> dict[str, Any]:
@@ -63,19 +83,42 @@ class OptimizerSpec:
     min_leaf_rank: int = 0
     # Conformance checks known to fail, with the reason: {"zero-grad": "0/0 in the d estimate"}.
     caveats: Mapping[str, str] = field(default_factory=dict)
+    # Hyperparameters that take whole numbers (an int default, or `int` in the signature).
+    integers: frozenset[str] = field(default_factory=frozenset)
+    # Allowed values declared for this optimizer (an Interval, or a tuple of the options),
+    # before the name-wide RANGES; Literal[...] annotations give options too.
+    ranges: Mapping[str, Interval | tuple] = field(default_factory=dict)
+
+    def kind(self, key: str) -> Kind:
+        """What `key` takes: true/false, a string, an integer or a number."""
+        default = self.defaults[key]
+        if isinstance(default, bool):
+            return "bool"
+        if isinstance(default, str):
+            return "str"
+        return "int" if key in self.integers else "number"
+
+    def allowed(self, key: str) -> Interval | tuple | None:
+        """The interval (or the options) `key`'s values must lie in, if any."""
+        return self.ranges.get(key, RANGES.get(key))
+
+    def check(self, key: str, value: Any) -> None:
+        """Raise RegistryError (one line: what is wrong, what would be right) unless `key`
+        is a hyperparameter of this optimizer and `value` one it may take."""
+        if key not in self.defaults:
+            raise RegistryError(
+                f"optimizer '{self.name}' has no hyperparameter {key!r}"
+                f"{did_you_mean(key, self.defaults)}; it takes: {', '.join(sorted(self.defaults))}"
+            )
+        if value is None and key in self.nullable:
+            return
+        _check_value(self.name, key, value, self.kind(key), self.allowed(key))
 
     def resolve(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults updated by `overrides`, validated; raises RegistryError on bad input."""
         overrides = dict(overrides or {})
         for key, value in overrides.items():
-            if key not in self.defaults:
-                raise RegistryError(
-                    f"optimizer '{self.name}' has no hyperparameter '{key}'"
-                    f"{did_you_mean(key, self.defaults)}; it takes: {', '.join(sorted(self.defaults))}"
-                )
-            if value is None and key in self.nullable:
-                continue
-            _check_value(self.name, key, value, self.defaults[key])
+            self.check(key, value)
         hparams = {**self.defaults, **overrides}
         try:
             tx = self.factory(**hparams)
@@ -130,13 +173,16 @@ _REGISTRY: dict[str, OptimizerSpec] = {}
 def register(name: str, *, reference: str | None = None,
              eval_params: Callable[[Any, Any], Any] | None = None,
              needs: tuple[str, ...] = (), min_leaf_rank: int = 0,
-             caveats: Mapping[str, str] | None = None, **hyperparameters: Any):
-    """Decorator registering `factory` under `name`; see the module docstring."""
+             caveats: Mapping[str, str] | None = None,
+             ranges: Mapping[str, Interval | tuple] | None = None, **hyperparameters: Any):
+    """Decorator registering `factory` under `name`; see the module docstring. `ranges`
+    gives a hyperparameter's valid values where its name alone does not (RANGES):
+    `ranges={"eta": Interval(0)}`, or a tuple of the options: `{"variant": ("a", "b")}`."""
 
     def decorator(factory: Callable[..., optax.GradientTransformation]):
         register_factory(name, factory, reference=reference, eval_params=eval_params,
                          needs=needs, min_leaf_rank=min_leaf_rank, caveats=caveats,
-                         **hyperparameters)
+                         ranges=ranges, **hyperparameters)
         return factory
 
     return decorator
@@ -147,6 +193,7 @@ def register_factory(name: str, factory: Callable[..., optax.GradientTransformat
                      eval_params: Callable[[Any, Any], Any] | None = None,
                      needs: tuple[str, ...] = (), source: str | None = None,
                      min_leaf_rank: int = 0, caveats: Mapping[str, str] | None = None,
+                     ranges: Mapping[str, Interval | tuple] | None = None,
                      **hyperparameters: Any) -> OptimizerSpec:
     if not name or not isinstance(name, str):
         raise RegistryError(f"an optimizer name must be a non-empty string, got {name!r}")
@@ -159,10 +206,16 @@ def register_factory(name: str, factory: Callable[..., optax.GradientTransformat
         raise RegistryError(f"optimizer '{name}' needs unknown update arguments {sorted(unknown_needs)};"
                             f" known: {sorted(EXTRA_ARGS)}")
     defaults, space, nullable = _defaults_and_space(name, factory, hyperparameters)
+    integers, options = _signature_types(factory, defaults)
+    unknown_ranges = set(ranges or {}) - set(defaults)
+    if unknown_ranges:
+        raise RegistryError(f"optimizer '{name}': ranges= names {sorted(unknown_ranges)}, which"
+                            f" are not among its hyperparameters ({', '.join(defaults)})")
     spec = OptimizerSpec(
         name=name, factory=factory, defaults=defaults, space=space, reference=reference,
         eval_params=eval_params, needs=frozenset(needs), source=source or _source_of(factory),
         nullable=nullable, min_leaf_rank=min_leaf_rank, caveats=dict(caveats or {}),
+        integers=integers, ranges={**options, **(ranges or {})},
     )
     _REGISTRY[name] = spec
     return spec
@@ -176,7 +229,7 @@ def get(name: str) -> OptimizerSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise RegistryError(f"unknown optimizer '{name}'{did_you_mean(name, _REGISTRY)};"
+        raise RegistryError(f"unknown optimizer {name!r}{did_you_mean(name, _REGISTRY)};"
                             " see `optbench list optimizers`") from None
 
 
@@ -212,34 +265,91 @@ def _defaults_and_space(name, factory, given: Mapping[str, Any]):
     return defaults, space, nullable
 
 
-def _check_value(name: str, key: str, value: Any, default: Any) -> None:
-    def fail(expected: str):
-        raise RegistryError(f"optimizer '{name}': {key}={value!r} is invalid; expected {expected}")
+def _signature_types(factory, defaults: Mapping[str, Any]) -> tuple[frozenset[str], dict]:
+    """(the hyperparameters that take integers, {name: options} from Literal annotations).
 
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            fail("true or false")
+    An annotation of only `int` (`int | None`, `Optional[int]`) makes an integer, one of only
+    `float` a number; anything else (Optax's ArrayLike, none) follows the default's type."""
+    parameters = inspect.signature(factory).parameters
+    integers, options = set(), {}
+    for pname, default in defaults.items():
+        annotation = parameters[pname].annotation
+        literal = _literal_options(annotation)
+        if literal:
+            options[pname] = literal
+        names = _annotation_names(annotation) - {"None", "NoneType", "Optional"}
+        if names == {"int"} or (isinstance(default, int) and not isinstance(default, bool)
+                                and names != {"float"}):
+            integers.add(pname)
+    return frozenset(integers), options
+
+
+def _annotation_names(annotation: Any) -> set[str]:
+    """{'int', 'None'} for `int | None`; the last part of every name in a string annotation."""
+    if annotation is inspect.Parameter.empty:
+        return set()
+    if isinstance(annotation, str):
+        return {word.rsplit(".", 1)[-1] for word in re.findall(r"[A-Za-z_][\w.]*", annotation)}
+    if annotation is None or annotation is type(None):
+        return {"None"}
+    arguments = typing.get_args(annotation)
+    if arguments and typing.get_origin(annotation) is not Literal:
+        return set().union(*(_annotation_names(a) for a in arguments))
+    return {getattr(annotation, "__name__", repr(annotation))}
+
+
+def _literal_options(annotation: Any) -> tuple:
+    """The values of a Literal[...] in the annotation (possibly inside an Optional)."""
+    if typing.get_origin(annotation) is Literal:
+        return typing.get_args(annotation)
+    for argument in typing.get_args(annotation):
+        if typing.get_origin(argument) is Literal:
+            return typing.get_args(argument)
+    return ()
+
+
+def _check_value(name: str, key: str, value: Any, kind: Kind,
+                 allowed: Interval | tuple | None) -> None:
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+
+    def fail(expected: str):
+        raise RegistryError(f"optimizer '{name}': {key}={shown} is invalid; expected {expected}")
+
+    if isinstance(allowed, tuple):
+        if not any(type(value) is type(option) and value == option for option in allowed):
+            hint = did_you_mean(value, map(str, allowed)) if isinstance(value, str) else ""
+            fail(f"one of {', '.join(map(repr, allowed))}{hint}")
         return
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            fail("a string")
+    if kind in ("bool", "str"):
+        if not isinstance(value, bool if kind == "bool" else str):
+            fail("true or false" if kind == "bool" else "a string")
         return
-    if value is None:
-        if default is not None:
-            fail("a number")
+    within = f" {allowed.describe()}" if allowed else ""
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail(f"an integer{within}")
+        if allowed and value not in allowed:
+            fail(f"an integer{within}")
+        if value not in INT32:
+            fail(f"an integer{within} that fits in int32 ({INT32.describe()})")
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        fail("a number" if not isinstance(default, bool) else "true or false")
-    if isinstance(default, int) and not isinstance(value, int):
-        fail("an integer")
-    if not math.isfinite(value):
-        fail("a finite number")
-    if key in _POSITIVE and value <= 0:
-        fail("a number > 0")
-    if key in _NON_NEGATIVE and value < 0:
-        fail("a number >= 0")
-    if key in _UNIT_INTERVAL and not 0 <= value <= 1:
-        fail("a number in [0, 1]")
+        fail("a number")
+    try:
+        magnitude = abs(float(value))
+    except OverflowError:  # an int beyond any float
+        magnitude = math.inf
+    if isinstance(value, float) and not math.isfinite(value):
+        fail(f"a finite number{within}")
+    if allowed and value not in allowed:
+        fail(f"a number{within}")
+    if magnitude > FLOAT32_MAX:
+        fail(f"a number{within}, at most {FLOAT32_MAX:.2g} in magnitude: larger is inf in"
+             " float32, the dtype the optimizer computes in")
+    if 0 < magnitude < FLOAT32_TINY:
+        zero = "0 or " if not allowed or 0 in allowed else ""
+        fail(f"a number{within}, {zero}at least {FLOAT32_TINY:.2g} in magnitude: smaller is 0"
+             " in float32, the dtype the optimizer computes in (XLA flushes subnormals)")
 
 
 def did_you_mean(name: str, candidates) -> str:

@@ -1,4 +1,5 @@
-"""Search-space dimensions: each carries the value used when nothing is tuned."""
+"""Search-space dimensions (each carries the value used when nothing is tuned), and the
+intervals a hyperparameter's values must lie in."""
 from __future__ import annotations
 
 import math
@@ -49,6 +50,40 @@ class Choice:
 
 
 Dimension = Union[LogUniform, Uniform, Choice]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The values a numeric hyperparameter may take: `low` to `high`, either end open
+    (excluded) or absent (unbounded). Interval(0, low_open=True) is "> 0"."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return True
+
+    def describe(self) -> str:
+        """'> 0', '>= 1', 'in [0, 1)'."""
+        if self.low is not None and self.high is not None:
+            return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return "of any value"
+
+
+POSITIVE = Interval(0, low_open=True)
+NON_NEGATIVE = Interval(0)
+DECAY = Interval(0, 1, high_open=True)  # a decay rate: 1 would freeze its average
 
 
 def describe(dim: Dimension) -> str:

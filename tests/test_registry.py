@@ -39,7 +39,8 @@ def test_unknown_name_suggests_close_matches():
     ({"lr": 0.1}, "has no hyperparameter 'lr'"),
     ({"learning_rate": -1.0}, "expected a number > 0"),
     ({"learning_rate": "fast"}, "expected a number"),
-    ({"b1": 1.5}, r"expected a number in \[0, 1\]"),
+    ({"b1": 1.5}, r"expected a number in \[0, 1\)"),
+    ({"b1": 1.0}, r"expected a number in \[0, 1\)"),  # b1 = 1 freezes the average
     ({"nesterov": 1}, "expected true or false"),
     ({"learning_rate": float("nan")}, "expected a finite number"),
 ])

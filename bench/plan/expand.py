@@ -10,10 +10,12 @@ programs and a cell's id says which layout its numbers came from.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import optimizers
 from bench.errors import UserError
+from bench.plan import matrix as matrix_mod
 from bench.plan import tuning
 from bench.plan.cells import Cell, code_digests, code_files
 from bench.plan.matrix import Matrix
@@ -27,15 +29,19 @@ Program = tuple[Cell, ...]
 def cells(matrix: Matrix, data_dir: str | None = None) -> list[Cell]:
     """Every cell of the matrix, validated, with its program layout set; raises UserError
     on the first problem, before anything trains."""
-    where = f"matrix {matrix.source}"
+    matrix_mod.check(matrix)  # its size first: nothing is built for a matrix over the limits
+    where = matrix.where("optimizers")
     resolved = [_resolve_optimizer(entry, where) for entry in matrix.optimizers]
     searched = [entry["name"] for entry in matrix.optimizers if "search" in entry]
     if searched and matrix.budget == "oneshot":
-        raise UserError(f"{where}: '{searched[0]}' has a search space but budget is \"oneshot\";"
+        raise UserError(f"{where}: {searched[0]!r} has a search space but budget is \"oneshot\";"
                         " set budget = <number of trials> to tune")
     found: dict[str, Cell] = {}
     for entry in matrix.workloads:
-        workload = workloads.get(entry["name"])
+        try:
+            workload = workloads.get(entry["name"])
+        except UserError as exc:
+            raise UserError(f"{matrix.where('workloads')}: {exc}") from None
         check_available(workload.dataset, data_dir)
         steps = entry.get("steps", matrix.steps or workload.steps)
         for schedule in matrix.schedules:
@@ -64,6 +70,42 @@ def programs(cells: list[Cell]) -> list[Program]:
     for cell in cells:
         groups.setdefault(cell.program_key(), []).append(cell)
     return [tuple(group) for group in groups.values()]
+
+
+def describe(cells: Sequence[Cell]) -> str:
+    """One paragraph on the size of a plan (for `optbench run --dry-run`): cells, compiled
+    programs, seeds, and the steps each workload will train, every seed counted, the tuned
+    reruns (one per sweep, chosen after its trials) included."""
+    cells = list(cells)
+    if not cells:
+        return "No cells: nothing would train."
+    oneshot = [c for c in cells if c.tuning.role != "trial"]
+    trials = [c for c in cells if c.tuning.role == "trial"]
+    seeds = max((c.seeds for c in oneshot), key=len, default=())  # the matrix's seeds
+    sweeps = {(c.workload, c.optimizer, c.schedule, c.steps, c.tuning.budget): c for c in trials}
+    steps: dict[str, int] = {}
+    for cell, seed_count in [*((c, len(c.seeds)) for c in cells),
+                             *((c, len(seeds)) for c in sweeps.values())]:
+        steps[cell.workload] = steps.get(cell.workload, 0) + cell.steps * seed_count
+    text = f"{_count(len(cells), 'cell')} in {_count(len(programs(cells)), 'compiled program')}"
+    if trials:
+        per_trial = sorted({len(c.seeds) for c in trials})
+        text += (f" ({len(oneshot):,} untuned, {_count(len(trials), 'tuning trial')} on"
+                 f" {' or '.join(map(str, per_trial))} seed{'s' if per_trial != [1] else ''}"
+                 f" each; then {_count(len(sweeps), 'tuned rerun')}, one per sweep)")
+    text += f", {_count(len(seeds), 'seed')} per cell ({_seed_list(seeds)})."
+    text += " Steps to train, every seed counted: " + "; ".join(
+        f"{workload} {count:,}" for workload, count in steps.items())
+    return text + (f"; {sum(steps.values()):,} in all." if len(steps) > 1 else ".")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _seed_list(seeds: tuple[int, ...]) -> str:
+    shown = ", ".join(map(str, seeds[:6]))
+    return shown + (f", ..., {seeds[-1]}" if len(seeds) > 6 else "")
 
 
 def with_layout(cells: list[Cell]) -> list[Cell]:

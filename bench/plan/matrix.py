@@ -7,7 +7,9 @@ validated here; `bench.plan.expand` turns it into cells.
     workloads = ["mnist1d-mlp", {name = "mnist1d-cnn", steps = 2000}]
     optimizers = ["optax:adam", {name = "optax:sgd", momentum = 0.9}]
 
-Every key and value is checked here or in expand, before anything trains.
+Every key has a type and a range, checked here (names and hyperparameters in expand, where
+the registries are), before anything trains. The limits are far above any sensible matrix
+and low enough that a typo fails at once instead of building a million cells.
 """
 from __future__ import annotations
 
@@ -26,6 +28,19 @@ TOP_KEYS = {"name", "seeds", "steps", "workloads", "optimizers", "plugins", "bud
             "tuning_seeds", "schedules"}
 WORKLOAD_KEYS = {"name", "steps", "eval_every", "batch_size"}
 
+MAX_STEPS = 10_000_000  # steps (and eval_every) of a cell
+MAX_SEEDS = 1_000  # seeds of a cell
+MAX_SEED = 2**31 - 1  # a seed value
+MAX_BUDGET = 10_000  # tuning trials per optimizer, workload and schedule
+MAX_BATCH_SIZE = 65_536
+MAX_CELLS = 100_000  # cells of a matrix, tuning trials and tuned reruns included
+MAX_NAME = 100  # characters of a name (the matrix's names its results folder)
+_EXAMPLE = {"workloads": '["mnist1d-mlp"]', "optimizers": '["adam"]',
+            "schedules": '["constant"]', "seeds": "3"}
+_EXAMPLE_FLAG = {"workloads": "mnist1d-mlp,digits-mlp", "optimizers": "adam,sgd"}
+LIMITS = {"steps": MAX_STEPS, "eval_every": MAX_STEPS, "batch_size": MAX_BATCH_SIZE,
+          "budget": MAX_BUDGET, "tuning_seeds": MAX_SEEDS}
+
 
 @dataclass
 class Matrix:
@@ -39,6 +54,17 @@ class Matrix:
     budget: int | str = "oneshot"  # "oneshot" (registered defaults) or a number of trials
     schedules: list[Schedule] = field(default_factory=lambda: [Schedule()])
     tuning_seeds: int = 1  # seeds per trial; the selected point reruns with `seeds`
+    # Keys whose value came from elsewhere than `source`: {"optimizers": "--optimizers"}.
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def where(self, key: str) -> str:
+        """Where `key`'s value came from, for messages: '--optimizers' or
+        "matrix m.toml, key 'optimizers'"."""
+        return self.origins.get(key, f"matrix {self.source}, key '{key}'")
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
 def load(path: str | Path | None = None, preset: str | None = None) -> Matrix:
@@ -46,127 +72,266 @@ def load(path: str | Path | None = None, preset: str | None = None) -> Matrix:
     if path is not None and preset is not None:
         raise UserError("give a matrix file or --preset, not both")
     if path is None:
-        preset = preset or "quick"
-        available = sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
-        if preset not in available:
-            raise UserError(f"unknown preset '{preset}'{did_you_mean(preset, available)};"
-                            f" presets: {', '.join(available)}")
-        path = PRESET_DIR / f"{preset}.toml"
-        source = f"preset:{preset}"
+        preset = _preset_name(preset)
+        path, source = PRESET_DIR / f"{preset}.toml", f"preset:{preset}"
     else:
+        if str(path).strip() == "":
+            raise UserError("the matrix file name is empty; give the path of a .toml file")
         source = str(path)
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"matrix file {path} does not exist") from None
+        raise UserError(f"matrix file {_path(path)} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"matrix file {_path(path)} is a folder; give a .toml file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read matrix file {path}: {exc}") from None
+        raise UserError(f"cannot read matrix file {_path(path)}: {_one_line(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"matrix file {path} is not valid TOML: {exc}") from None
-    return from_dict(raw, name=raw.get("name", path.stem), source=source)
+        raise UserError(f"matrix file {_path(path)} is not valid TOML: {_one_line(exc)}") from None
+    default_name = path.stem.lstrip(".").replace("\\", "-") or "matrix"
+    return from_dict(raw, name=raw.get("name", default_name), source=source)
 
 
-def from_dict(raw: dict[str, Any], *, name: str, source: str) -> Matrix:
+def from_dict(raw: dict[str, Any], *, name: Any, source: str) -> Matrix:
+    """A Matrix from a parsed TOML table; raises UserError (one line) on the first problem."""
     where = f"matrix {source}"
     unknown = set(raw) - TOP_KEYS
     if unknown:
         key = sorted(unknown)[0]
-        raise UserError(f"{where}: unknown key '{key}'{did_you_mean(key, TOP_KEYS)};"
+        raise UserError(f"{where}: unknown key {_quote(key)}{did_you_mean(key, TOP_KEYS)};"
                         f" allowed: {', '.join(sorted(TOP_KEYS))}")
     for key in ("workloads", "optimizers"):
-        if not raw.get(key):
+        if key not in raw or raw[key] == []:
             raise UserError(f"{where}: '{key}' is missing or empty; give a list of names")
-    steps = raw.get("steps")
-    if steps is not None:
-        _check_positive_int(where, "steps", steps)
     plugins = raw.get("plugins", [])
-    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
-        raise UserError(f"{where}: 'plugins' must be a list of file paths")
-    budget = raw.get("budget", "oneshot")
-    if budget != "oneshot":
-        _check_positive_int(where, "budget", budget)
-    tuning_seeds = raw.get("tuning_seeds", 1)
-    _check_positive_int(where, "tuning_seeds", tuning_seeds)
+    if not isinstance(plugins, list) or not all(
+            isinstance(p, str) and p.strip() and p.isprintable() for p in plugins):
+        raise UserError(f"{where}: 'plugins' must be a list of file paths; got {_quote(plugins)}")
     try:
         schedules = [Schedule.parse(e) for e in _as_list(raw.get("schedules", ["constant"]),
                                                          where, "schedules")]
     except ScheduleError as exc:
-        raise UserError(f"{where}: {exc}") from None
-    entries = [_entry(w, where, "workloads") for w in _as_list(raw["workloads"], where, "workloads")]
-    for entry in entries:
-        unknown = set(entry) - WORKLOAD_KEYS
-        if unknown:
-            key = sorted(unknown)[0]
-            raise UserError(f"{where}: workload '{entry['name']}' has unknown key '{key}'"
-                            f"{did_you_mean(key, WORKLOAD_KEYS)}; allowed: {', '.join(sorted(WORKLOAD_KEYS))}")
-        for key in WORKLOAD_KEYS - {"name"}:
-            if key in entry:
-                _check_positive_int(f"{where}: workload '{entry['name']}'", key, entry[key])
-    return Matrix(
-        budget=budget, tuning_seeds=tuning_seeds, schedules=list(dict.fromkeys(schedules)),
-        name=str(name), source=source, seeds=parse_seeds(raw.get("seeds", 3), where),
-        workloads=entries,
-        optimizers=[_entry(o, where, "optimizers") for o in _as_list(raw["optimizers"], where, "optimizers")],
-        steps=steps, plugins=plugins,
-    )
+        raise UserError(f"{where}, key 'schedules': {exc}") from None
+    workloads = [_workload(entry, where) for entry in _as_list(raw["workloads"], where, "workloads")]
+    optimizers = [_optimizer(entry, where) for entry in _as_list(raw["optimizers"], where, "optimizers")]
+    return check(Matrix(  # steps, budget and tuning_seeds are checked there
+        budget=raw.get("budget", "oneshot"), tuning_seeds=raw.get("tuning_seeds", 1),
+        schedules=list(dict.fromkeys(schedules)), name=_matrix_name(name, where), source=source,
+        seeds=parse_seeds(raw.get("seeds", 3), where), workloads=workloads,
+        optimizers=optimizers, steps=raw.get("steps"), plugins=plugins,
+    ))
 
 
 def with_overrides(matrix: Matrix, *, workloads: list[str] | None = None,
                    optimizers: list[str] | None = None, seeds: Any = None,
                    steps: int | None = None) -> Matrix:
     """The matrix with command-line (or `bench.run`) choices replacing its own; a step
-    budget given here overrides every workload's, its own entries' included."""
+    budget given here overrides every workload's, its own entries' included. None leaves
+    the matrix's own; an empty list is an error naming the flag."""
     changes: dict[str, Any] = {}
-    if workloads:
-        changes["workloads"] = [{"name": name} for name in workloads]
-    if optimizers:
-        changes["optimizers"] = [{"name": name} for name in optimizers]
+    origins = dict(matrix.origins)
+    for key, names in (("workloads", workloads), ("optimizers", optimizers)):
+        if names is None:
+            continue
+        flag = f"--{key}"
+        if isinstance(names, str) or not isinstance(names, (list, tuple)):
+            raise UserError(f"{flag} must be a list of names; got {_quote(names)}")
+        if not names:
+            raise UserError(f"{flag} names no {key[:-1]}: the matrix would have no cells;"
+                            f" give comma-separated names, e.g. {flag} {_EXAMPLE_FLAG[key]}")
+        changes[key] = [{"name": _check_name(name, flag, key)} for name in names]
+        origins[key] = flag
     if seeds is not None:
-        changes["seeds"] = parse_seeds(seeds)
+        changes["seeds"] = parse_seeds(seeds, "--seeds")
+        origins["seeds"] = "--seeds"
     if steps is not None:
-        _check_positive_int("--steps", "steps", steps)
+        _check_count("--steps", "steps", steps)
         changes["steps"] = steps
         changes["workloads"] = [{k: v for k, v in entry.items() if k != "steps"}
                                 for entry in changes.get("workloads", matrix.workloads)]
-    return dataclasses.replace(matrix, **changes)
+    return check(dataclasses.replace(matrix, origins=origins, **changes))
+
+
+def check(matrix: Matrix) -> Matrix:
+    """The whole matrix (also one built or changed in Python): no empty axis, every number
+    in range, and its size within MAX_CELLS, before a single cell is built. Returns it."""
+    where = f"matrix {matrix.source}"
+    for key in ("workloads", "optimizers", "schedules", "seeds"):
+        if not getattr(matrix, key):
+            raise UserError(f"{matrix.where(key)} is empty: the matrix would have no cells;"
+                            f" give at least one, e.g. {key} = {_EXAMPLE[key]}")
+    if matrix.steps is not None:
+        _check_count(where, "steps", matrix.steps)
+    parse_seeds(matrix.seeds, matrix.where("seeds"))
+    _check_count(where, "tuning_seeds", matrix.tuning_seeds)
+    if matrix.budget != "oneshot":
+        _check_budget(where, matrix.budget)
+        if matrix.tuning_seeds > len(matrix.seeds):
+            raise UserError(f"{where}: tuning_seeds = {matrix.tuning_seeds} but the matrix has"
+                            f" {len(matrix.seeds)} seeds; trials run on the first tuning_seeds"
+                            " of the seeds, so give at most that many")
+    size = planned_cells(matrix)
+    if size > MAX_CELLS:
+        per = f" x {_trials(matrix)} (the oneshot cell, budget trials, the tuned rerun)" \
+            if matrix.budget != "oneshot" else ""
+        raise UserError(
+            f"{where} asks for {size:,} cells ({len(matrix.workloads)} workloads x"
+            f" {len(matrix.schedules)} schedules x {len(matrix.optimizers)} optimizers{per});"
+            f" the limit is {MAX_CELLS:,}: split it into smaller matrices")
+    return matrix
+
+
+def planned_cells(matrix: Matrix) -> int:
+    """The most cells the matrix can make (duplicates are merged later), counted without
+    building any: workloads x schedules x optimizers x (1, or 1 + budget + 1 tuned)."""
+    return len(matrix.workloads) * len(matrix.schedules) * len(matrix.optimizers) * _trials(matrix)
 
 
 def parse_seeds(value: Any, where: str = "--seeds") -> list[int]:
     """3 -> [0, 1, 2]; [0, 5] -> [0, 5]; "0,5" -> [0, 5]."""
+    form = f"seeds must be a count (3) or a list (0,1,2) of at most {MAX_SEEDS:,} seeds"
     if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",")]
         try:
-            value = [int(v) for v in value.split(",")] if "," in value else int(value)
+            value = [int(p) for p in parts] if len(parts) > 1 else int(parts[0])
         except ValueError:
-            raise UserError(f"{where}: seeds must be a count (3) or a list (0,1,2); got '{value}'") from None
+            raise UserError(f"{where}: {form}; got {_quote(value)}") from None
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             raise UserError(f"{where}: seeds must be at least 1; got {value}")
+        if value > MAX_SEEDS:
+            raise UserError(f"{where}: seeds = {value} is more than the limit of {MAX_SEEDS:,}"
+                            " seeds per cell")
         return list(range(value))
-    if (isinstance(value, list) and value
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+    if isinstance(value, list) and not value:
+        raise UserError(f"{where}: seeds is an empty list, so there would be nothing to run;"
+                        " give a count (3) or at least one seed ([0])")
+    if (isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                        and 0 <= v <= MAX_SEED for v in value)):
         if len(set(value)) != len(value):
-            raise UserError(f"{where}: seeds {value} repeat a seed")
+            raise UserError(f"{where}: seeds {_quote(value)} repeat a seed")
+        if len(value) > MAX_SEEDS:
+            raise UserError(f"{where}: {len(value):,} seeds is more than the limit of"
+                            f" {MAX_SEEDS:,} seeds per cell")
         return list(value)
-    raise UserError(f"{where}: seeds must be a count (3) or a list of non-negative integers; got {value!r}")
+    raise UserError(f"{where}: {form}, each from 0 to {MAX_SEED}; got {_quote(value)}")
+
+
+def _trials(matrix: Matrix) -> int:
+    return 1 if matrix.budget == "oneshot" else matrix.budget + 2
+
+
+def _preset_name(preset: Any) -> str:
+    available = presets()
+    if preset is None:
+        return "quick"
+    if not isinstance(preset, str) or not preset.strip():
+        raise UserError(f"the preset name is empty; presets: {', '.join(available)}")
+    if any(mark in preset for mark in ("/", "\\", "..")) or not preset.isprintable():
+        raise UserError(f"preset {_quote(preset)} is not a preset name; presets:"
+                        f" {', '.join(available)} (to run a matrix file, give its path:"
+                        " optbench run FILE.toml)")
+    if preset not in available:
+        raise UserError(f"unknown preset {_quote(preset)}{did_you_mean(preset, available)};"
+                        f" presets: {', '.join(available)}")
+    return preset
+
+
+def _matrix_name(name: Any, where: str) -> str:
+    """The matrix's name: it names its results folder, so no path in it."""
+    if (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME
+            or not name.isprintable() or any(mark in name for mark in "/\\")
+            or name.startswith(".")):
+        raise UserError(f"{where}: 'name' must be a name of 1 to {MAX_NAME} printable"
+                        " characters without / or \\ and not starting with '.' (it names the"
+                        f" results folder); got {_quote(name)}")
+    return name
+
+
+def _check_name(name: Any, where: str, key: str) -> str:
+    """A workload or optimizer name: a non-empty printable string (resolved in expand)."""
+    if not isinstance(name, str) or not name.strip() or not name.isprintable() \
+            or len(name) > 200:
+        raise UserError(f"{where}: {_quote(name)} is not a valid {key[:-1]} name; give a name"
+                        f" from `optbench list {key}`")
+    return name
 
 
 def _as_list(value: Any, where: str, key: str) -> list:
     if isinstance(value, (str, dict)):
         return [value]
     if not isinstance(value, list):
-        raise UserError(f"{where}: '{key}' must be a list of names or tables")
+        raise UserError(f"{where}: '{key}' must be a list of names or tables; got {_quote(value)}")
     return value
 
 
 def _entry(value: Any, where: str, key: str) -> dict[str, Any]:
     if isinstance(value, str):
-        return {"name": value}
+        return {"name": _check_name(value, f"{where}, key '{key}'", key)}
     if isinstance(value, dict) and isinstance(value.get("name"), str):
+        _check_name(value["name"], f"{where}, key '{key}'", key)
         return dict(value)
-    raise UserError(f"{where}: each of '{key}' must be a name or a table with a 'name'; got {value!r}")
+    raise UserError(f"{where}: each of '{key}' must be a name or a table with a 'name';"
+                    f" got {_quote(value)}")
 
 
-def _check_positive_int(where: str, key: str, value: Any) -> None:
+def _workload(value: Any, where: str) -> dict[str, Any]:
+    entry = _entry(value, where, "workloads")
+    unknown = set(entry) - WORKLOAD_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise UserError(f"{where}: workload {_quote(entry['name'])} has unknown key"
+                        f" {_quote(key)}{did_you_mean(key, WORKLOAD_KEYS)}; allowed:"
+                        f" {', '.join(sorted(WORKLOAD_KEYS))}")
+    for key in sorted(WORKLOAD_KEYS - {"name"}):
+        if key in entry:
+            _check_count(f"{where}: workload {_quote(entry['name'])}", key, entry[key])
+    return entry
+
+
+def _optimizer(value: Any, where: str) -> dict[str, Any]:
+    """An optimizer entry; its hyperparameters are checked in expand (by the registry), the
+    shape of its search space here."""
+    entry = _entry(value, where, "optimizers")
+    search = entry.get("search")
+    if "search" in entry and (not isinstance(search, dict) or not search):
+        raise UserError(
+            f"{where}, key 'optimizers': optimizer {_quote(entry['name'])}: search must be a"
+            " table of hyperparameter = [low, high] (or = [option, ...]), e.g. search ="
+            f" {{learning_rate = [1e-4, 1e-1]}}; got search = {_quote(search)}")
+    return entry
+
+
+def _check_count(where: str, key: str, value: Any) -> None:
+    """A positive integer at most LIMITS[key]."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{where}: '{key}' must be a positive integer; got {value!r}")
+        raise UserError(f"{where}: '{key}' must be a positive integer; got {_quote(value)}")
+    if value > LIMITS[key]:
+        raise UserError(f"{where}: '{key}' = {_quote(value)} is more than the limit of"
+                        f" {LIMITS[key]:,}")
+
+
+def _check_budget(where: str, budget: Any) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise UserError(f"{where}: 'budget' must be \"oneshot\" or a number of trials (a"
+                        f" positive integer); got {_quote(budget)}")
+    _check_count(where, "budget", budget)
+
+
+def _quote(value: Any) -> str:
+    """A user's value in a message: repr-quoted (so it stays on one line), TOML's true and
+    false for booleans, and cut to 60 characters."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _path(path: Path) -> str:
+    """A path in a message: as it is, unless it would break the line."""
+    return str(path) if str(path).isprintable() else repr(str(path))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

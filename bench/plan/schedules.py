@@ -56,12 +56,12 @@ class Schedule:
             raise ScheduleError(f"a schedule is a name or a table with a 'name'; got {entry!r}")
         name = entry.pop("name")
         if name not in DEFAULTS:
-            raise ScheduleError(f"unknown schedule '{name}'{did_you_mean(name, DEFAULTS)};"
+            raise ScheduleError(f"unknown schedule {name!r}{did_you_mean(name, DEFAULTS)};"
                                 f" schedules: {', '.join(DEFAULTS)}")
-        unknown = set(entry) - set(DEFAULTS[name])
+        unknown = [k if k.isprintable() else repr(k) for k in sorted(set(entry) - set(DEFAULTS[name]))]
         if unknown:
             raise ScheduleError(f"schedule '{name}' takes {', '.join(DEFAULTS[name]) or 'nothing'};"
-                                f" got {', '.join(sorted(unknown))}")
+                                f" got {', '.join(unknown)}")
         values = {**DEFAULTS[name], **entry}
         for key, value in values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:

@@ -37,11 +37,15 @@ class SearchSpaceError(ValueError):
 def search_space(spec: OptimizerSpec, given: Mapping[str, Any] | None) -> dict[str, Dimension]:
     """The registered space, with the ranges `given` (name -> [low, high] or a list of
     options) replacing or adding dimensions."""
+    if given is not None and (not isinstance(given, Mapping) or not given):
+        raise SearchSpaceError(
+            f"optimizer '{spec.name}': search must be a table of hyperparameter = [low, high]"
+            f" (or = [option, ...]), e.g. search = {{learning_rate = [1e-4, 1e-1]}}; got {given!r}")
     space = dict(spec.space)
     for name, value in (given or {}).items():
         if name not in spec.defaults:
             raise SearchSpaceError(
-                f"optimizer '{spec.name}' has no hyperparameter '{name}' to search"
+                f"optimizer '{spec.name}' has no hyperparameter {name!r} to search"
                 f"{did_you_mean(name, spec.defaults)}; it takes: {', '.join(sorted(spec.defaults))}")
         space[name] = _dimension(spec, name, value, space.get(name))
     if not space:
@@ -52,11 +56,11 @@ def search_space(spec: OptimizerSpec, given: Mapping[str, Any] | None) -> dict[s
 
 def _dimension(spec: OptimizerSpec, name: str, value: Any, registered: Dimension | None) -> Dimension:
     where = f"optimizer '{spec.name}': search range for '{name}'"
-    if isinstance(value, list) and value and all(isinstance(v, (str, bool)) for v in value):
-        return Choice(tuple(value), default=spec.defaults[name] if spec.defaults[name] in value else value[0])
+    if spec.kind(name) != "number" or isinstance(spec.allowed(name), tuple):
+        return _options(spec, name, value, where)
     if (not isinstance(value, list) or len(value) != 2
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise SearchSpaceError(f"{where} must be [low, high]; got {value!r}")
+        raise SearchSpaceError(f"{where} must be [low, high], two numbers; got {value!r}")
     low, high = float(value[0]), float(value[1])
     if not (math.isfinite(low) and math.isfinite(high)):
         raise SearchSpaceError(f"{where} must be finite; got {value!r}")
@@ -67,8 +71,37 @@ def _dimension(spec: OptimizerSpec, name: str, value: Any, registered: Dimension
     log = isinstance(registered, LogUniform) or (registered is None and name in _LOG_SCALE)
     if log and low <= 0:
         raise SearchSpaceError(f"{where} is searched on a log scale and needs low > 0; got {low:g}")
+    for bound in value:  # both ends must be values the optimizer takes
+        try:
+            spec.check(name, bound)
+        except RegistryError as exc:
+            raise SearchSpaceError(f"{where} [{value[0]}, {value[1]}] reaches outside the values"
+                                   f" it takes: {_detail(spec, exc)}") from None
     default = min(max(float(spec.defaults[name]), low), high) if isinstance(spec.defaults[name], (int, float)) else low
     return LogUniform(low, high, default) if log else Uniform(low, high, default)
+
+
+def _options(spec: OptimizerSpec, name: str, value: Any, where: str) -> Choice:
+    """A list of the values to try, for a hyperparameter that is not a real number (a flag,
+    a string, an integer, one of declared options)."""
+    kind = {"bool": "values to try, e.g. [true, false]", "str": "strings to try",
+            "int": "integers to try, e.g. [5, 10, 20]"}.get(spec.kind(name), "values to try")
+    if not isinstance(value, list) or not value:
+        raise SearchSpaceError(f"{where} must be a non-empty list of the {kind}; got {value!r}")
+    for option in value:
+        try:
+            spec.check(name, option)
+        except RegistryError as exc:
+            raise SearchSpaceError(f"{where}: {_detail(spec, exc)}") from None
+    if len({(type(v), v) for v in value}) != len(value):
+        raise SearchSpaceError(f"{where} repeats an option: {value!r}")
+    default = spec.defaults[name]
+    return Choice(tuple(value), default=default if default in value else value[0])
+
+
+def _detail(spec: OptimizerSpec, exc: RegistryError) -> str:
+    """The registry's message without its "optimizer 'name': " (the caller says it)."""
+    return str(exc).removeprefix(f"optimizer '{spec.name}': ")
 
 
 def draw(space: Mapping[str, Dimension], trials: int, seed: int) -> list[dict[str, Any]]:
@@ -104,7 +137,17 @@ def trial_cells(base: Cell, spec: OptimizerSpec, entry: Mapping[str, Any], budge
     """`budget` quasi-random points of the optimizer's search space, as cells of `base`
     trained with its first `tuning_seeds` seeds. What the matrix set stays set."""
     fixed = {k: v for k, v in entry.items() if k not in ("name", "search")}
-    space = {k: d for k, d in search_space(spec, entry.get("search")).items() if k not in fixed}
+    given = entry.get("search")
+    both = sorted(set(fixed) & set(given)) if isinstance(given, Mapping) else []
+    if both:
+        raise SearchSpaceError(f"optimizer '{spec.name}': {both[0]!r} is both set"
+                               f" ({both[0]} = {fixed[both[0]]!r}) and searched; drop one")
+    space = {k: d for k, d in search_space(spec, given).items() if k not in fixed}
+    if not space:
+        raise SearchSpaceError(f"optimizer '{spec.name}': the matrix sets every hyperparameter"
+                               f" of its search space ({', '.join(sorted(fixed))}), so there is"
+                               " nothing to tune; search one (search = {name = [low, high]})"
+                               " or use budget = \"oneshot\"")
     points = draw(space, budget, stream_seed(base.workload, base.label))
     trials = []
     for index, point in enumerate(points):
