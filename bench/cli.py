@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, RegistryError) as exc:
         print(f"optbench: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a path the user gave that the system refuses (too long, a loop)
+        where = f"{str(exc.filename)[:120]}: " if exc.filename else ""
+        print(f"optbench: error: {_one_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("optbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -191,9 +195,6 @@ def _cmd_run(args) -> int:
     from bench.run.driver import run_matrix
     from bench.run.executors import Limits
 
-    if args.resume and args.force:
-        raise UserError("--resume and --force contradict each other: --resume skips finished"
-                        " cells, --force reruns them; pass one")
     for flag in ("out", "data_dir"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
             raise UserError(f"--{flag.replace('_', '-')} is empty; give a folder")

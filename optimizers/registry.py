@@ -197,6 +197,9 @@ def register_factory(name: str, factory: Callable[..., optax.GradientTransformat
                      **hyperparameters: Any) -> OptimizerSpec:
     if not name or not isinstance(name, str):
         raise RegistryError(f"an optimizer name must be a non-empty string, got {name!r}")
+    if not name.isprintable() or len(name) > 200 or name != name.strip():
+        raise RegistryError(f"optimizer name {name!r} must be printable text of at most 200"
+                            " characters, without line breaks or surrounding spaces")
     if name in _REGISTRY:
         raise RegistryError(
             f"optimizer name '{name}' is already taken (registered by {_REGISTRY[name].source})"

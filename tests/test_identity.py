@@ -39,11 +39,14 @@ def test_editing_a_plugin_reruns_its_cells_and_says_which_file_changed(tmp_path)
     assert edited.returncode == 0, edited.stderr
     assert "rerunning synthetic-mlp x test:plain_sgd: plugin:plug.py changed" in edited.stderr
     assert "1 of 2 cells already finished" in edited.stderr  # optax:sgd's code did not change
-    runs = load(out).runs
-    new_id = runs.loc[runs["optimizer"] == "test:plain_sgd", "cell_id"].unique()
-    assert len(new_id) == 2 and set(new_id) - first  # both versions kept, the new one added
-    mine = runs[runs["optimizer"] == "test:plain_sgd"]
-    assert mine.groupby("cell_id")["final_val_loss"].first().nunique() == 2  # new numbers
+    results = load(out)
+    new_id = results.runs.loc[results.runs["optimizer"] == "test:plain_sgd", "cell_id"].unique()
+    assert len(new_id) == 1 and new_id[0] not in first  # the new version supersedes the old
+    assert first < set(p.stem for p in (out / "cells").glob("*.json"))  # whose files stay
+    assert any("rerun under changed code" in note for note in results.notes)
+    old_curves = pd.read_parquet(next(out.glob(f"cells/{(first - {*results.runs.cell_id}).pop()}.parquet")))
+    assert old_curves["val_loss"].iloc[-1] != results.curves.loc[
+        results.curves["cell_id"] == new_id[0], "val_loss"].iloc[-1]  # new numbers
 
 
 def test_a_cells_id_covers_its_optimizer_workload_model_and_engine_code():

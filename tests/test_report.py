@@ -9,18 +9,20 @@ import pytest
 import bench
 from bench.report import compare, report
 from bench.run.schema import SCHEMA_VERSION
+from bench.run.store import write_tables
 from tests.conftest import ROOT, run_optbench
 
 
 def variant(smoke_run, tmp_path, name, edit_runs=None, edit_curves=None):
-    """A copy of the smoke run whose tables `edit_*` changed (the manifest kept)."""
+    """A copy of the smoke run whose tables `edit_*` changed (the manifest kept), shared as
+    tables without their cell files."""
     out = tmp_path / name
     out.mkdir()
     shutil.copy(smoke_run / "manifest.json", out / "manifest.json")
     runs = pd.read_parquet(smoke_run / "runs.parquet")
     curves = pd.read_parquet(smoke_run / "curves.parquet")
-    (edit_runs(runs) if edit_runs else runs).to_parquet(out / "runs.parquet", index=False)
-    (edit_curves(curves) if edit_curves else curves).to_parquet(out / "curves.parquet", index=False)
+    write_tables(out, edit_runs(runs) if edit_runs else runs,
+                 edit_curves(curves) if edit_curves else curves, token=name)
     return out
 
 

@@ -14,31 +14,40 @@ import pytest
 
 from tests.conftest import ROOT, run_optbench
 
-# five cells, one program of two trials among them (tests/matrices/resilience.toml)
-MATRIX = [str(ROOT / "tests" / "matrices" / "resilience.toml")]
+# five cells, one program of two trials among them (tests/matrices/resilience.toml); the
+# gated matrix adds a last cell that waits at a gate the test opens (tests/plugins/gate.py)
+GATED = [str(ROOT / "tests" / "matrices" / "gated.toml")]
 METRICS = ["cell_id", "seed", "status", "trials_in_program", "final_train_loss",
            "final_val_accuracy", "final_test_accuracy", "target_step", "algoperf_step"]
 
 
-def start(out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", *MATRIX, "--out", str(out),
-                             *extra], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_gated(out: Path, gate: Path, *extra: str) -> subprocess.Popen:
+    """The gated matrix in its own process; its last cell waits until `gate`/release exists."""
+    gate.mkdir(exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", *GATED, "--out", str(out),
+                             *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT),
+                                 "OPTBENCH_TEST_GATE": str(gate)}, text=True)
 
 
-def wait_for_cells(out: Path, count: int, process: subprocess.Popen, limit: float = 240) -> None:
-    deadline = time.time() + limit
-    while len(list((out / "cells").glob("*.json"))) < count:
+def wait_at_gate(gate: Path, process: subprocess.Popen) -> None:
+    """Until the gated cell is in flight (it wrote `started`): an event, not a guess. The
+    deadline only turns a broken run into a failure instead of a hang."""
+    deadline = time.monotonic() + 600
+    while not (gate / "started").exists():
         assert process.poll() is None, process.communicate()
-        assert time.time() < deadline, "no cells finished in time"
-        time.sleep(0.05)
+        assert time.monotonic() < deadline, "the gated cell never started"
+        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> pd.DataFrame:
-    out = tmp_path_factory.mktemp("whole") / "run"
-    result = run_optbench("run", *MATRIX, "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    """The gated matrix run whole, its gate open from the start."""
+    out, gate = tmp_path_factory.mktemp("whole") / "run", tmp_path_factory.mktemp("gate")
+    (gate / "release").touch()
+    process = start_gated(out, gate)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
     return pd.read_parquet(out / "runs.parquet")
 
 
@@ -51,22 +60,24 @@ def same_results(out: Path, reference: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGKILL, -9), (signal.SIGINT, 130)])
 def test_killed_mid_run_then_rerun_loses_only_cells_in_flight(tmp_path, uninterrupted, sig, code):
-    out = tmp_path / "run"
-    process = start(out)
-    wait_for_cells(out, 2, process)
+    out, gate = tmp_path / "run", tmp_path / "gate"
+    process = start_gated(out, gate)
+    wait_at_gate(gate, process)  # five cells saved, the sixth in flight
     process.send_signal(sig)
-    _, stderr = process.communicate(timeout=120)
+    (gate / "release").touch()  # a SIGINT is raised once the main thread runs Python again
+    _, stderr = process.communicate(timeout=300)
     assert process.returncode == code, stderr
     if sig == signal.SIGINT:
         assert "interrupted: finished cells are saved" in stderr and "Traceback" not in stderr
-        assert len(pd.read_parquet(out / "runs.parquet")["cell_id"].unique()) >= 2
+        assert len(pd.read_parquet(out / "runs.parquet")["cell_id"].unique()) == 5
     finished = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
-    assert len(finished) >= 2
+    assert len(finished) == 5
     assert not list(out.rglob("*.tmp")) or sig == signal.SIGKILL  # SIGINT cleans up its temp files
 
-    rerun = run_optbench("run", *MATRIX, "--out", str(out))
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(finished)} of 5 cells already finished" in rerun.stderr
+    rerun = start_gated(out, gate)
+    _, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr
+    assert "5 of 6 cells already finished" in stderr
     for name, mtime in finished.items():  # not recomputed, not rewritten
         assert (out / "cells" / name).stat().st_mtime_ns == mtime
     same_results(out, uninterrupted)
@@ -90,14 +101,28 @@ def test_a_different_matrix_is_refused_unless_resume_or_force(tmp_path):
 def test_a_folder_in_use_is_refused(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    with open(out / ".lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        lock.write("pid 4242")
-        lock.flush()
+    (out / ".lock").write_text("pid 4242")
+    folder = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = run_optbench("run", "--preset", "smoke", "--steps", "50", "--out", str(out))
+    finally:
+        os.close(folder)
     assert result.returncode == 2
     assert "is in use by another optbench run (pid 4242)" in result.stderr
     assert run_optbench("run", "--preset", "smoke", "--steps", "50", "--out", str(out)).returncode == 0
+
+
+def test_deleting_the_lock_file_mid_run_does_not_let_a_second_run_in(tmp_path):
+    out, gate = tmp_path / "run", tmp_path / "gate"
+    first = start_gated(out, gate)
+    wait_at_gate(gate, first)
+    (out / ".lock").unlink()
+    second = run_optbench("run", *GATED, "--out", str(out))
+    (gate / "release").touch()
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert second.returncode == 2 and "is in use by another optbench run" in second.stderr
 
 
 def test_a_damaged_cell_file_is_set_aside_and_rerun(tmp_path):
@@ -123,8 +148,9 @@ def bad_folder(tmp_path, smoke_run, damage):
 
 
 @pytest.mark.parametrize("damage,command,message", [
-    (lambda o: (o / "runs.parquet").write_bytes(b"garbage"), "report", "is corrupt"),
-    (lambda o: (o / "manifest.json").write_text("{not json"), "report", "is unreadable or not JSON"),
+    (lambda o: (o / "runs.parquet").write_bytes(b"garbage"), "report",
+     "has no cells/ folder and its runs.parquet and curves.parquet are missing, damaged"),
+    (lambda o: (o / "manifest.json").write_text("{not json"), "report", "is damaged: unreadable or not JSON"),
     (lambda o: (o / "manifest.json").write_text(json.dumps({"schema_version": 99})), "report",
      "has results schema version 99; this optbench reads version 2"),
     (lambda o: (o / "manifest.json").write_text(json.dumps({"schema_version": 99})), "run",
@@ -142,7 +168,7 @@ def test_damaged_or_foreign_folders_are_one_line_errors(tmp_path, smoke_run, dam
 def test_an_unwritable_output_is_one_line():
     result = run_optbench("run", "--preset", "smoke", "--out", "/proc/optbench-results")
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "cannot create results folder" in result.stderr
+    assert result.stderr.count("\n") == 1 and "cannot create folder" in result.stderr
 
 
 FAULTY = '''
@@ -198,6 +224,6 @@ def test_faulty_optimizers_end_in_their_status_and_the_rest_completes(tmp_path):
 def test_other_executors_give_the_local_executors_results(tmp_path, uninterrupted, executor):
     pytest.importorskip("dask.distributed") if "dask" in executor else None
     out = tmp_path / "run"
-    result = run_optbench("run", *MATRIX, "--out", str(out), *executor)
+    result = run_optbench("run", *GATED, "--out", str(out), *executor)  # the gate stays open
     assert result.returncode == 0, result.stderr
     same_results(out, uninterrupted)

@@ -170,7 +170,7 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["workload", "rank"]).reset_index(drop=True)
 
 
-DISTINGUISHING = ("steps", "batch_size", "eval_every", "schedule", "hparams", "seeds", "trial")
+DISTINGUISHING = ("steps", "batch_size", "eval_every", "schedule", "hparams", "trial")
 
 
 def label_cells(runs: pd.DataFrame) -> pd.DataFrame:
@@ -180,15 +180,15 @@ def label_cells(runs: pd.DataFrame) -> pd.DataFrame:
     never pool in a table or a plot, and never look alike. Idempotent."""
     if not len(runs):
         return runs
+    columns = [c for c in DISTINGUISHING if c in runs]  # a table built by hand may lack some
     cells = runs.groupby("cell_id", sort=False).agg(
         workload=("workload", "first"), label=("label", "first"),
-        **{c: (c, "first") for c in DISTINGUISHING if c not in ("seeds",)},
-        seeds=("seed", lambda s: ",".join(map(str, sorted(s)))))
+        **{c: (c, "first") for c in columns}, seeds=("seed", lambda s: ",".join(map(str, sorted(s)))))
     labels = cells["label"].copy()
     for _, group in cells.groupby(["workload", "label"]):
         if len(group) < 2:
             continue
-        differing = [c for c in DISTINGUISHING if group[c].astype(str).nunique() > 1]
+        differing = [c for c in [*columns, "seeds"] if group[c].astype(str).nunique() > 1]
         for cell_id, row in group.iterrows():
             parts = [f"{c} {row[c]}" for c in differing] or [cell_id[:8]]
             labels[cell_id] = f"{row['label']} ({', '.join(parts)})"

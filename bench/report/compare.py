@@ -162,9 +162,10 @@ def terminal_table(comparison: Comparison):
 
 
 def markdown(comparison: Comparison) -> str:
-    lines = [f"# optbench compare: {' vs '.join(comparison.names)}", "",
-             f"Metric: `{comparison.metric}`; baseline: `{comparison.names[0]}`.", ""]
-    lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
+    text = render.markdown_text
+    lines = [f"# optbench compare: {text(' vs '.join(comparison.names))}", "",
+             f"Metric: `{comparison.metric}`; baseline: {text(comparison.names[0])}.", ""]
+    lines += [f"> {text(note)}" for note in comparison.notes] + ([""] if comparison.notes else [])
     lines += render.markdown(render.Table(table(comparison).header, table(comparison).rows))
     if comparison.only_in:
         lines += ["", "## Cells in some runs only", ""]

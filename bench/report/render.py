@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -41,9 +42,17 @@ def sort_key(value: float) -> float:
     return float(value) if _finite(value) else 1e300
 
 
+MARKDOWN_SPECIAL = re.compile(r"([\\|*_`<>$~]|\](?=\())")  # what formats text in a table cell
+
+
+def markdown_text(text: str) -> str:
+    """`text` shown verbatim in markdown: formatting characters backslash-escaped (as
+    CommonMark allows for any ASCII punctuation), line breaks as spaces."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
 def markdown(table: Table) -> list[str]:
-    def cell(text: str) -> str:
-        return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    cell = markdown_text
     lines = [f"**{cell(table.title)}**", ""] if table.title else []
     return lines + (["| " + " | ".join(map(cell, table.header)) + " |", "|" + "---|" * len(table.header)]
                     + ["| " + " | ".join(cell(text) for text, _ in row) + " |" for row in table.rows])

@@ -120,10 +120,11 @@ def write(report: Report, out: Path | None = None) -> dict[str, Path]:
 
 
 def markdown(report: Report, figures: list[tuple[str, Path]], out: Path) -> str:
-    lines = [f"# optbench report: {report.name}", "", provenance(report.results.manifest), ""]
-    lines += [f"> {note}" for note in report.notes] + ([""] if report.notes else [])
+    text = render.markdown_text
+    lines = [f"# optbench report: {text(report.name)}", "", text(provenance(report.results.manifest)), ""]
+    lines += [f"> {text(note)}" for note in report.notes] + ([""] if report.notes else [])
     for table in tables(report):
-        lines += [f"## {table.title}", "", *render.markdown(
+        lines += [f"## {text(table.title)}", "", *render.markdown(
             render.Table(table.header, table.rows)), ""]
     for title, path in figures:
         lines += [f"### {title}", "", f"![{title}]({path.relative_to(out).as_posix()})", ""]

@@ -25,6 +25,9 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
                limits: Limits = Limits()) -> int:
     """Returns the exit code: 0 if every cell ended done or diverged, 1 if any errored or
     timed out (after all the others ran), 130 when interrupted."""
+    if resume and force:
+        raise UserError("--resume and --force contradict each other: --resume skips finished"
+                        " cells, --force reruns them; pass one")
     console = wide_console(stderr=True)
     store = RunStore(out)
     config = {"matrix": dataclasses.asdict(matrix), "cells": sorted(c.spec_key for c in cells)}

@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # the store itself stays free of JAX, so reports can read it 
 MANIFEST = "manifest.json"
 TABLES = {"runs": schema.RUNS, "curves": schema.CURVES}  # runs.parquet, curves.parquet
 GENERATION_KEY = b"optbench.generation"
-__all__ = ["RunStore", "Results", "load", "repair", "atomic_write", "write_json"]
+__all__ = ["RunStore", "Results", "load", "repair", "write_tables"]
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,8 @@ class RunStore:
         """The manifest, checked: a missing, damaged or other-version one is a UserError."""
         path = self.root / MANIFEST
         if not self.root.is_dir():
-            raise UserError(f"{self.root} is not a folder"
-                            + ("" if self.root.exists() else " (it does not exist)"))
+            raise UserError(f"{self.root} is not an optbench results folder ("
+                            + ("it is a file)" if self.root.exists() else "it does not exist)"))
         try:
             manifest = read_json(path)
         except FileNotFoundError:
@@ -205,27 +205,35 @@ class RunStore:
         remove_temporaries(self.root)
         scan = self.scan(set_aside=True)
         runs, curves = _tables(scan)
-        token = scan.token().encode()
-        for name, table in (("curves", curves), ("runs", runs)):
-            arrow = pa.Table.from_pandas(table, preserve_index=False)
-            arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
-                                                   GENERATION_KEY: token})
-            atomic_write(self.root / f"{name}.parquet", lambda tmp, t=arrow: pq.write_table(t, tmp))
+        write_tables(self.root, runs, curves, scan.token())
         return runs, curves
 
-    def merged(self, token: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-        """The merged tables when both are of generation `token` and of this schema."""
-        found = []
+    def merged(self, token: str | None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """The merged tables when both are of this schema and of one generation: `token`,
+        or any one when None (a folder shared without its cells/, whose tables may also
+        come from elsewhere, untokened)."""
+        found, tokens = [], set()
         for name, columns in TABLES.items():
             try:
                 arrow = pq.read_table(self.root / f"{name}.parquet")
             except Exception:  # noqa: BLE001  missing or damaged: pyarrow raises several types
                 return None
-            if (arrow.schema.metadata or {}).get(GENERATION_KEY) != token.encode() \
-                    or arrow.schema.names != schema.names(columns):
+            tokens.add((arrow.schema.metadata or {}).get(GENERATION_KEY))
+            if arrow.schema.names != schema.names(columns):
                 return None
             found.append(arrow.to_pandas())
+        if len(tokens) != 1 or (token is not None and tokens != {token.encode()}):
+            return None
         return found[0], found[1]
+
+
+def write_tables(root: Path, runs: pd.DataFrame, curves: pd.DataFrame, token: str) -> None:
+    """runs.parquet and curves.parquet as one generation: both carry `token`."""
+    for name, table in (("curves", curves), ("runs", runs)):
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                               GENERATION_KEY: token.encode()})
+        atomic_write(Path(root) / f"{name}.parquet", lambda tmp, t=arrow: pq.write_table(t, tmp))
 
 
 @dataclass(frozen=True)
@@ -246,6 +254,15 @@ def load(root: str | Path) -> Results:
     damaged folder is a one-line UserError."""
     store = RunStore(root)
     manifest = store.manifest()
+    if not store.cells_dir.is_dir():  # tables shared without their cell files: as they are
+        if not any((store.root / f"{name}.parquet").exists() for name in TABLES):
+            return Results(store.root, manifest, *_tables(Scan()))  # nothing finished yet
+        tables_ = store.merged(None)
+        if tables_ is None:
+            raise UserError(f"{store.root} has no cells/ folder and its runs.parquet and"
+                            " curves.parquet are missing, damaged or not one generation;"
+                            " the cell files are needed to rebuild them")
+        return Results(store.root, manifest, *tables_)
     scan = store.scan()
     notes = []
     tables_ = store.merged(scan.token()) if not scan.damaged else None

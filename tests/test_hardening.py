@@ -1,0 +1,321 @@
+"""Nothing lost, nothing unsafe, never a traceback: the results folder, reports and
+comparisons under hostile input (damaged files, links, full disks, odd labels, pooled
+cells)."""
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import bench
+from bench import cli
+from bench.report import analysis, compare, report
+from bench.run import files
+from bench.run.store import GENERATION_KEY, RunStore, write_tables
+from tests.conftest import run_optbench
+
+SMOKE = ["run", "--preset", "smoke"]  # the matrix of the shared smoke_run
+NAN_PLUGIN = '''
+import jax, jax.numpy as jnp, optax
+from optimizers import register
+
+@register(NAME)
+def nan(learning_rate: float = 0.1):
+    def update(grads, state, params=None):
+        return jax.tree.map(lambda g: g * jnp.nan, grads), state
+    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+'''
+
+
+def one_line_error(result, *words):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+@pytest.fixture
+def run_copy(smoke_run, tmp_path):
+    """A private copy of the shared smoke run, cell files included."""
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run, out)
+    return out
+
+
+# ---- merged tables: one generation, rebuilt from cells/ when they disagree -------------------
+
+def test_a_deleted_curves_table_is_rebuilt_from_the_cells(run_copy, smoke_run):
+    (run_copy / "curves.parquet").unlink()
+    results = bench.load(run_copy)
+    assert len(results.curves) == len(bench.load(smoke_run).curves) > 0
+    assert (run_copy / "curves.parquet").exists()  # written back: nobody held the folder
+
+
+def test_tables_of_two_generations_are_never_mixed(run_copy, tmp_path):
+    """A kill between the two renames leaves runs.parquet of an older generation."""
+    runs = pd.read_parquet(run_copy / "runs.parquet")
+    write_tables(tmp_path, runs[runs["optimizer"] == "optax:sgd"],
+                 pd.read_parquet(run_copy / "curves.parquet"), token="older")
+    shutil.copy(tmp_path / "runs.parquet", run_copy / "runs.parquet")
+    (run_copy / ".runs.parquet.x1.tmp").write_bytes(b"left by a kill")
+    results = bench.load(run_copy)
+    assert set(results.runs["optimizer"]) == {"optax:sgd", "optax:adam"}
+    assert set(results.curves["cell_id"]) == set(results.runs["cell_id"])
+    tokens = {pq.read_schema(run_copy / f"{t}.parquet").metadata[GENERATION_KEY] for t in ("runs", "curves")}
+    assert len(tokens) == 1
+    assert not list(run_copy.glob("*.tmp"))
+
+
+def test_cells_finished_before_a_kill_are_reported_without_a_merge(run_copy):
+    for name in ("runs.parquet", "curves.parquet"):
+        (run_copy / name).unlink()
+    result = run_optbench("report", str(run_copy))
+    assert result.returncode == 0, result.stderr
+    assert "no finished cell" not in result.stdout and "optax:adam" in result.stdout
+
+
+def test_a_foreign_table_in_place_of_runs_is_replaced(run_copy):
+    pd.DataFrame({"x": [1, 2]}).to_parquet(run_copy / "runs.parquet")
+    assert len(bench.load(run_copy).runs) == 4
+    assert "cell_id" in pd.read_parquet(run_copy / "runs.parquet")
+
+
+@pytest.mark.parametrize("damage", [
+    '{"schema_version": 2, "id": "x"}', '{"schema_version": 1, "id": "x"}', "[]", "null",
+    '{"schema_version": "2", "id": "x"}', "{not json",
+])
+def test_a_damaged_cell_record_is_set_aside_and_its_cell_rerun(run_copy, damage):
+    victim = sorted((run_copy / "cells").glob("*.json"))[0]
+    victim.write_text(damage.replace('"x"', json.dumps(victim.stem)))
+    (run_copy / "cells" / "x.json").write_text(damage)
+    result = run_optbench(*SMOKE, "--out", str(run_copy))
+    assert result.returncode == 0, result.stderr
+    assert "1 of 2 cells already finished" in result.stderr
+    assert victim.with_suffix(".json.corrupt").exists() and (run_copy / "cells" / "x.json.corrupt").exists()
+    assert len(bench.load(run_copy).runs["cell_id"].unique()) == 2
+
+
+@pytest.mark.parametrize("manifest,why", [
+    ("[]", "not a JSON object"), ("null", "not a JSON object"),
+    ('{"schema_version": "1"}', "schema_version is '1', not a whole number"),
+    ('{"schema_version": 2, "config": 5}', "config is not a table"),
+    ('{"schema_version": 2, "config": {"cells": [1, 2]}}', "config is not a table"),
+])
+def test_a_damaged_manifest_is_one_line_and_repair_recovers_the_folder(run_copy, manifest, why):
+    (run_copy / "manifest.json").write_text(manifest)
+    for command in (["report", str(run_copy)], [*SMOKE, "--out", str(run_copy)]):
+        one_line_error(run_optbench(*command), why, f"optbench repair {run_copy}")
+    repaired = run_optbench("repair", str(run_copy))
+    assert repaired.returncode == 0 and "2 cell(s) kept" in repaired.stdout, repaired.stderr
+    again = run_optbench(*SMOKE, "--out", str(run_copy))  # the advice works: it resumes
+    assert again.returncode == 0 and "2 of 2 cells already finished" in again.stderr, again.stderr
+
+
+def test_a_deleted_manifest_points_to_repair(run_copy):
+    (run_copy / "manifest.json").unlink()
+    one_line_error(run_optbench("report", str(run_copy)), f"optbench repair {run_copy}")
+    assert run_optbench("repair", str(run_copy)).returncode == 0
+    assert len(bench.load(run_copy).runs) == 4
+
+
+# ---- never pool different cells ---------------------------------------------------------------
+
+def test_a_resume_with_more_seeds_never_pools_the_two_cells(tmp_path):
+    out = tmp_path / "run"
+    assert run_optbench(*SMOKE, "--optimizers", "optax:sgd", "--seeds", "2", "--out", str(out)).returncode == 0
+    resumed = run_optbench(*SMOKE, "--optimizers", "optax:sgd", "--seeds", "3", "--resume",
+                           "--out", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    cells = analysis.cell_table(bench.load(out).runs)
+    assert sorted(cells["seeds"]) == [2, 3]
+    assert set(cells["label"]) == {"optax:sgd (seeds 0,1)", "optax:sgd (seeds 0,1,2)"}
+    compared = compare.compare([bench.load(out), bench.load(out)], "final_test_accuracy").rows
+    assert sorted(compared["seeds_b"]) == [2, 3]
+    built = report.build(bench.load(out))
+    assert "(seeds 0,1,2)" in report.markdown(built, [], out) and len(built.runs["label"].unique()) == 2
+
+
+def test_one_workload_at_two_budgets_is_two_cells_everywhere(tmp_path):
+    matrix = tmp_path / "m.toml"
+    matrix.write_text('name = "budgets"\nseeds = 1\noptimizers = ["optax:sgd"]\n'
+                      'workloads = [{name = "synthetic-mlp", steps = 50},'
+                      ' {name = "synthetic-mlp", steps = 100}]\n')
+    out = tmp_path / "run"
+    assert run_optbench("run", str(matrix), "--out", str(out)).returncode == 0
+    built = report.build(bench.load(out))
+    assert set(built.cells["label"]) == {"optax:sgd (steps 50)", "optax:sgd (steps 100)"}
+    assert set(built.runs["label"]) == set(built.cells["label"])  # the plots' labels too
+
+
+# ---- compare --fail-on-regression -------------------------------------------------------------
+
+def shared_copy(smoke_run, tmp_path, name, edit):
+    out = tmp_path / name
+    out.mkdir()
+    shutil.copy(smoke_run / "manifest.json", out / "manifest.json")
+    write_tables(out, edit(pd.read_parquet(smoke_run / "runs.parquet")),
+                 pd.read_parquet(smoke_run / "curves.parquet"), token=name)
+    return out
+
+
+@pytest.mark.parametrize("edit,words,allow", [
+    (lambda r: r.assign(status="diverged", final_test_accuracy=float("nan")),
+     "2 seed(s) not done (2 diverged)", "--allow-failures"),
+    (lambda r: r.assign(status=r["status"].where(r["seed"] != r["seed"].min(), "error")),
+     "1 seed(s) not done", "--allow-failures"),
+    (lambda r: r[r["optimizer"] == "optax:sgd"], "optax:adam: missing (the baseline has it)",
+     "--allow-missing"),
+])
+def test_failed_and_missing_cells_are_regressions_unless_allowed(smoke_run, tmp_path, edit, words, allow):
+    new = shared_copy(smoke_run, tmp_path, "new", edit)
+    args = ["compare", str(smoke_run), str(new), "--fail-on-regression", "50", "--out", str(tmp_path / "c")]
+    failing = run_optbench(*args)
+    assert failing.returncode == 1 and words in failing.stderr, failing.stderr
+    assert run_optbench(*args, allow).returncode == 0
+
+
+def test_compare_against_a_run_with_no_cells_is_one_line(smoke_run, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(smoke_run / "manifest.json", empty / "manifest.json")
+    one_line_error(run_optbench("compare", str(smoke_run), str(empty)), "holds no finished cell")
+
+
+# ---- links, locks, unwritable places ----------------------------------------------------------
+
+def test_links_in_a_results_folder_are_replaced_never_written_through(run_copy, tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    for name in (".lock", "report.html", "report.md", "runs.parquet"):
+        (run_copy / name).unlink(missing_ok=True)
+        (run_copy / name).symlink_to(target)
+    result = run_optbench(*SMOKE, "--out", str(run_copy))
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "keep me"
+    assert not (run_copy / "report.html").is_symlink() and not (run_copy / "runs.parquet").is_symlink()
+
+
+def test_a_linked_folder_inside_a_results_folder_is_refused(run_copy, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(run_copy / "plots")
+    (run_copy / "plots").symlink_to(elsewhere)
+    one_line_error(run_optbench("report", str(run_copy)), "is a symbolic link")
+    assert not list(elsewhere.iterdir())
+
+
+@pytest.mark.parametrize("command,words", [
+    (lambda f: [*SMOKE, "--out", str(f)], "is a file, not a results folder"),
+    (lambda f: ["report", "results/reference", "--out", str(f)], "is a file, not a folder"),
+    (lambda f: ["compare", "results/reference", "results/reference", "--out", str(f)], "is a file"),
+    (lambda f: ["report", "results/reference", "--out", "/proc/optbench"], "cannot create folder"),
+])
+def test_outputs_that_cannot_be_written_are_one_line(tmp_path, command, words):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    one_line_error(run_optbench(*command(a_file)), words)
+
+
+def test_a_full_disk_mid_run_is_one_line_and_keeps_the_cells_saved(tmp_path, monkeypatch, capsys):
+    real_write_cell, calls = RunStore.write_cell, []
+
+    def write_cell(self, cell, result):
+        calls.append(cell.id)
+        if len(calls) == 2:
+            files.atomic_write(self.cells_dir / "x", lambda tmp: _raise(OSError(errno.ENOSPC, "No space left on device")))
+        return real_write_cell(self, cell, result)
+
+    monkeypatch.setattr(RunStore, "write_cell", write_cell)
+    out = tmp_path / "run"
+    assert cli.main([*SMOKE, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "No space left on device" in err and "the 1 cell(s) saved before it are kept" in err
+    assert len(list((out / "cells").glob("*.json"))) == 1 and not list(out.rglob("*.tmp"))
+    monkeypatch.setattr(RunStore, "write_cell", real_write_cell)
+    assert cli.main([*SMOKE, "--out", str(out)]) == 0  # the same command finishes the rest
+    assert "1 of 2 cells already finished" in capsys.readouterr().err
+
+
+def test_a_report_in_a_read_only_folder_is_one_line(run_copy, monkeypatch, capsys):
+    real = files.tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if Path(dir).resolve().is_relative_to(run_copy.resolve()):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+    assert cli.main(["report", str(run_copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Read-only file system" in err and "--out DIR" in err
+
+
+def _raise(exc):
+    raise exc
+
+
+# ---- bad flags, names and data ----------------------------------------------------------------
+
+@pytest.mark.parametrize("args,words", [
+    (["--resume", "--force"], "contradict"),
+    (["--out", ""], "--out is empty"),
+    (["--seeds", ""], "seeds"),
+    (["--optimizers", ","], "--optimizers"),
+    (["--workloads", " , "], "--workloads"),
+])
+def test_contradictory_or_empty_flags_are_refused(args, words):
+    one_line_error(run_optbench(*SMOKE, *args), words)
+
+
+def test_dry_run_sizes_the_matrix_and_writes_nothing(tmp_path):
+    result = run_optbench("run", "--preset", "quick", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "14 cells in 14 compiled programs" in result.stdout
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_matrix_name_never_becomes_a_path():
+    assert cli._folder_name("../../evil") == "evil"
+    assert cli._folder_name("/etc/passwd") == "etc_passwd"
+    assert cli._folder_name("..") == "run" and "/" not in cli._folder_name("a/b\\c")
+
+
+def test_damaged_data_stops_the_run_before_any_cell_trains(tmp_path):
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (folder / stem).write_bytes(b"\x00\x00\x08\x03garbage")
+    matrix = tmp_path / "m.toml"
+    matrix.write_text('name = "late"\nseeds = 1\nsteps = 20\noptimizers = ["optax:sgd"]\n'
+                      'workloads = ["synthetic-mlp", "mnist-cnn"]\n')
+    out = tmp_path / "run"
+    one_line_error(run_optbench("run", str(matrix), "--data-dir", str(tmp_path / "data"),
+                                "--out", str(out)), "truncated")
+    assert not out.exists()
+
+
+# ---- labels are data everywhere; a run where everything diverged still reports -----------------
+
+def test_odd_labels_and_all_diverged_seeds_still_run_and_report(tmp_path):
+    label = "my:[/red] $x$ <b>|pipe"  # rich markup, mathtext, HTML and a markdown table
+    plugin = tmp_path / "nan.py"
+    plugin.write_text(f"NAME = {label!r}\n" + NAN_PLUGIN)
+    matrix = tmp_path / "m.toml"
+    matrix.write_text(f'name = "odd"\nseeds = 2\nsteps = 50\nworkloads = ["synthetic-mlp"]\n'
+                      f'plugins = [{json.dumps(str(plugin))}]\noptimizers = [{json.dumps(label)}]\n')
+    out = tmp_path / "run"
+    result = run_optbench("run", str(matrix), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "no report" not in result.stderr and label in result.stderr
+    reported = run_optbench("report", str(out))
+    assert reported.returncode == 0 and "Traceback" not in reported.stderr, reported.stderr
+    assert set(bench.load(out).runs["status"]) == {"diverged"}
+    html = (out / "report.html").read_text()
+    assert "my:[/red] $x$ &lt;b&gt;|pipe" in html
+    assert r"my:[/red] \$x\$ \<b\>\|pipe" in (out / "report.md").read_text()
+    assert (out / "plots" / "curves_by_step.png").stat().st_size > 0
