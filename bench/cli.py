@@ -109,11 +109,14 @@ def _load_plugins(paths) -> bool:
     """Load the built-in optimizers and `paths`; print one line per plugin that failed.
     True when every one loaded (a command whose plugins failed still runs, then exits 2)."""
     import optimizers
+    from optimizers.plugins import check_plugin_path
 
     failures = list(optimizers.load_builtins())
+    # a wrong path, not a broken plugin: stop before anything runs; each file once
+    unique: dict[Path, str] = {}
     for path in paths:
-        if not Path(path).is_file():  # a typo, not a broken plugin: stop before anything runs
-            raise UserError(f"plugin file {path} does not exist")
+        unique.setdefault(check_plugin_path(path), path)
+    for path in unique.values():
         try:
             optimizers.load_plugin_file(path)
         except RegistryError as exc:
