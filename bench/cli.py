@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_positive_int, default=2,
                      help="worker processes for --executor processes or a Dask LocalCluster")
     run.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
-                     help="stop a cell running longer than this (--executor processes)")
+                     help="stop a cell whose training runs longer than this, or whose"
+                          " preparation (loading data, compiling) does: each has its own"
+                          " clock (--executor processes)")
     run.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.set_defaults(handler=_cmd_run)
 
@@ -153,7 +155,7 @@ def _cmd_run(args) -> int:
     from bench.plan import expand
     from bench.plan import matrix as matrix_mod
     from bench.run.driver import run_matrix
-    from bench.run.executors import Limits
+    from bench.run.executors import Limits, check_address
 
     matrix = matrix_mod.load(args.matrix, args.preset)
     plugins_ok = _load_plugins([*matrix.plugins, *args.plugin])
@@ -167,8 +169,8 @@ def _cmd_run(args) -> int:
     if args.cell_timeout and args.executor != "processes":
         raise UserError("--cell-timeout needs --executor processes: only a worker process can"
                         " be stopped safely mid-cell")
-    if args.address and args.executor != "dask":
-        raise UserError("--address is for --executor dask")
+    if args.address is not None:
+        check_address(args.address, args.executor)
     limits = Limits(args.workers, args.cell_timeout, args.address,
                     tuple(str(Path(p).resolve()) for p in [*matrix.plugins, *args.plugin]))
     code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
