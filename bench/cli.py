@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="run the conformance suite on optimizers")
     check.add_argument("names", nargs="+", metavar="NAME", help="registered optimizer names")
     _plugin_option(check)
+    check.add_argument("--timeout", type=_positive_float, default=120, metavar="SECONDS",
+                       help="stop an optimizer's checks after this long; the check it was"
+                            " in fails (default: 120)")
     check.set_defaults(handler=_cmd_check)
 
     new = commands.add_parser("new-optimizer",
@@ -277,35 +280,44 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    """A pass/fail table per optimizer; exit 1 when any check fails."""
+    """A pass/fail table per optimizer; exit 1 when any check fails (or hangs past
+    --timeout: each optimizer is checked in a child process that can be stopped)."""
     from rich.markup import escape
     from rich.table import Table
 
     import optimizers
     from bench.report.summary import wide_console
-    from optimizers.conformance import CHECKS, run_checks
+    from optimizers.conformance import CHECKS, run_checks_isolated
+    from optimizers.plugins import loaded_sources
 
     plugins_ok = _load_plugins(args.plugin)
     specs = [optimizers.get(name) for name in args.names]  # unknown names fail before any runs
     console = wide_console()
     all_ok = True
-    for spec in specs:
-        results = run_checks(spec)
-        table = Table("check", "what it asks", "result", "detail",
-                      title=escape(f"{spec.name} ({spec.where()})"))
-        for r in results:
-            colour = "green" if r.ok else "red"
-            detail = f"{r.detail} (declared: {r.caveat})" if r.caveat else r.detail
-            table.add_row(r.check, CHECKS.get(r.check, ("",))[0],
-                          f"[{colour}]{r.status}[/{colour}]", escape(detail))
-        console.print(table)
-        failed = [r.check for r in results if not r.ok]
-        known = [r.check for r in results if r.caveat and r.ok]
-        all_ok &= not failed
-        verdict = (f"[red]{len(failed)} of {len(results)} checks failed: {', '.join(failed)}[/red]"
-                   if failed else f"[green]conforms: {len(results) - len(known)} checks pass"
-                   + (f", {len(known)} known failures (declared)" if known else "") + "[/green]")
-        console.print(f"{escape(spec.name)}: {verdict}")
+    checked = run_checks_isolated([spec.name for spec in specs], loaded_sources(), args.timeout)
+    try:
+        for spec, (_, results) in zip(specs, checked):
+            table = Table("check", "what it asks", "result", "detail",
+                          title=escape(f"{spec.name} ({spec.where()})"))
+            for r in results:
+                colour = "green" if r.ok else "red"
+                detail = f"{r.detail} (declared: {r.caveat})" if r.caveat else r.detail
+                table.add_row(r.check, CHECKS.get(r.check, ("",))[0],
+                              f"[{colour}]{r.status}[/{colour}]", escape(detail))
+            console.print(table)
+            failed = [r.check for r in results if not r.ok]
+            known = [r.check for r in results if r.caveat and r.ok]
+            all_ok &= not failed
+            verdict = (f"[red]{len(failed)} of {len(results)} checks failed:"
+                       f" {', '.join(failed)}[/red]" if failed else
+                       f"[green]conforms: {len(results) - len(known)} checks pass"
+                       + (f", {len(known)} known failures (declared)" if known else "")
+                       + "[/green]")
+            console.print(f"{escape(spec.name)}: {verdict}")
+    except KeyboardInterrupt:
+        checked.close()  # stops the child process
+        print("optbench: interrupted", file=sys.stderr)
+        return 130
     if not plugins_ok:
         return EXIT_USAGE
     return EXIT_OK if all_ok else EXIT_FAILED_CELLS

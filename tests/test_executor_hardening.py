@@ -273,6 +273,42 @@ def test_ctrl_c_under_worker_processes_stops_quietly_with_exit_130(tmp_path, exe
     assert "interrupted: finished cells are saved in" in stderr
 
 
+# 6. `optbench check --timeout`: a hang is a failed row, and the rest are still checked.
+
+HANGS_AND_EXITS = '''
+import os
+import threading
+
+NEVER = threading.Event()
+
+@register("hx:hangs")
+def hangs(learning_rate: float = 0.1):
+    def update(grads, state, params=None):
+        NEVER.wait()  # forever, while jit traces the update
+        return grads, state
+    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+
+@register("hx:exits")
+def exits(learning_rate: float = 0.1):
+    def update(grads, state, params=None):
+        os._exit(3)  # a crash that takes the process with it
+    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+'''
+
+
+def test_check_stops_a_hanging_optimizer_at_its_timeout_and_goes_on(tmp_path):
+    path = plugin(tmp_path, "faulty", HANGS_AND_EXITS)
+    result = run_optbench("check", "hx:hangs", "hx:exits", "--plugin", str(path),
+                          "--timeout", "5")
+    assert result.returncode == 1, result.stderr
+    out = " ".join(result.stdout.split())  # the table wraps long details
+    assert "did not finish within 5 s (--timeout) and was stopped" in out
+    assert "hx:hangs: 1 of 1 checks failed: jit" in out
+    assert "the check process died (exit code 3)" in out  # a fresh child got to it
+    assert "hx:exits: 1 of 1 checks failed: jit" in out
+    assert "Traceback" not in result.stderr
+
+
 # 7. --cell-timeout: preparation (data, tracing, compiling) and training have their own clocks.
 
 PHASES = '''
