@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_positive_int, default=2,
                      help="worker processes for --executor processes or a Dask LocalCluster")
     run.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
-                     help="stop a cell running longer than this (--executor processes)")
+                     help="stop a cell whose training runs longer than this, or whose"
+                          " preparation (loading data, compiling) does: each has its own"
+                          " clock (--executor processes)")
     run.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--dry-run", action="store_true",
                      help="check the matrix and print its size (cells, programs, steps);"
@@ -94,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="run the conformance suite on optimizers")
     check.add_argument("names", nargs="+", metavar="NAME", help="registered optimizer names")
     _plugin_option(check)
+    check.add_argument("--timeout", type=_positive_float, default=120, metavar="SECONDS",
+                       help="stop an optimizer's checks after this long; the check it was"
+                            " in fails (default: 120)")
     check.set_defaults(handler=_cmd_check)
 
     new = commands.add_parser("new-optimizer",
@@ -145,11 +150,14 @@ def _load_plugins(paths) -> bool:
     """Load the built-in optimizers and `paths`; print one line per plugin that failed.
     True when every one loaded (a command whose plugins failed still runs, then exits 2)."""
     import optimizers
+    from optimizers.plugins import check_plugin_path
 
     failures = list(optimizers.load_builtins())
+    # a wrong path, not a broken plugin: stop before anything runs; each file once
+    unique: dict[Path, str] = {}
     for path in paths:
-        if not Path(path).is_file():  # a typo, not a broken plugin: stop before anything runs
-            raise UserError(f"plugin file {path} does not exist")
+        unique.setdefault(check_plugin_path(path), path)
+    for path in unique.values():
         try:
             optimizers.load_plugin_file(path)
         except RegistryError as exc:
@@ -193,7 +201,7 @@ def _cmd_run(args) -> int:
     from bench.plan import expand
     from bench.plan import matrix as matrix_mod
     from bench.run.driver import run_matrix
-    from bench.run.executors import Limits
+    from bench.run.executors import Limits, check_address
 
     for flag in ("out", "data_dir"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
@@ -213,8 +221,8 @@ def _cmd_run(args) -> int:
     if args.cell_timeout and args.executor != "processes":
         raise UserError("--cell-timeout needs --executor processes: only a worker process can"
                         " be stopped safely mid-cell")
-    if args.address and args.executor != "dask":
-        raise UserError("--address is for --executor dask")
+    if args.address is not None:
+        check_address(args.address, args.executor)
     limits = Limits(args.workers, args.cell_timeout, args.address,
                     tuple(str(Path(p).resolve()) for p in [*matrix.plugins, *args.plugin]))
     code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
@@ -338,35 +346,44 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    """A pass/fail table per optimizer; exit 1 when any check fails."""
+    """A pass/fail table per optimizer; exit 1 when any check fails (or hangs past
+    --timeout: each optimizer is checked in a child process that can be stopped)."""
     from rich.markup import escape
     from rich.table import Table
 
     import optimizers
     from bench.report.summary import wide_console
-    from optimizers.conformance import CHECKS, run_checks
+    from optimizers.conformance import CHECKS, run_checks_isolated
+    from optimizers.plugins import loaded_sources
 
     plugins_ok = _load_plugins(args.plugin)
     specs = [optimizers.get(name) for name in args.names]  # unknown names fail before any runs
     console = wide_console()
     all_ok = True
-    for spec in specs:
-        results = run_checks(spec)
-        table = Table("check", "what it asks", "result", "detail",
-                      title=escape(f"{spec.name} ({spec.where()})"))
-        for r in results:
-            colour = "green" if r.ok else "red"
-            detail = f"{r.detail} (declared: {r.caveat})" if r.caveat else r.detail
-            table.add_row(r.check, CHECKS.get(r.check, ("",))[0],
-                          f"[{colour}]{r.status}[/{colour}]", escape(detail))
-        console.print(table)
-        failed = [r.check for r in results if not r.ok]
-        known = [r.check for r in results if r.caveat and r.ok]
-        all_ok &= not failed
-        verdict = (f"[red]{len(failed)} of {len(results)} checks failed: {', '.join(failed)}[/red]"
-                   if failed else f"[green]conforms: {len(results) - len(known)} checks pass"
-                   + (f", {len(known)} known failures (declared)" if known else "") + "[/green]")
-        console.print(f"{escape(spec.name)}: {verdict}")
+    checked = run_checks_isolated([spec.name for spec in specs], loaded_sources(), args.timeout)
+    try:
+        for spec, (_, results) in zip(specs, checked):
+            table = Table("check", "what it asks", "result", "detail",
+                          title=escape(f"{spec.name} ({spec.where()})"))
+            for r in results:
+                colour = "green" if r.ok else "red"
+                detail = f"{r.detail} (declared: {r.caveat})" if r.caveat else r.detail
+                table.add_row(r.check, CHECKS.get(r.check, ("",))[0],
+                              f"[{colour}]{r.status}[/{colour}]", escape(detail))
+            console.print(table)
+            failed = [r.check for r in results if not r.ok]
+            known = [r.check for r in results if r.caveat and r.ok]
+            all_ok &= not failed
+            verdict = (f"[red]{len(failed)} of {len(results)} checks failed:"
+                       f" {', '.join(failed)}[/red]" if failed else
+                       f"[green]conforms: {len(results) - len(known)} checks pass"
+                       + (f", {len(known)} known failures (declared)" if known else "")
+                       + "[/green]")
+            console.print(f"{escape(spec.name)}: {verdict}")
+    except KeyboardInterrupt:
+        checked.close()  # stops the child process
+        print("optbench: interrupted", file=sys.stderr)
+        return 130
     if not plugins_ok:
         return EXIT_USAGE
     return EXIT_OK if all_ok else EXIT_FAILED_CELLS

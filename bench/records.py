@@ -134,7 +134,27 @@ class CellResult:
         return counts
 
 
-def failed(seeds, status: Status, message: str, elapsed: float = 0.0) -> CellResult:
-    """A cell that produced nothing: every seed `status`, the reason kept as its error."""
+def failed(seeds, status: Status, reason: str | BaseException, elapsed: float = 0.0) -> CellResult:
+    """A cell that produced nothing: every seed `status`, the reason kept as its error (an
+    exception is kept as `error_text` gives it)."""
+    message = error_text(reason) if isinstance(reason, BaseException) else reason
     return CellResult(seeds=[SeedRecord(s, status) for s in seeds], curves={},
                       timings=Timings(total_s=elapsed), steps_trained=0, error=message)
+
+
+def error_summary(exc: BaseException) -> str:
+    """The exception's own one line, 'Type: first line of its message'."""
+    message = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {message.splitlines()[0]}" if message else name
+
+
+def error_text(exc: BaseException) -> str:
+    """The traceback as Python prints it, then `error_summary` as its last line: the line a
+    cell's failure is quoted by. Python would end with notes instead (JAX adds one about the
+    frames it hid) or with the last line of a message of several."""
+    import traceback
+
+    text = "".join(traceback.format_exception(exc)).rstrip("\n")
+    summary = error_summary(exc)
+    return text if text.splitlines()[-1] == summary else f"{text}\n{summary}"

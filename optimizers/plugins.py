@@ -2,16 +2,26 @@
 given by path, and installed packages' entry points (group `optbench.optimizers`).
 
 A plugin that fails to load is reported in one line naming its file (and line), and the
-other optimizers still load.
+other optimizers still load. A plugin file is loaded once per process and content: the same
+file named twice (by another relative path, through a symlink) loads once, and a file
+edited since it was loaded replaces its old code. Worker processes get the driver's plugin
+files as bytes (`PluginSource`) and load those, never their own copy of the file.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import linecache
+import os
 import pkgutil
+import stat
 import sys
 import traceback
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from optimizers import registry
@@ -19,6 +29,21 @@ from optimizers import registry
 ENTRY_POINT_GROUP = "optbench.optimizers"
 _INFRASTRUCTURE = {"registry", "space", "plugins", "optax_catalogue", "conformance"}
 _builtin_errors: list[str] | None = None  # None until the built-ins are loaded
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """A plugin file as it was loaded: its resolved path and its bytes."""
+
+    path: str
+    code: bytes = field(repr=False)
+    digest: str = field(init=False)  # sha256 of `code`, hex
+
+    def __post_init__(self):
+        object.__setattr__(self, "digest", hashlib.sha256(self.code).hexdigest())
+
+
+_loaded: dict[str, tuple[PluginSource, tuple[str, ...]]] = {}  # path -> (source, its names)
 
 
 def load_builtins() -> tuple[str, ...]:
@@ -45,29 +70,128 @@ def load_builtins() -> tuple[str, ...]:
     return tuple(_builtin_errors)
 
 
+def check_plugin_path(path: str | Path) -> Path:
+    """The resolved path of a readable .py file; otherwise RegistryError saying, in one
+    line, what `path` is instead (missing, a directory, a pipe, another kind of file...)."""
+    text = str(path)
+    if not text.strip():
+        raise registry.RegistryError("a plugin path is empty; expected a Python file (.py)")
+    path = Path(path)
+    if not path.exists():
+        if path.is_symlink():
+            raise registry.RegistryError(f"plugin {path} is a symbolic link to"
+                                         f" {os.readlink(path)}, which does not exist")
+        raise registry.RegistryError(f"plugin file {path} does not exist")
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.py"))[:3]
+        example = f" (it holds {', '.join(inside)}: name each one)" if inside else ""
+        raise registry.RegistryError(f"plugin {path} is a directory; expected a Python file (.py)"
+                                     f" that registers optimizers{example}")
+    if not path.is_file():
+        raise registry.RegistryError(f"plugin {path} is {_kind(path)}, not a regular file;"
+                                     " expected a Python file (.py)")
+    if path.suffix != ".py" and path.resolve().suffix != ".py":
+        raise registry.RegistryError(f"plugin {path} is not a Python file: expected a name ending"
+                                     " in .py")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise registry.RegistryError(f"plugin file {path} cannot be read ({exc.strerror});"
+                                     " check its permissions") from None
+    return path.resolve()
+
+
 def load_plugin_file(path: str | Path) -> list[str]:
-    """Import one plugin file; return the optimizer names it registered.
+    """Import one plugin file; return the optimizer names it registered. Loading the same
+    file again (by any path to it) returns the same names, unless its content changed:
+    then the new code replaces the old.
 
     Raises registry.RegistryError (one line naming the file, and the line where Python
-    gives one) when the file is missing, fails to import, registers nothing, or registers
-    a factory that does not build a GradientTransformation from its defaults.
+    gives one) when the file is not a readable .py file, fails to import, registers
+    nothing, or registers a factory that does not build a GradientTransformation from its
+    defaults.
     """
+    resolved = check_plugin_path(path)
+    try:
+        code = resolved.read_bytes()
+    except OSError as exc:
+        raise registry.RegistryError(f"plugin file {path} cannot be read"
+                                     f" ({exc.strerror})") from None
+    return load_plugin_source(PluginSource(str(resolved), code), label=str(path))
+
+
+def load_plugin_source(source: PluginSource, label: str | None = None) -> list[str]:
+    """Register the optimizers of `source` (a plugin file's bytes, from this process or a
+    driver's), unless this content of that path is loaded already."""
     load_builtins()
-    path = Path(path)
-    if not path.is_file():
-        raise registry.RegistryError(f"plugin file {path} "
-                                     + ("is not a regular file" if path.exists() else "does not exist"))
-    module_name = f"optbench_plugin_{abs(hash(str(path.resolve())))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None:
-        raise registry.RegistryError(f"plugin {path} is not a Python file (.py)")
+    known = _loaded.get(source.path)
+    if known is not None and known[0].digest == source.digest:
+        return list(known[1])
+    if known is not None:  # edited since it was loaded: its new code replaces the old
+        unload_plugin(source.path)
+    module_name = _module_name(source)
 
     def load():
-        module = importlib.util.module_from_spec(spec)
+        text = importlib.util.decode_source(source.code)
+        # tracebacks and inspect show the code that ran, even if the file changes later
+        linecache.cache[source.path] = (len(text), None, text.splitlines(True), source.path)
+        module = types.ModuleType(module_name)
+        module.__file__ = source.path
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        exec(compile(source.code, source.path, "exec"), module.__dict__)  # noqa: S102
 
-    return _load_checked(path, load)
+    try:
+        names = _load_checked(Path(source.path), load, label)
+    except registry.RegistryError:
+        _forget(source)
+        raise
+    _loaded[source.path] = (source, tuple(names))
+    return names
+
+
+def unload_plugin(path: str) -> None:
+    """Forget a loaded plugin file: its optimizers leave the registry."""
+    source, names = _loaded.pop(path)
+    for name in names:
+        registry.unregister(name)
+    _forget(source)
+
+
+def _module_name(source: PluginSource) -> str:
+    key = f"{source.path}\0{source.digest}".encode()
+    return f"optbench_plugin_{hashlib.sha256(key).hexdigest()[:16]}"
+
+
+def _forget(source: PluginSource) -> None:
+    sys.modules.pop(_module_name(source), None)
+    linecache.cache.pop(source.path, None)
+
+
+def loaded_sources() -> tuple[PluginSource, ...]:
+    """Every plugin file loaded in this process, once each: what workers must load."""
+    return tuple(source for source, _ in _loaded.values())
+
+
+def sync_plugins(sources: Sequence[PluginSource]) -> None:
+    """Make this process's plugins exactly `sources` (a driver's), for a worker that
+    outlives runs: plugins the driver no longer has are unloaded (their names may now
+    belong to another file), edited ones reloaded, new ones loaded."""
+    wanted = {source.path: source for source in sources}
+    for path, (source, _) in list(_loaded.items()):
+        if wanted.get(path) is None or wanted[path].digest != source.digest:
+            unload_plugin(path)
+    for source in wanted.values():
+        load_plugin_source(source)
+
+
+def _kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a file"
 
 
 def _load_checked(path: Path, load, label: str | None = None,

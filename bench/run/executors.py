@@ -5,33 +5,43 @@ workers never touch the results folder.
 
 - `local`: one program after another in this process (the default).
 - `processes`: N worker processes (spawned, each importing JAX once) taking programs from a
-  queue; a program past `cell_timeout` seconds has its worker killed and replaced, and its
-  cells end as `timeout`; a worker that dies (out of memory, a crash in native code) ends
-  its cells as `error`.
+  queue; a program past `cell_timeout` seconds of preparation (data, tracing, compiling)
+  or of training has its worker killed and replaced, and its cells end as `timeout`; a
+  worker that dies (out of memory, a crash in native code) ends its cells as `error`.
 - `dask`: programs as tasks on a Dask distributed cluster, a LocalCluster started here or
   an existing scheduler at `address` (a Slurm cluster through dask-jobqueue, for example).
+
+Workers run the code the driver planned with: each task carries the driver's plugin files
+(`WorkerCode`), loaded by content, and a worker whose own files or package versions differ
+from a cell's record fails that cell, saying which, instead of training stale code. Worker
+processes started here leave Ctrl-C to the driver, which alone reports the interruption.
 
 `EXECUTORS` is the table the CLI offers its choices from.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
-
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.errors import UserError
-from bench.records import CellResult, Status, failed
+from bench.records import CellResult, Status, error_summary, failed
 
 if TYPE_CHECKING:  # the table of executors is read by the CLI, which must start fast
     from bench.plan.cells import Cell
     from bench.plan.expand import Program
     from bench.train.data import Dataset
+    from optimizers.plugins import PluginSource
+    from optimizers.registry import OptimizerSpec
 
 ProgressCallback = Callable[["Cell", int, int], None]  # (cell, steps done, steps)
 Results = Iterator[tuple["Cell", CellResult]]
+DASK_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,31 @@ class Limits:
     """What the user asked of the executor: its size, a time limit, a cluster, plugins."""
 
     workers: int = 2
-    cell_timeout: float | None = None  # seconds per program; worker processes only
+    cell_timeout: float | None = None  # seconds per phase of a program; worker processes only
     address: str | None = None  # an existing Dask scheduler
-    plugins: tuple[str, ...] = ()  # plugin files workers must load too
+    # Plugin files the user named. Workers get every plugin file this process loaded
+    # (`WorkerCode`), these included, so the executors do not read this.
+    plugins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkerCode:
+    """What a worker needs to run the code the driver planned with: the driver's plugin
+    files as bytes, the name each has in `Cell.code`, and the driver's package versions."""
+
+    plugins: tuple[PluginSource, ...] = ()
+    names: tuple[str, ...] = ()  # Cell.code's name for each of `plugins`
+    versions: dict[str, str | None] = field(default_factory=dict)
+
+
+def worker_code() -> WorkerCode:
+    """The driver's side: every plugin file this process loaded, once each."""
+    from bench.plan.cells import code_digests, versions
+    from optimizers.plugins import loaded_sources
+
+    sources = loaded_sources()
+    return WorkerCode(sources, tuple(code_digests([Path(s.path)])[0][0] for s in sources),
+                      dict(versions()))
 
 
 class DatasetCache:
@@ -70,7 +102,8 @@ def run_local(programs: Sequence[Program], data_dir: str | None, limits: Limits,
 
 
 def run_program(program: Program, datasets: DatasetCache,
-                progress: ProgressCallback | None = None) -> list[CellResult]:
+                progress: ProgressCallback | None = None,
+                spec: OptimizerSpec | None = None) -> list[CellResult]:
     """Train `program` (one cell, or the trials of a sweep) as one compiled program. An
     exception from the model, optimizer or engine fails every cell of it, traceback kept;
     bad user input (UserError) still stops the run."""
@@ -88,15 +121,14 @@ def run_program(program: Program, datasets: DatasetCache,
     trials = [{k: h[k] for k in varying} for h in hparams] if len(program) > 1 else None
     try:
         results = engine.train_program(
-            workload, dataset, optimizers.get(first.optimizer), hparams[0], trials,
+            workload, dataset, spec or optimizers.get(first.optimizer), hparams[0], trials,
             steps=first.steps, eval_every=first.eval_every, batch_size=first.batch_size,
             seeds=first.seeds, schedule=first.schedule,
             on_chunk=(lambda done, total: progress(first, done, total)) if progress else None)
     except UserError:
         raise
-    except Exception:  # noqa: BLE001
-        message = traceback.format_exc()
-        return [failed(cell.seeds, Status.ERROR, message, time.perf_counter() - clock)
+    except Exception as exc:  # noqa: BLE001
+        return [failed(cell.seeds, Status.ERROR, exc, time.perf_counter() - clock)
                 for cell in program]
     shared = {id(r.timings): r.timings for r in results}.values()  # a sweep's trials share one
     for timings in shared:
@@ -105,48 +137,133 @@ def run_program(program: Program, datasets: DatasetCache,
     return results
 
 
-def program_failed(program: Program, status: Status, message: str,
+def program_failed(program: Program, status: Status, reason: str | BaseException,
                    elapsed: float = 0.0) -> list[tuple[Cell, CellResult]]:
-    return [(cell, failed(cell.seeds, status, message, elapsed)) for cell in program]
+    return [(cell, failed(cell.seeds, status, reason, elapsed)) for cell in program]
 
 
-def load_plugins(plugins: Sequence[str]) -> None:
+# A worker process may outlive runs (a Dask worker) and run tasks in threads: plugins are
+# swapped under this lock, and each program takes its optimizer while holding it.
+_WORKER_LOCK = threading.Lock()
+_FIRST_SEEN: dict[str, str] = {}  # a checkout file -> its digest when this process first used it
+
+
+def run_worker_program(program: Program, datasets: DatasetCache, code: WorkerCode,
+                       progress: ProgressCallback | None = None) -> list[CellResult]:
+    """A program on a worker: the driver's plugins loaded, the worker's code checked against
+    the cells' record, then trained. A mismatch fails the program, saying what differs."""
     import optimizers
+    from optimizers.plugins import sync_plugins
+    from optimizers.registry import RegistryError
 
-    for path in plugins:
-        optimizers.load_plugin_file(path)
+    try:
+        with _WORKER_LOCK:
+            sync_plugins(code.plugins)
+            problem = code_mismatch(program[0], code)
+            spec = None if problem else optimizers.get(program[0].optimizer)
+    except RegistryError as exc:
+        problem = f"on this worker: {exc}"
+    if problem:
+        return [failed(cell.seeds, Status.ERROR, problem) for cell in program]
+    return run_program(program, datasets, progress, spec)
 
 
-def _dask_program(program: Program, data_dir: str | None, plugins: Sequence[str]) -> list[CellResult]:
-    """One program on a Dask worker; plugins and datasets are loaded once per worker process."""
-    global _WORKER_DATASETS
-    if _WORKER_DATASETS is None:
-        load_plugins(plugins)
-        _WORKER_DATASETS = DatasetCache(data_dir)
-    return run_program(program, _WORKER_DATASETS)
+def code_mismatch(cell: Cell, code: WorkerCode) -> str | None:
+    """Why this process would not run the code `cell` was planned with, or None. A plugin
+    counts as the bytes the driver sent; a checkout file as it was when this process first
+    used it (a module imported once is not re-read when its file changes)."""
+    from bench.plan.cells import ROOT, code_digests, versions
+
+    sent: dict[str, set[str]] = {}
+    for name, source in zip(code.names, code.plugins):
+        sent.setdefault(name, set()).add(source.digest)
+    differ = []
+    for name, recorded in cell.code:
+        if name in sent:  # cells keep a prefix of the file's sha256 (bench/plan/cells.py)
+            same = any(digest.startswith(recorded) for digest in sent[name])
+        elif name.startswith("plugin:"):
+            same = False  # a plugin the driver did not send
+        else:
+            if name not in _FIRST_SEEN:
+                _FIRST_SEEN[name] = code_digests([ROOT / name])[0][1]
+            same = _FIRST_SEEN[name] == recorded
+        if not same:
+            differ.append(name)
+    differ += [f"{package} {version} (the driver has {code.versions[package]})"
+               for package, version in versions().items()
+               if package in code.versions and code.versions[package] != version]
+    if not differ:
+        return None
+    verb = "differs" if len(differ) == 1 else "differ"
+    return (f"this worker runs other code than the driver planned with: {', '.join(differ)}"
+            f" {verb} (edited after the worker started?); restart the workers, then rerun")
 
 
-_WORKER_DATASETS: DatasetCache | None = None
+def check_address(address: str, executor: str) -> None:
+    """`--address`: a Dask scheduler address, PROTOCOL://HOST:PORT (the protocol may be left
+    out: tcp). Raises UserError saying what is wrong with it."""
+    if executor != "dask":
+        raise UserError("--address is for --executor dask")
+    protocol, separator, location = address.strip().partition("://")
+    if not separator:
+        protocol, location = "tcp", address.strip()
+    host, colon, port = location.rpartition(":")
+    if not address.strip():
+        problem = "is empty"
+    elif any(c.isspace() for c in address.strip()):
+        problem = "has spaces in it"
+    elif protocol not in DASK_PROTOCOLS:
+        problem = f"uses protocol '{protocol}', which a Dask scheduler does not speak"
+    elif not colon or not port:
+        problem = "has no port"
+    elif not port.isdigit() or not 0 < int(port) < 65536:
+        problem = f"has port '{port}', not a number from 1 to 65535"
+    elif not host:
+        problem = "has no host"
+    elif any(c in "/?#@" for c in host):
+        problem = f"has host '{host}', not a host name or IP address"
+    else:
+        return
+    raise UserError(f"--address '{address}' {problem}; expected a Dask scheduler address"
+                    f" PROTOCOL://HOST:PORT ({', '.join(DASK_PROTOCOLS)}),"
+                    " e.g. tcp://10.0.0.5:8786")
+
+
+def _dask_program(program: Program, data_dir: str | None, code: WorkerCode) -> list[CellResult]:
+    """One program on a Dask worker; datasets are loaded once per worker process."""
+    with _WORKER_LOCK:
+        datasets = _WORKER_DATASETS.setdefault(data_dir, DatasetCache(data_dir))
+    return run_worker_program(program, datasets, code)
+
+
+_WORKER_DATASETS: dict[str | None, DatasetCache] = {}  # per data folder
 
 
 def run_dask(programs: Sequence[Program], data_dir: str | None, limits: Limits,
              progress: ProgressCallback | None = None) -> Results:
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import LocalCluster, as_completed
     except ImportError:
         raise UserError("--executor dask needs dask.distributed: pip install 'optbench[dask]'") from None
     cluster = None
+    if limits.address is None:
+        cluster = LocalCluster(n_workers=limits.workers, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
     try:
-        if limits.address is None:
-            cluster = LocalCluster(n_workers=limits.workers, threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
-        client = Client(limits.address or cluster, timeout="30s")
-    except OSError as exc:
-        raise UserError(f"cannot reach the Dask scheduler at {limits.address}: {exc}") from None
+        client = _connect(limits.address or cluster)
+    except Exception as exc:  # noqa: BLE001  refused, timed out, not a scheduler at all
+        if cluster is not None:
+            cluster.close()
+        raise UserError(f"cannot reach the Dask scheduler at {limits.address or 'a LocalCluster'}:"
+                        f" {error_summary(exc)}; check the address and that the scheduler is"
+                        " running") from None
+    code = worker_code()
     try:
+        if cluster is not None:  # our own workers, in the terminal's process group
+            client.register_plugin(_ignore_interrupts_plugin())
         futures, by_key = [], {}
         for program in programs:
-            future = client.submit(_dask_program, program, data_dir, limits.plugins, pure=False,
+            future = client.submit(_dask_program, program, data_dir, code, pure=False,
                                    key=f"optbench-program-{program[0].id}")
             futures.append(future)
             by_key[future.key] = program
@@ -154,12 +271,72 @@ def run_dask(programs: Sequence[Program], data_dir: str | None, limits: Limits,
             program = by_key[future.key]
             try:
                 yield from zip(program, future.result())
-            except Exception:  # noqa: BLE001  the task itself failed, or its worker died
-                yield from program_failed(program, Status.ERROR, traceback.format_exc())
+            except Exception as exc:  # noqa: BLE001  the task itself failed, or its worker died
+                yield from program_failed(program, Status.ERROR, exc)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Hold Ctrl-C (block SIGINT) in this thread while child processes start: they inherit
+    the block, so a Ctrl-C, which the terminal sends to every process of the group, cannot
+    reach them (or print their tracebacks) before they choose to ignore it; this process
+    gets one that arrived meanwhile as soon as the block ends. The driver alone reports an
+    interruption and stops its workers."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _connect(address):
+    """A Client for `address`, or an exception within Dask's connect timeout (the setting
+    distributed.comm.timeouts.connect, e.g. DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s).
+    Dask waits for a peer's handshake without a limit, so a silent listener (a port that
+    accepts connections but is no scheduler) would hang it: it connects in a thread here."""
+    import dask
+    from dask.distributed import Client
+    from dask.utils import parse_timedelta
+
+    wait = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "seconds")
+    outcome: dict = {}
+
+    def connect():
+        try:
+            outcome["client"] = Client(address, timeout=wait)
+        except Exception as exc:  # noqa: BLE001  handed to the caller
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=connect, name="optbench-dask-connect", daemon=True)
+    thread.start()
+    thread.join(wait + 1)
+    if thread.is_alive():
+        raise TimeoutError(f"it accepted the connection but did not answer within {wait:g} s,"
+                           " as a Dask scheduler would")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["client"]
+
+
+def _ignore_interrupts_plugin():
+    """A Dask WorkerPlugin: the LocalCluster's workers leave Ctrl-C to the driver, which
+    reports it and closes the cluster (a Dask worker would print a traceback of its own).
+    Dask starts its worker processes from threads of its own, so `interrupts_held` cannot
+    reach them."""
+    from dask.distributed import WorkerPlugin
+
+    class IgnoreInterrupts(WorkerPlugin):
+        name = "optbench-ignore-interrupts"
+
+        def setup(self, worker):
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreInterrupts()
 
 
 def _run_processes(programs: Sequence[Program], data_dir: str | None, limits: Limits,

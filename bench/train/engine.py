@@ -201,6 +201,8 @@ def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec
     timings = batch.timings
     # initialising parameters and state, and tracing the step for its FLOP count
     timings.setup_s = time.perf_counter() - start - timings.data_s - timings.compile_s
+    if on_chunk is not None:  # 0 steps done: compiled, training starts (a time limit's clock)
+        on_chunk(0, steps)
     records = [SeedRecord(seed, Status.DONE) for seed in batch.members]
     curves = CurveRows(batch.members)
     done = 0
