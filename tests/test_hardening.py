@@ -3,7 +3,6 @@ comparisons under hostile input (damaged files, links, full disks, odd labels, p
 cells)."""
 import errno
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import bench
-from bench import cli
+from bench import cli, commands
 from bench.report import analysis, compare, report
 from bench.run import files
 from bench.run.store import GENERATION_KEY, RunStore, write_tables
@@ -279,9 +278,9 @@ def test_dry_run_sizes_the_matrix_and_writes_nothing(tmp_path):
 
 
 def test_a_matrix_name_never_becomes_a_path():
-    assert cli._folder_name("../../evil") == "evil"
-    assert cli._folder_name("/etc/passwd") == "etc_passwd"
-    assert cli._folder_name("..") == "run" and "/" not in cli._folder_name("a/b\\c")
+    assert commands.folder_name("../../evil") == "evil"
+    assert commands.folder_name("/etc/passwd") == "etc_passwd"
+    assert commands.folder_name("..") == "run" and "/" not in commands.folder_name("a/b\\c")
 
 
 def test_damaged_data_stops_the_run_before_any_cell_trains(tmp_path):

@@ -3,7 +3,6 @@ always end with exit 0, 1 or 2, an error is one line (never a traceback, never a
 error), and nothing is written outside the folder the command was given."""
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest

@@ -1,6 +1,5 @@
 """Tuning: search spaces checked before anything trains, reproducible quasi-random trials,
 sweeps as one compiled program, and selection on the validation split."""
-import math
 
 import numpy as np
 import pandas as pd

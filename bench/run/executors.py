@@ -46,14 +46,12 @@ DASK_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
 
 @dataclass(frozen=True)
 class Limits:
-    """What the user asked of the executor: its size, a time limit, a cluster, plugins."""
+    """What the user asked of the executor: its size, a time limit, a cluster."""
 
     workers: int = 2
     cell_timeout: float | None = None  # seconds per phase of a program; worker processes only
-    address: str | None = None  # an existing Dask scheduler
-    # Plugin files the user named. Workers get every plugin file this process loaded
-    # (`WorkerCode`), these included, so the executors do not read this.
-    plugins: tuple[str, ...] = ()
+    address: str | None = None  # an existing Dask scheduler (workers get every plugin file
+    # this process loaded, as `WorkerCode` with each task)
 
 
 @dataclass(frozen=True)
