@@ -53,7 +53,6 @@ class StoredCell:
     record: dict[str, Any]
     curves: pd.DataFrame
     rows: list[dict[str, Any]]  # its runs.parquet rows
-    stamp: str  # name, size and modification time of both files (the generation token)
 
 
 @dataclass
@@ -62,9 +61,6 @@ class Scan:
 
     cells: list[StoredCell] = field(default_factory=list)
     damaged: list[Path] = field(default_factory=list)
-
-    def token(self) -> str:
-        return hashlib.sha256("\n".join(sorted(c.stamp for c in self.cells)).encode()).hexdigest()
 
     def current(self) -> list[StoredCell]:
         """The cells the tables show: per cell spec, the latest finished (a cell rerun under
@@ -85,7 +81,7 @@ class RunStore:
              resume: bool = False, force: bool = False) -> None:
         """Create the folder and manifest, or check that an existing folder may take this
         run: same matrix (it resumes), or --resume / --force for a different one. Holds an
-        exclusive lock on the folder until the process ends."""
+        exclusive lock on the folder until `close` (or the process ends, even by kill -9)."""
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"{self.root} is a file, not a results folder; choose another --out")
         if (self.root.is_dir() and not (self.root / MANIFEST).exists()
@@ -205,8 +201,16 @@ class RunStore:
         remove_temporaries(self.root)
         scan = self.scan(set_aside=True)
         runs, curves = _tables(scan)
-        write_tables(self.root, runs, curves, scan.token())
+        write_tables(self.root, runs, curves, self.generation())
         return runs, curves
+
+    def generation(self) -> str:
+        """The token of what cells/ holds now: a digest of its cell files' names, sizes and
+        modification times (cheap: nothing is read). The merged tables carry the token of
+        the files they were built from."""
+        stamps = [f"{p.name}:{p.lstat().st_size}:{p.lstat().st_mtime_ns}"
+                  for p in sorted(self.cells_dir.iterdir()) if p.suffix in (".json", ".parquet")]
+        return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
 
     def merged(self, token: str | None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         """The merged tables when both are of this schema and of one generation: `token`,
@@ -263,10 +267,10 @@ def load(root: str | Path) -> Results:
                             " curves.parquet are missing, damaged or not one generation;"
                             " the cell files are needed to rebuild them")
         return Results(store.root, manifest, *tables_)
-    scan = store.scan()
-    notes = []
-    tables_ = store.merged(scan.token()) if not scan.damaged else None
+    notes, unreadable = [], 0
+    tables_ = store.merged(store.generation())
     if tables_ is None:
+        scan = store.scan()
         damaged = [p.name for p in scan.damaged]
         lock = try_lock_folder(store.root) if os.access(store.root, os.W_OK) else None
         try:
@@ -280,8 +284,10 @@ def load(root: str | Path) -> Results:
                          f" out ({', '.join(damaged[:3])}"
                          + (", set aside as .corrupt" if lock is not None else "")
                          + "); `optbench run` with the same matrix reruns their cells")
-    superseded = len(scan.cells) - len(scan.current())
-    if superseded:
+        unreadable = len(damaged) if lock is None else 0  # still in cells/
+    superseded = (len(list(store.cells_dir.glob("*.json"))) - unreadable
+                  - tables_[0]["cell_id"].nunique())
+    if superseded > 0:
         notes.append(f"{superseded} cell(s) rerun under changed code are shown in their latest"
                      " run only; the earlier files stay in cells/")
     return Results(store.root, manifest, *tables_, notes=tuple(notes))
@@ -364,14 +370,12 @@ def _read_cell(path: Path) -> StoredCell | None:
             return None
         rows = tables.run_rows(record, curves)
         schema.frame(rows, schema.RUNS)
-        stamp = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
-                         for p in (path, parquet) if p.exists())
         if not (isinstance(record.get("spec_key"), str) and isinstance(record.get("finished"), str)
                 and isinstance(record.get("status_counts"), dict)):
             return None
     except Exception:  # noqa: BLE001  any damage, whatever the parser or the record raises
         return None
-    return StoredCell(record, curves, rows, stamp)
+    return StoredCell(record, curves, rows)
 
 
 def _set_aside(path: Path) -> None:
