@@ -42,7 +42,8 @@ def sort_key(value: float) -> float:
     return float(value) if _finite(value) else 1e300
 
 
-MARKDOWN_SPECIAL = re.compile(r"([\\|*_`<>$~]|\](?=\())")  # what formats text in a table cell
+# what formats text in a table cell; an underscore inside a word (learning_rate) does not
+MARKDOWN_SPECIAL = re.compile(r"([\\|*`<>$~]|\](?=\()|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 
 
 def markdown_text(text: str) -> str:

@@ -159,10 +159,10 @@ def idx_dataset(name: str, data_dir: str | Path | None) -> Dataset:
         raise UserError(f"dataset '{name}': image and label files disagree on the number of examples")
     if arrays["x_train"].ndim != 3 or arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
         raise UserError(f"dataset '{name}': image files must hold (n, rows, cols) arrays of one size")
-    if min(len(arrays["x_train"]), len(arrays["x_test"])) < MIN_EXAMPLES:
+    if len(arrays["x_train"]) < MIN_EXAMPLES or not len(arrays["x_test"]):
         raise UserError(f"dataset '{name}' holds {len(arrays['x_train'])} training and"
                         f" {len(arrays['x_test'])} test examples; it needs at least"
-                        f" {MIN_EXAMPLES} of each")
+                        f" {MIN_EXAMPLES} training examples and one test example")
     scale = lambda a: a.astype(np.float32)[..., None] / 255.0  # (n, rows, cols, 1)
     num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     return split_validation(name, scale(arrays["x_train"]), arrays["y_train"],
