@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/optbench run --preset quick
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	mkdir -p results
