@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from bench import commands
 from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_USAGE
 from bench.errors import UserError
+from bench.report.render import printable
 from bench.run.executors import EXECUTORS
 from optimizers.registry import RegistryError
+
+
+WEEK = 7 * 24 * 3600  # the longest time limit a flag takes
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where cells run: this process (default), worker processes, or Dask")
     run.add_argument("--workers", type=_positive_int, default=2,
                      help="worker processes for --executor processes or a Dask LocalCluster")
-    run.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
+    run.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS",
                      help="stop a cell whose training runs longer than this, or whose"
                           " preparation (loading data, compiling) does: each has its own"
                           " clock (--executor processes)")
@@ -93,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = subcommands.add_parser("check", help="run the conformance suite on optimizers")
     check.add_argument("names", nargs="+", metavar="NAME", help="registered optimizer names")
     _plugin_option(check)
-    check.add_argument("--timeout", type=_positive_float, default=120, metavar="SECONDS",
+    check.add_argument("--timeout", type=_seconds, default=120, metavar="SECONDS",
                        help="stop an optimizer's checks after this long; the check it was"
                             " in fails (default: 120)")
     check.set_defaults(handler=commands.check)
@@ -127,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"optbench: error: {_one_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no traceback while closing
         print("optbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001  a bug of ours: still one line, and how to see more
@@ -139,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line(exc: BaseException) -> str:
     """An exception's message on one line, control characters shown escaped."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return printable(" ".join(str(exc).split()) or type(exc).__name__)
 
 
 def _number(convert, accept, expected: str):
@@ -158,7 +163,7 @@ def _number(convert, accept, expected: str):
 
 
 _positive_int = _number(int, lambda v: v >= 1, "at least 1")
-_positive_float = _number(float, lambda v: v > 0, "more than 0")
+_seconds = _number(float, lambda v: 0 < v <= WEEK, f"more than 0 and at most {WEEK} (a week)")
 _percent = _number(float, lambda v: 0 <= v < 100, "in [0, 100)")
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.errors import UserError
+from bench.report.render import printable
 from optimizers.registry import RegistryError
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -41,6 +42,16 @@ def split(text: str | None) -> list[str] | None:
     return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
 
+def new_folder(parent: Path, name: str) -> Path:
+    """parent/<name>-<time>, with -2, -3, ... when a run started in the same second."""
+    stem = f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    path, count = parent / stem, 1
+    while path.exists() or path.is_symlink():
+        count += 1
+        path = parent / f"{stem}-{count}"
+    return path
+
+
 def folder_name(name: str) -> str:
     """A matrix name as one safe path component: names are names, never paths."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:80] or "run"
@@ -64,9 +75,7 @@ def run(args) -> int:
     if args.dry_run:
         print(expand.describe(cells))
         return EXIT_OK if plugins_ok else EXIT_USAGE
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = (Path(args.out) if args.out
-           else Path("results") / f"{folder_name(matrix.name)}-{stamp}")
+    out = Path(args.out) if args.out else new_folder(Path("results"), folder_name(matrix.name))
     if args.cell_timeout and args.executor != "processes":
         raise UserError("--cell-timeout needs --executor processes: only a worker process can"
                         " be stopped safely mid-cell")
@@ -92,7 +101,7 @@ def write_report(out: Path) -> None:
         print(f"optbench: warning: no report ({type(exc).__name__}: {message});"
               f" the results are saved; try `optbench report {out}`", file=sys.stderr)
         return
-    print(f"report: {paths['html']}", file=sys.stderr)
+    print(f"report: {printable(paths['html'])}", file=sys.stderr)
 
 
 def report(args) -> int:
@@ -112,7 +121,8 @@ def report(args) -> int:
     table = report.terminal_table(built)
     if table is not None:
         console.print(table)
-    console.print(f"report: {paths['html']}\nmarkdown: {paths['markdown']}\nplots: {paths['plots']}",
+    console.print(f"report: {printable(paths['html'])}\nmarkdown: {printable(paths['markdown'])}"
+                  f"\nplots: {printable(paths['plots'])}",
                   markup=False, highlight=False)
     return EXIT_OK
 
@@ -137,7 +147,8 @@ def compare(args) -> int:
     console.print(compare.terminal_table(comparison))
     for run, workload, label in comparison.only_in:
         console.print(f"only in {run}: {workload} x {label}", markup=False, highlight=False)
-    console.print(f"markdown: {md_path}\nhtml: {html_path}", markup=False, highlight=False)
+    console.print(f"markdown: {printable(md_path)}\nhtml: {printable(html_path)}", markup=False,
+                  highlight=False)
     if args.fail_on_regression is not None:
         found = compare.regressions(comparison, args.fail_on_regression,
                                     allow_failures=args.allow_failures,
@@ -250,7 +261,7 @@ def new_optimizer(args) -> int:
     written = write_optimizer(args.name, target, tests_dir, taken=taken,
                               in_package=in_package, force=args.force)
     for path in written:
-        print(f"wrote {path}")
-    plugin = "" if in_package else f" --plugin {written[0]}"
+        print(f"wrote {printable(path)}")
+    plugin = "" if in_package else f" --plugin {printable(written[0])}"
     print(f"next: edit {written[0].name}, then `optbench check {args.name}{plugin}`")
     return EXIT_OK

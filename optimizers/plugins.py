@@ -205,7 +205,7 @@ def _load_checked(path: Path, load, label: str | None = None,
         added = sorted(set(registry.names()) - before)
         for name in added:
             registry.get(name).resolve()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a plugin that calls sys.exit() fails to load
         for name in set(registry.names()) - before:
             registry.unregister(name)
         raise registry.RegistryError(_describe_failure(path, label, exc)) from None

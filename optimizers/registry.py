@@ -326,6 +326,8 @@ def _check_value(name: str, key: str, value: Any, kind: Kind,
     if kind in ("bool", "str"):
         if not isinstance(value, bool if kind == "bool" else str):
             fail("true or false" if kind == "bool" else "a string")
+        if kind == "str" and (not value.isprintable() or len(value) > 200):
+            fail("printable text of at most 200 characters (it is shown in labels)")
         return
     within = f" {allowed.describe()}" if allowed else ""
     if kind == "int":

@@ -170,7 +170,8 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["workload", "rank"]).reset_index(drop=True)
 
 
-DISTINGUISHING = ("steps", "batch_size", "eval_every", "schedule", "hparams", "trial")
+DISTINGUISHING = ("steps", "batch_size", "eval_every", "schedule", "hparams", "trial",
+                  "trials_in_program")
 
 
 def label_cells(runs: pd.DataFrame) -> pd.DataFrame:

@@ -128,7 +128,8 @@ def regressions(comparison: Comparison, pct: float, *, allow_failures: bool = Fa
             found.append(f"{where}: speed {r.speed_ratio:.3f}x the baseline"
                          f" ({(r.speed_ratio - 1) * 100:+.1f}%)")
     if not allow_missing:
-        found += [f"{run}: {workload} x {label}: missing (the baseline has it)"
+        found += [f"{run}: {workload} x {label}: missing (the baseline has it; cells match on"
+                  " everything but their seeds: steps, batch size, hyperparameters, schedule)"
                   for run, workload, label in comparison.missing]
     return found
 

@@ -8,12 +8,12 @@ touched; the seaborn style applies inside `draw_all` only.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -37,14 +37,31 @@ def figure(title: str):
 def draw_all(report, out: Path) -> list[tuple[str, Path]]:
     """Every registered figure that has something to draw: (title, path)."""
     drawn = []
-    # labels are data: `$x$` in a name is text, not mathtext (an odd `$` would raise)
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"), \
-            matplotlib.rc_context({"text.parse_math": False}):
+    report = _as_text(report)
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"), warnings.catch_warnings():
+        # a name in a script the font lacks is drawn as boxes; one warning per glyph is noise
+        warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
         for title, draw in FIGURES:
             path = draw(report, out)
             if path is not None:
                 drawn.append((title, path))
     return drawn
+
+
+NAMES = ("label", "workload", "optimizer", "schedule")  # user-given text the figures show
+
+
+def _as_text(report):
+    """The report with every name's `$` escaped: matplotlib reads `$...$` as mathtext (an
+    odd one raises), but a name is text. Mathtext stays on for the axes' own log ticks."""
+    def escaped(frame: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(frame, pd.DataFrame) or not len(frame):
+            return frame
+        return frame.assign(**{c: frame[c].astype(str).str.replace("$", r"\$", regex=False)
+                               for c in NAMES if c in frame})
+    return dataclasses.replace(report, runs=escaped(report.runs), cells=escaped(report.cells),
+                               all_cells=escaped(report.all_cells),
+                               tuning_curves=escaped(report.tuning_curves))
 
 
 def _palette(labels) -> dict:

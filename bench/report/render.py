@@ -37,6 +37,12 @@ def interval(mean: float, low: float = math.nan, high: float = math.nan, *, digi
     return f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
 
 
+def printable(text) -> str:
+    """`text` safe for a terminal: control characters (an escape sequence in a path, a line
+    break in an exception's message) shown as Python escapes, never sent raw."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def sort_key(value: float) -> float:
     """Missing values sort last."""
     return float(value) if _finite(value) else 1e300

@@ -79,6 +79,11 @@ def build(results: Results) -> Report:
             notes.append("Only one optimizer: ranks and profiles compare it with nothing.")
         if not (runs["status"] == "done").any():
             notes.append("No seed finished as done: metrics are missing.")
+        roles = runs.groupby(["workload", "optimizer"])["role"].agg(set)
+        for (workload, optimizer), found in roles.items():
+            if "trial" in found and "tuned" not in found:
+                notes.append(f"{workload} x {optimizer}: no tuning trial ended done (all"
+                             " diverged or failed), so it has no tuned cell.")
     summary = _summary(cells) if len(cells) else pd.DataFrame()
     tuning = analysis.oneshot_vs_tuned(cells) if len(cells) else pd.DataFrame()
     return Report(results, runs, cells, summary, notes, tuning, analysis.tuning_curves(runs),

@@ -15,8 +15,9 @@ def wide_console(stderr: bool = False) -> Console:
     Markup and highlighting are off: every string printed is data (a label `my:[/red]`
     shows as it is); colour is asked for explicitly, with `Text` styles."""
     console = Console(stderr=stderr, markup=False, highlight=False)
+    # in a log, lines stay whole (a long path is never split); tables still fit 160 columns
     return console if console.is_terminal else Console(stderr=stderr, width=160, markup=False,
-                                                       highlight=False)
+                                                       highlight=False, soft_wrap=True)
 
 
 def summary_table(runs: pd.DataFrame) -> Group:

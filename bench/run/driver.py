@@ -3,7 +3,10 @@ chosen executor, save each cell as it finishes, run the tuning phase, rebuild th
 tables, print a summary."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import threading
 from pathlib import Path
 
 from rich.markup import escape
@@ -14,6 +17,7 @@ from bench.plan.cells import Cell, changed_code
 from bench.errors import UserError
 from bench.plan.matrix import Matrix
 from bench.records import CellResult, Status
+from bench.report.render import printable
 from bench.report.summary import summary_table, wide_console
 from bench.run.environment import environment
 from bench.run.executors import EXECUTORS, Limits
@@ -25,6 +29,8 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
                limits: Limits = Limits()) -> int:
     """Returns the exit code: 0 if every cell ended done or diverged, 1 if any errored or
     timed out (after all the others ran), 130 when interrupted."""
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if resume and force:
         raise UserError("--resume and --force contradict each other: --resume skips finished"
                         " cells, --force reruns them; pass one")
@@ -49,7 +55,7 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
         steps_task = progress.add_task("", total=1)
 
         def on_chunk(cell: Cell, done: int, total: int) -> None:
-            progress.update(steps_task, description=escape(f"  {cell.workload} x {cell.label}"),
+            progress.update(steps_task, description=escape(printable(f"  {cell.workload} x {cell.label}")),
                             completed=done, total=total)
 
         def run(batch: list[Cell]) -> int:
@@ -71,7 +77,8 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
                 written += 1
                 progress.advance(overall)
                 failures += any(s.status in (Status.ERROR, Status.TIMEOUT) for s in result.seeds)
-                console.print(_cell_line(written, count, cell, result), markup=False, highlight=False)
+                console.print(printable(_cell_line(written, count, cell, result)), markup=False,
+                              highlight=False)
             return failures
 
         try:
@@ -80,22 +87,40 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
             if trials:  # phase 2: each sweep's best trial, with every seed
                 finals = {t.id: store.final_values(t.id, t.target.metric) for t in trials}
                 tuned = tuning.tuned_cells(trials, tuple(matrix.seeds), finals)
+                for workload, optimizer in sorted({(t.workload, t.optimizer) for t in trials}
+                                                  - {(c.workload, c.optimizer) for c in tuned}):
+                    console.print(printable(f"tuning: no trial of {workload} x {optimizer} ended"
+                                            " done (all diverged or failed): no tuned cell"))
                 console.print(f"tuning: rerunning the best of each sweep with every seed"
                               f" ({len(tuned)} cells)")
                 errors += run(tuned)
         except KeyboardInterrupt:
-            store.merge()
-            console.print(f"interrupted: finished cells are saved in {out}; rerun the same"
+            with _interrupts_ignored():  # a second Ctrl-C must not cut the merge short
+                store.merge()
+            console.print(f"interrupted: finished cells are saved in {printable(out)}; rerun the same"
                           " command to finish the rest", markup=False)
             return 130
 
     runs, _ = store.merge()
     wide_console().print(summary_table(runs))
-    console.print(f"results: {out.resolve()}", markup=False, highlight=False)
+    console.print(f"results: {printable(out.resolve())}", markup=False, highlight=False)
     if errors:
         console.print(f"{errors} cell(s) failed or timed out; the reasons are in"
                       f" {out}/cells/*.json and the error column of runs.parquet", markup=False)
     return 1 if errors else 0
+
+
+@contextlib.contextmanager
+def _interrupts_ignored():
+    """SIGINT ignored inside (main thread only, where Python handles signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _unfinished_programs(cells: list[Cell], finished: dict, console) -> list[expand.Program]:

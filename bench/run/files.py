@@ -37,6 +37,9 @@ def make_folder(path: Path, *, link_ok: bool = False) -> Path:
     if path.is_symlink() and not link_ok:
         raise UserError(f"{path} is a symbolic link; optbench never writes through links:"
                         " remove it or choose another folder")
+    if path.is_symlink() and not path.exists():
+        raise UserError(f"{path} is a link to {os.readlink(path)}, which does not exist;"
+                        " choose another folder")
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} is a file, not a folder; choose another path")
     try:

@@ -148,6 +148,19 @@ def frame(rows: list[dict] | dict[str, list], columns: list[Column]) -> pd.DataF
     return table.astype({c.name: _PANDAS[c.dtype] for c in columns})
 
 
+# what a value may be before the cast to its column's dtype (ints may arrive as floats)
+_PYTHON = {"string": (str,), "int": (int, float), "int or null": (int, float, type(None)),
+           "float": (int, float, type(None))}
+
+
+def typed(rows: list[dict], columns: list[Column]) -> bool:
+    """Whether every value in `rows` is of its column's declared type (bools are not
+    numbers): a record with `"label": 12345` must not reach a table."""
+    kinds = {c.name: _PYTHON[c.dtype] for c in columns}
+    return all(isinstance(value, kinds[name]) and not isinstance(value, bool)
+               for row in rows for name, value in row.items() if name in kinds)
+
+
 def markdown(columns: list[Column]) -> str:
     lines = ["| column | type | unit | meaning |", "|---|---|---|---|"]
     lines += [f"| `{c.name}` | {c.dtype} | {c.unit} | {c.doc} |" for c in columns]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # the store itself stays free of JAX, so reports can read it 
 MANIFEST = "manifest.json"
 TABLES = {"runs": schema.RUNS, "curves": schema.CURVES}  # runs.parquet, curves.parquet
 GENERATION_KEY = b"optbench.generation"
+CELL_FILE = re.compile(r"[0-9a-f]{16}\.json")  # cells/<id>.json
 __all__ = ["RunStore", "Results", "load", "repair", "write_tables"]
 
 
@@ -84,10 +86,13 @@ class RunStore:
         exclusive lock on the folder until `close` (or the process ends, even by kill -9)."""
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"{self.root} is a file, not a results folder; choose another --out")
-        if (self.root.is_dir() and not (self.root / MANIFEST).exists()
-                and any(p.name not in {".lock", ".gitignore", "cells"} for p in self.root.iterdir())):
-            raise UserError(f"{self.root} is not empty and not an optbench results folder;"
-                            " choose another --out")
+        if self.root.is_dir() and not (self.root / MANIFEST).exists():
+            if self.cell_files():
+                raise UserError(f"{self.root} holds cell files but no {MANIFEST}: `optbench"
+                                f" repair {self.root}` rebuilds it, or choose another --out")
+            if any(p.name not in {".lock", ".gitignore", "cells"} for p in self.root.iterdir()):
+                raise UserError(f"{self.root} is not empty and not an optbench results folder;"
+                                " choose another --out")
         make_folder(self.root, link_ok=True)
         if not os.access(self.root, os.W_OK):
             raise UserError(f"results folder {self.root} is not writable; choose another --out")
@@ -117,6 +122,9 @@ class RunStore:
         if not self.root.is_dir():
             raise UserError(f"{self.root} is not an optbench results folder ("
                             + ("it is a file)" if self.root.exists() else "it does not exist)"))
+        if path.is_dir() and not path.is_symlink():
+            raise UserError(f"{path} is a folder, not a manifest: remove it, then `optbench"
+                            f" repair {self.root}` rebuilds the manifest from the cell files")
         try:
             manifest = read_json(path)
         except FileNotFoundError:
@@ -142,13 +150,18 @@ class RunStore:
                 or not all(isinstance(c, str) for c in config["cells"])
                 or not isinstance(config.get("matrix", {}), dict)):
             raise _damaged(self.root, "its config is not a table with a matrix and a list of cells")
+        for key in ("device", "host", "versions"):
+            if not isinstance(manifest.get(key, {}), dict):
+                raise _damaged(self.root, f"its {key} is not a table")
+        if not isinstance(config.get("matrix", {}).get("name", ""), str):
+            raise _damaged(self.root, "its matrix name is not text")
         return manifest
 
     def scan(self, *, set_aside: bool = False) -> Scan:
         """Read every cell in cells/. With `set_aside` (the caller holds the lock), damaged
         files are renamed <file>.corrupt so that their cells run again."""
         scan = Scan()
-        for path in sorted(self.cells_dir.glob("*.json")) if self.cells_dir.is_dir() else []:
+        for path in self.cell_files():
             cell = _read_cell(path)
             if cell is None:
                 scan.damaged.append(path)
@@ -157,6 +170,13 @@ class RunStore:
             else:
                 scan.cells.append(cell)
         return scan
+
+    def cell_files(self) -> list[Path]:
+        """cells/<id>.json, where <id> is a cell id (16 hex digits): other files are not
+        optbench's, and are neither read nor touched."""
+        if not self.cells_dir.is_dir():
+            return []
+        return sorted(p for p in self.cells_dir.glob("*.json") if CELL_FILE.fullmatch(p.name))
 
     def finished(self) -> dict[str, dict[str, Any]]:
         """Records of the cells whose results are complete, by id: both files readable, no
@@ -209,7 +229,8 @@ class RunStore:
         modification times (cheap: nothing is read). The merged tables carry the token of
         the files they were built from."""
         stamps = [f"{p.name}:{p.lstat().st_size}:{p.lstat().st_mtime_ns}"
-                  for p in sorted(self.cells_dir.iterdir()) if p.suffix in (".json", ".parquet")]
+                  for json_file in self.cell_files()
+                  for p in (json_file, json_file.with_suffix(".parquet")) if p.exists()]
         return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
 
     def merged(self, token: str | None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -272,7 +293,8 @@ def load(root: str | Path) -> Results:
     if tables_ is None:
         scan = store.scan()
         damaged = [p.name for p in scan.damaged]
-        lock = try_lock_folder(store.root) if os.access(store.root, os.W_OK) else None
+        writable = os.access(store.root, os.W_OK) and not store.cells_dir.is_symlink()
+        lock = try_lock_folder(store.root) if writable else None
         try:
             tables_ = store.merge() if lock is not None else _tables(scan)
         except UserError:  # cannot write here (a full disk, say): the tables in memory do
@@ -285,7 +307,7 @@ def load(root: str | Path) -> Results:
                          + (", set aside as .corrupt" if lock is not None else "")
                          + "); `optbench run` with the same matrix reruns their cells")
         unreadable = len(damaged) if lock is None else 0  # still in cells/
-    superseded = (len(list(store.cells_dir.glob("*.json"))) - unreadable
+    superseded = (len(store.cell_files()) - unreadable
                   - tables_[0]["cell_id"].nunique())
     if superseded > 0:
         notes.append(f"{superseded} cell(s) rerun under changed code are shown in their latest"
@@ -299,6 +321,10 @@ def repair(root: str | Path) -> str:
     store = RunStore(root)
     if not store.cells_dir.is_dir():
         raise UserError(f"{store.root} has no cells/ folder: nothing to repair")
+    make_folder(store.cells_dir)  # refuses a link: repair renames files in it
+    if not store.cell_files():
+        raise UserError(f"{store.cells_dir} holds no optbench cell file (<id>.json): this is"
+                        " not a results folder; nothing to repair")
     lock = lock_folder(store.root)
     try:
         try:
@@ -314,7 +340,7 @@ def repair(root: str | Path) -> str:
         manifest = {**kept, "schema_version": SCHEMA_VERSION,
                     "created": kept.get("created", _now()), "updated": _now(),
                     "config": {**config, "cells": sorted(set(config.get("cells", [])) | set(cells))
-                               if old else cells}}
+                               if old else cells, "repaired": not old}}
         write_json(store.root / MANIFEST, manifest)
         store.merge()
     finally:
@@ -341,6 +367,8 @@ def _check_same_matrix(root: Path, old: dict[str, Any], new: dict[str, Any]) -> 
     old_cells, new_cells = set(old.get("cells", [])), set(new["cells"])
     if old_cells == new_cells:
         return  # the same matrix again: resume it
+    if old.get("repaired") and old_cells <= new_cells:
+        return  # a manifest rebuilt from its cells knows only those: this matrix finishes it
     old_name = old.get("matrix", {}).get("name", "?")
     raise UserError(
         f"{root} holds another matrix ({old_name}, {len(old_cells)} cells; this one has"
@@ -368,14 +396,35 @@ def _read_cell(path: Path) -> StoredCell | None:
                   else schema.frame([], schema.CURVES))  # a cell that errored before any eval
         if len(curves) and set(curves["cell_id"]) != {record["id"]}:
             return None
+        if not _complete(record, curves):
+            return None
         rows = tables.run_rows(record, curves)
         schema.frame(rows, schema.RUNS)
-        if not (isinstance(record.get("spec_key"), str) and isinstance(record.get("finished"), str)
+        if not (schema.typed(rows, schema.RUNS) and isinstance(record.get("spec_key"), str)
+                and isinstance(record.get("finished"), str)
                 and isinstance(record.get("status_counts"), dict)):
             return None
     except Exception:  # noqa: BLE001  any damage, whatever the parser or the record raises
         return None
     return StoredCell(record, curves, rows)
+
+
+def _complete(record: dict[str, Any], curves: pd.DataFrame) -> bool:
+    """Whether the curves hold what the record says ran: seeds listed once each, a known
+    status and target metric, and every seed that ended done evaluated up to the last step."""
+    seeds = record["seeds"]
+    if not seeds or not all(isinstance(s, dict) for s in seeds):
+        return False
+    ids = [s.get("seed") for s in seeds]
+    statuses = {s.value for s in Status}
+    if (len(set(ids)) != len(ids) or not all(type(i) is int for i in ids)
+            or not all(s.get("status") in statuses for s in seeds)
+            or record["spec"]["target"]["metric"] not in schema.names(schema.CURVES)
+            or not set(curves["seed"]) <= set(ids)):
+        return False
+    last = curves.groupby("seed")["step"].max().to_dict() if len(curves) else {}
+    return all(last.get(s["seed"]) == record["steps_trained"]
+               for s in seeds if s["status"] == Status.DONE.value)
 
 
 def _set_aside(path: Path) -> None:
