@@ -4,10 +4,12 @@ The harness runs in one direction, one stage per subpackage:
 
     plan/    a matrix -> validated cells, each knowing its program (no training)
     train/   one program: data, workloads, the engine (the JAX side)
-    run/     executors train programs; the driver writes the results folder (store, schema)
+    runner/  executors train programs; the driver writes the results folder (store, schema)
     report/  statistics, tables, plots, report and compare from the stored tables (no JAX)
 
 The public API is `load` (read a results folder; imports no JAX) and `run` (run a matrix).
+The stage that runs matrices is `runner/`, not `run/`: a subpackage named `run` would
+replace the function `bench.run` as soon as anything imported it.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ def load(path):
         results = bench.load("results/reference")
         results.runs.groupby("label")["final_test_accuracy"].mean()
     """
-    from bench.run.store import load as load_results
+    from bench.runner.store import load as load_results
 
     return load_results(path)
 
@@ -42,7 +44,7 @@ def run(matrix=None, *, preset: str | None = None, out=None, seeds=None, steps: 
     import optimizers
     from bench.plan import expand
     from bench.plan import matrix as matrix_mod
-    from bench.run.driver import run_matrix
+    from bench.runner.driver import run_matrix
 
     plan = matrix_mod.with_overrides(matrix_mod.load(matrix, preset), seeds=seeds, steps=steps)
     optimizers.load_builtins()

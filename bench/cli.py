@@ -16,7 +16,7 @@ from bench import commands
 from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_USAGE
 from bench.errors import UserError
 from bench.report.render import printable
-from bench.run.executors import EXECUTORS
+from bench.runner.executors import EXECUTORS
 from optimizers.registry import RegistryError
 
 

@@ -60,8 +60,8 @@ def folder_name(name: str) -> str:
 def run(args) -> int:
     from bench.plan import expand
     from bench.plan import matrix as matrix_mod
-    from bench.run.driver import run_matrix
-    from bench.run.executors import Limits, check_address
+    from bench.runner.driver import run_matrix
+    from bench.runner.executors import Limits, check_address
 
     for flag in ("out", "data_dir"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
@@ -92,7 +92,7 @@ def write_report(out: Path) -> None:
     """The run's report, written after its results are safe: a failure here costs the
     report only, never a result, so it is one warning line."""
     from bench.report import report
-    from bench.run.store import load
+    from bench.runner.store import load
 
     try:
         paths = report.write(report.build(load(out)))
@@ -107,7 +107,7 @@ def write_report(out: Path) -> None:
 def report(args) -> int:
     from bench.report import report
     from bench.report.summary import wide_console
-    from bench.run.store import load
+    from bench.runner.store import load
 
     built = report.build(load(args.run))
     try:
@@ -130,7 +130,7 @@ def report(args) -> int:
 def compare(args) -> int:
     from bench.report import compare
     from bench.report.summary import wide_console
-    from bench.run.store import load
+    from bench.runner.store import load
 
     if len(args.runs) < 2:
         raise UserError("compare needs at least two results folders: BASELINE RUN [RUN ...]")
@@ -161,7 +161,7 @@ def compare(args) -> int:
 
 
 def repair(args) -> int:
-    from bench.run.store import repair
+    from bench.runner.store import repair
 
     print(repair(args.run))
     return EXIT_OK

@@ -375,7 +375,7 @@ def _check_child(send, names: Sequence[str], plugins) -> None:
 
 
 # A Ctrl-C is for the parent, which stops the child: SIGINT stays blocked from the child's
-# start until it ignores it (as bench/run/executors.py `interrupts_held` does for workers;
+# start until it ignores it (as bench/runner/executors.py `interrupts_held` does for workers;
 # optimizers never import bench).
 def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -93,7 +93,7 @@ def planned(optimizer: str, code_change: dict[str, str] | None = None):
 
 
 def test_a_worker_whose_code_or_versions_differ_fails_the_cell_and_says_which():
-    from bench.run.executors import DatasetCache, run_worker_program, worker_code
+    from bench.runner.executors import DatasetCache, run_worker_program, worker_code
 
     program = planned("optax:sgd", {"bench/train/engine.py": "0" * 16})
     [result] = run_worker_program(program, DatasetCache(None), worker_code())
@@ -366,8 +366,8 @@ def test_cell_timeout_clocks_preparation_and_training_apart(tmp_path):
     """A virtual clock the plugin moves: the driver reads it, and the plugin waits until the
     driver has read a value before going on (files 'seen-<value>'), so no step races."""
     import optimizers
-    from bench.run.executors import Limits
-    from bench.run.processes import run_processes
+    from bench.runner.executors import Limits
+    from bench.runner.processes import run_processes
     from optimizers import plugins
 
     path = plugin(tmp_path, "phases", PHASES.format(folder=str(tmp_path)))

@@ -12,9 +12,10 @@ import pytest
 
 import bench
 from bench import cli, commands
+from bench.errors import UserError
 from bench.report import analysis, compare, report
-from bench.run import files
-from bench.run.store import GENERATION_KEY, RunStore, write_tables
+from bench.runner import files
+from bench.runner.store import GENERATION_KEY, RunStore, write_tables
 from tests.conftest import run_optbench
 
 SMOKE = ["run", "--preset", "smoke"]  # the matrix of the shared smoke_run
@@ -90,7 +91,7 @@ DAMAGED_RECORDS = ['{"schema_version": 2, "id": "x"}', '{"schema_version": 1, "i
 def test_damaged_cell_records_are_set_aside_and_their_cell_rerun(run_copy):
     victim = sorted((run_copy / "cells").glob("*.json"))[0]
     victim.write_text('{"schema_version": 2, "id": %s, "spec": 5}' % json.dumps(victim.stem))
-    strays = [run_copy / "cells" / f"x{i}.json" for i in range(len(DAMAGED_RECORDS))]
+    strays = [run_copy / "cells" / f"{i:016x}.json" for i in range(len(DAMAGED_RECORDS))]
     for stray, text in zip(strays, DAMAGED_RECORDS):
         stray.write_text(text.replace('"x"', json.dumps(stray.stem)))
     result = run_optbench(*SMOKE, "--out", str(run_copy))
@@ -100,6 +101,9 @@ def test_damaged_cell_records_are_set_aside_and_their_cell_rerun(run_copy):
         assert damaged.with_name(damaged.name + ".corrupt").exists()
     assert not any(stray.exists() for stray in strays)
     assert json.loads(victim.read_text())["id"] == victim.stem  # its cell, run again
+    (run_copy / "cells" / "notes.json").write_text("not ours")  # not a cell id: left alone
+    assert run_optbench(*SMOKE, "--out", str(run_copy)).returncode == 0
+    assert (run_copy / "cells" / "notes.json").read_text() == "not ours"
     assert len(bench.load(run_copy).runs["cell_id"].unique()) == 2
 
 
@@ -177,7 +181,7 @@ def shared_copy(smoke_run, tmp_path, name, edit):
      "2 seed(s) not done (2 diverged)", "--allow-failures"),
     (lambda r: r.assign(status=r["status"].where(r["seed"] != r["seed"].min(), "error")),
      "1 seed(s) not done", "--allow-failures"),
-    (lambda r: r[r["optimizer"] == "optax:sgd"], "optax:adam: missing (the baseline has it)",
+    (lambda r: r[r["optimizer"] == "optax:sgd"], "optax:adam: missing (the baseline has it;",
      "--allow-missing"),
 ])
 def test_failed_and_missing_cells_are_regressions_unless_allowed(smoke_run, tmp_path, edit, words, allow):
@@ -329,3 +333,74 @@ def test_odd_labels_and_all_diverged_seeds_still_run_and_report(tmp_path):
     assert "my:[/red] $x$ &lt;b&gt;|pipe" in html
     assert r"my:[/red] \$x\$ \<b\>\|pipe" in (out / "report.md").read_text()
     assert (out / "plots" / "curves_by_step.png").stat().st_size > 0
+
+
+# ---- second round of hostile input: incomplete cells, foreign folders, API ---------------------
+
+@pytest.mark.parametrize("damage", [
+    lambda cell: cell.with_suffix(".parquet").unlink(),  # its curves gone
+    lambda cell: pd.read_parquet(cell.with_suffix(".parquet")).query("seed == seed.min()")
+    .to_parquet(cell.with_suffix(".parquet")),  # one seed's curves gone
+    lambda cell: cell.write_text(cell.read_text().replace('"label": "', '"label": 12345, "x": "')),
+    lambda cell: cell.write_text(cell.read_text().replace('"metric": "val_accuracy"', '"metric": "nosuch"')),
+])
+def test_an_incomplete_or_mistyped_cell_is_never_counted_finished(run_copy, damage):
+    cell = sorted((run_copy / "cells").glob("*.json"))[0]
+    damage(cell)
+    assert len(bench.load(run_copy).runs["cell_id"].unique()) == 1  # left out, not NaN rows
+    result = run_optbench(*SMOKE, "--out", str(run_copy))
+    assert result.returncode == 0 and "1 of 2 cells already finished" in result.stderr, result.stderr
+
+
+def test_cells_without_a_manifest_are_not_taken_for_an_empty_folder(run_copy):
+    (run_copy / "manifest.json").unlink()
+    one_line_error(run_optbench(*SMOKE, "--optimizers", "optax:sgd", "--out", str(run_copy)),
+                   f"optbench repair {run_copy}")
+
+
+def test_repair_touches_no_folder_that_is_not_a_results_folder(tmp_path):
+    foreign = tmp_path / "f"
+    (foreign / "cells").mkdir(parents=True)
+    (foreign / "cells" / "data.json").write_text('{"a": 1}')
+    one_line_error(run_optbench("repair", str(foreign)), "holds no optbench cell file")
+    assert sorted(p.name for p in foreign.rglob("*")) == ["cells", "data.json"]
+
+
+@pytest.mark.parametrize("field,value", [("device", "gpu"), ("host", None), ("versions", [1])])
+def test_mistyped_manifest_fields_are_one_line(run_copy, field, value):
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    (run_copy / "manifest.json").write_text(json.dumps({**manifest, field: value}))
+    one_line_error(run_optbench("report", str(run_copy)), f"its {field} is not a table")
+
+
+def test_bench_run_still_works_after_the_package_was_used(tmp_path, smoke_run):
+    bench.load(smoke_run)  # imports the runner stage; `bench.run` must stay the function
+    assert callable(bench.run)
+    results = bench.run(preset="smoke", steps=20, out=tmp_path / "api")
+    assert len(results.runs) == 4
+    with pytest.raises(UserError, match="unknown executor 'bogus'"):
+        bench.run(preset="smoke", steps=20, out=tmp_path / "api2", executor="bogus")
+    assert not (tmp_path / "api2").exists()
+
+
+def test_a_plugin_that_exits_is_a_load_failure(tmp_path):
+    plugin = tmp_path / "exits.py"
+    plugin.write_text("import sys\nsys.exit(3)\n")
+    result = run_optbench("list", "optimizers", "--plugin", str(plugin))
+    assert result.returncode == 2 and "exits.py" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_time_limits_are_bounded():
+    one_line_error(run_optbench("check", "adam", "--timeout", "inf"), "at most 604800")
+
+
+def test_run_folders_started_in_one_second_never_collide(tmp_path):
+    first = commands.new_folder(tmp_path, "quick")
+    first.mkdir()
+    second = commands.new_folder(tmp_path, "quick")
+    assert second != first and second.name.startswith(first.name)
+
+
+def test_terminal_text_never_carries_control_characters():
+    from bench.report.render import printable
+    assert printable("a\x1b[31mred\nb") == "a\\x1b[31mred\\nb"

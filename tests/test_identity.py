@@ -11,7 +11,7 @@ import bench
 import optimizers
 from bench.plan import expand, matrix
 from bench.report import analysis, compare
-from bench.run.store import load
+from bench.runner.store import load
 from bench.train import data, engine, workloads
 from tests.conftest import ROOT, run_optbench
 

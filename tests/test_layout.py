@@ -4,13 +4,13 @@ the one results/README.md documents."""
 import subprocess
 import sys
 
-from bench.run import schema
+from bench.runner import schema
 from tests.conftest import ROOT
 
 READERS = """
 import sys, bench
 from bench.report import compare, report, summary
-from bench.run.executors import EXECUTORS
+from bench.runner.executors import EXECUTORS
 results = bench.load({run!r})
 report.write(report.build(results), {out!r})
 summary.summary_table(results.runs)
@@ -31,7 +31,7 @@ def test_reading_and_reporting_results_never_import_jax(smoke_run, tmp_path):
 SIDE_EFFECTS = """
 import os, matplotlib
 backend, rc, mask = matplotlib.get_backend(), dict(matplotlib.rcParams), os.umask(0o027)
-import bench.run.store, bench.report.plots, bench.report.report, optimizers.plugins, bench.cli
+import bench.runner.store, bench.report.plots, bench.report.report, optimizers.plugins, bench.cli
 assert os.umask(0o027) == 0o027, "the umask changed on import"
 assert matplotlib.get_backend() == backend, "the backend changed on import"
 changed = [k for k, v in matplotlib.rcParams.items() if rc[k] != v]
@@ -48,7 +48,7 @@ def test_importing_changes_nothing_outside_the_module():
 
 def test_the_cli_offers_the_executor_table():
     from bench.cli import build_parser
-    from bench.run.executors import EXECUTORS
+    from bench.runner.executors import EXECUTORS
 
     run = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions
                if a.dest == "executor")
@@ -56,8 +56,8 @@ def test_the_cli_offers_the_executor_table():
 
 
 def test_results_readme_holds_the_schema_verbatim():
-    """Adding a column is one line in bench/run/schema.py (and regenerating the README with
-    `python -m bench.run.schema`): this test fails until both agree."""
+    """Adding a column is one line in bench/runner/schema.py (and regenerating the README with
+    `python -m bench.runner.schema`): this test fails until both agree."""
     readme = (ROOT / "results" / "README.md").read_text()
     assert schema.markdown(schema.RUNS) in readme
     assert schema.markdown(schema.CURVES) in readme

@@ -8,8 +8,8 @@ import pytest
 
 import bench
 from bench.report import compare, report
-from bench.run.schema import SCHEMA_VERSION
-from bench.run.store import write_tables
+from bench.runner.schema import SCHEMA_VERSION
+from bench.runner.store import write_tables
 from tests.conftest import ROOT, run_optbench
 
 

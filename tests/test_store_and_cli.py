@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from bench import cli
-from bench.run import schema
-from bench.run.store import RunStore, load
+from bench.runner import schema
+from bench.runner.store import RunStore, load
 from tests.conftest import run_optbench
 
 

@@ -13,7 +13,7 @@ import pytest
 import optimizers
 from bench.train import data, engine, usage, workloads
 from bench.records import Usage
-from bench.run.tables import usage_columns
+from bench.runner.tables import usage_columns
 
 # mnist1d-mlp: 40 -> 100 -> 100 -> 10 with biases, float32
 MLP_PARAMS = (40 * 100 + 100) + (100 * 100 + 100) + (100 * 10 + 10)

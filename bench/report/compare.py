@@ -23,8 +23,8 @@ import pandas as pd
 
 from bench.errors import UserError
 from bench.report import analysis, render
-from bench.run.files import make_folder, write_text
-from bench.run.store import Results
+from bench.runner.files import make_folder, write_text
+from bench.runner.store import Results
 
 # The metrics compare offers, and which way is better for each.
 METRICS = {"final_test_accuracy": "max", "final_val_accuracy": "max", "best_val_accuracy": "max",

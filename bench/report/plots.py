@@ -20,7 +20,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from bench.report import algoperf, analysis
-from bench.run.files import atomic_write
+from bench.runner.files import atomic_write
 
 DPI = 110
 FIGURES: list[tuple[str, Callable]] = []

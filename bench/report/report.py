@@ -16,8 +16,8 @@ import pandas as pd
 
 from bench.report import algoperf, analysis, plots, render
 from bench.report.tables import summary_table, tuning_table, workload_table
-from bench.run.files import make_folder, write_text
-from bench.run.store import Results
+from bench.runner.files import make_folder, write_text
+from bench.runner.store import Results
 
 HOW_TO_READ = [
     "Means and 95% confidence intervals (Student's t) are over the seeds that finished; "

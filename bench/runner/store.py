@@ -13,7 +13,7 @@ kill between their renames, a deleted or foreign table, or cells finished after 
 merge are seen, and the tables are rebuilt from cells/ (in memory when the folder is locked
 by a running run or read-only). A cell file that cannot be read or does not make a table
 row is set aside as <file>.corrupt by whoever holds the folder's lock, and its cell runs
-again. Every write goes through bench/run/files.py (temporary name, rename, no links
+again. Every write goes through bench/runner/files.py (temporary name, rename, no links
 followed). results/README.md documents the columns.
 """
 from __future__ import annotations
@@ -33,10 +33,10 @@ import pyarrow.parquet as pq
 
 from bench.errors import UserError
 from bench.records import CellResult, Status
-from bench.run import schema, tables
-from bench.run.files import (atomic_write, lock_folder, make_folder, read_json,
+from bench.runner import schema, tables
+from bench.runner.files import (atomic_write, lock_folder, make_folder, read_json,
                              remove_temporaries, try_lock_folder, unlock_folder, write_json)
-from bench.run.schema import SCHEMA_VERSION
+from bench.runner.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # the store itself stays free of JAX, so reports can read it without
     from bench.plan.cells import Cell

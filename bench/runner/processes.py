@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from bench.errors import UserError
 from bench.plan.expand import Program
 from bench.records import Status
-from bench.run.executors import (DatasetCache, Limits, Results, WorkerCode, interrupts_held,
+from bench.runner.executors import (DatasetCache, Limits, Results, WorkerCode, interrupts_held,
                                  program_failed, run_worker_program, worker_code)
 
 PHASES = {"preparing": "its preparation (loading data, tracing, compiling)",

@@ -19,9 +19,9 @@ from bench.plan.matrix import Matrix
 from bench.records import CellResult, Status
 from bench.report.render import printable
 from bench.report.summary import summary_table, wide_console
-from bench.run.environment import environment
-from bench.run.executors import EXECUTORS, Limits
-from bench.run.store import RunStore
+from bench.runner.environment import environment
+from bench.runner.executors import EXECUTORS, Limits
+from bench.runner.store import RunStore
 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,

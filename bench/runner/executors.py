@@ -339,7 +339,7 @@ def _ignore_interrupts_plugin():
 
 def _run_processes(programs: Sequence[Program], data_dir: str | None, limits: Limits,
                    progress: ProgressCallback | None = None) -> Results:
-    from bench.run.processes import run_processes
+    from bench.runner.processes import run_processes
 
     return run_processes(programs, data_dir, limits)
 

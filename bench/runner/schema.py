@@ -2,7 +2,7 @@
 
 The store builds its tables through `frame`, which refuses a row with a column missing or
 undeclared; results/README.md holds `markdown(...)` of these lists verbatim (a test checks
-it, and `python -m bench.run.schema` prints them). Adding a column is one line here, its
+it, and `python -m bench.runner.schema` prints them). Adding a column is one line here, its
 value where it is made, and the README regenerated.
 
 `source` says where a value comes from: `timings` and `usage` columns are copied by name
@@ -142,7 +142,7 @@ def frame(rows: list[dict] | dict[str, list], columns: list[Column]) -> pd.DataF
     if len(table) or len(table.columns):
         extra, missing = set(table.columns) - set(declared), set(declared) - set(table.columns)
         if extra or missing:
-            raise SchemaError(f"columns not declared in bench/run/schema.py: {sorted(extra)};"
+            raise SchemaError(f"columns not declared in bench/runner/schema.py: {sorted(extra)};"
                               f" declared but not made: {sorted(missing)}")
     table = table.reindex(columns=declared)
     return table.astype({c.name: _PANDAS[c.dtype] for c in columns})

@@ -1,5 +1,5 @@
 """runs.parquet from the cell records: one row per cell x seed, every column declared in
-bench/run/schema.py. Time to target is computed here, once, by the report's own rules
+bench/runner/schema.py. Time to target is computed here, once, by the report's own rules
 (bench/report/analysis.py), and stored; nothing downstream computes it again."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.analysis import target_of, times_to_target
-from bench.run import schema
+from bench.runner import schema
 
 _FINAL = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 
