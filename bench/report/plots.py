@@ -121,7 +121,8 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
     for ax in axes[0]:
         legend.update({label: handle for handle, label in zip(*ax.get_legend_handles_labels())})
     handles, labels = list(legend.values()), list(legend)
-    columns = max(1, min(len(labels), 2 * len(workloads)))
+    fits = int(5.2 * len(workloads) * 11 // (max(map(len, labels), default=1) + 5))  # ~11 chars/inch
+    columns = max(1, min(len(labels), fits))
     rows_of_legend = math.ceil(len(labels) / columns)
     fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False, fontsize=9)
     name = "curves_by_step.png" if x == "step" else "curves_by_time.png"
