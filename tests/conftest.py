@@ -1,6 +1,7 @@
 import atexit
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,13 @@ def isolated_cache(tmp_path_factory):
     """Generated datasets go to a per-session folder, never the user's cache."""
     os.environ["OPTBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     os.environ.pop("OPTBENCH_DATA", None)
+
+
+def interruptible() -> None:
+    """A child's Ctrl-C as a terminal gives it (preexec_fn): a test runner may ignore SIGINT
+    (pytest-xdist's workers do), an ignored signal stays ignored across exec, and Python then
+    installs no KeyboardInterrupt handler, so a test that sends SIGINT would test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_optbench(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

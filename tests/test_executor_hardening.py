@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_optbench
+from tests.conftest import ROOT, interruptible, run_optbench
 
 SMOKE = ["--preset", "smoke", "--steps", "20", "--seeds", "1"]
 
@@ -264,7 +264,7 @@ def test_ctrl_c_under_worker_processes_stops_quietly_with_exit_130(tmp_path, exe
          "--plugin", str(path), "--executor", executor, "--workers", "2",
          "--out", str(tmp_path / "out")],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=interruptible)
     wait_for(started, process)
     os.killpg(process.pid, signal.SIGINT)  # as a terminal does: the whole process group
     _, stderr = process.communicate(timeout=120)

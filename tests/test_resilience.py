@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_optbench
+from tests.conftest import ROOT, interruptible, run_optbench
 
 # five cells, one program of two trials among them (tests/matrices/resilience.toml); the
 # gated matrix adds a last cell that waits at a gate the test opens (tests/plugins/gate.py)
@@ -27,7 +27,8 @@ def start_gated(out: Path, gate: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", *GATED, "--out", str(out),
                              *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT),
-                                 "OPTBENCH_TEST_GATE": str(gate)}, text=True)
+                                 "OPTBENCH_TEST_GATE": str(gate)}, text=True,
+                            preexec_fn=interruptible)
 
 
 def wait_at_gate(gate: Path, process: subprocess.Popen) -> None:
