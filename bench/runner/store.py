@@ -13,7 +13,8 @@ kill between their renames, a deleted or foreign table, or cells finished after 
 merge are seen, and the tables are rebuilt from cells/ (in memory when the folder is locked
 by a running run or read-only). A cell file that cannot be read or does not make a table
 row is set aside as <file>.corrupt by whoever holds the folder's lock, and its cell runs
-again. Every write goes through bench/runner/files.py (temporary name, rename, no links
+again (bench/runner/cell_files.py reads and checks them). Every write goes through
+bench/runner/files.py (temporary name, rename, no links
 followed). results/README.md documents the columns.
 """
 from __future__ import annotations
@@ -21,8 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 
 from bench.errors import UserError
 from bench.records import CellResult, Status
-from bench.runner import schema, tables
+from bench.runner import schema
+from bench.runner.cell_files import Scan, cell_files, read_cell, scan_cells, tables_of
 from bench.runner.files import (atomic_write, lock_folder, make_folder, read_json,
                              remove_temporaries, try_lock_folder, unlock_folder, write_json)
 from bench.runner.schema import SCHEMA_VERSION
@@ -44,33 +45,7 @@ if TYPE_CHECKING:  # the store itself stays free of JAX, so reports can read it 
 MANIFEST = "manifest.json"
 TABLES = {"runs": schema.RUNS, "curves": schema.CURVES}  # runs.parquet, curves.parquet
 GENERATION_KEY = b"optbench.generation"
-CELL_FILE = re.compile(r"[0-9a-f]{16}\.json")  # cells/<id>.json
 __all__ = ["RunStore", "Results", "load", "repair", "write_tables"]
-
-
-@dataclass(frozen=True)
-class StoredCell:
-    """A finished cell's two files, read and checked: they make table rows."""
-
-    record: dict[str, Any]
-    curves: pd.DataFrame
-    rows: list[dict[str, Any]]  # its runs.parquet rows
-
-
-@dataclass
-class Scan:
-    """What cells/ holds: the readable cells, and the files that are not."""
-
-    cells: list[StoredCell] = field(default_factory=list)
-    damaged: list[Path] = field(default_factory=list)
-
-    def current(self) -> list[StoredCell]:
-        """The cells the tables show: per cell spec, the latest finished (a cell rerun under
-        changed code supersedes the one before it; both files stay in cells/)."""
-        latest: dict[str, StoredCell] = {}
-        for cell in sorted(self.cells, key=lambda c: c.record["finished"]):
-            latest[cell.record["spec_key"]] = cell
-        return sorted(latest.values(), key=lambda c: c.record["id"])
 
 
 class RunStore:
@@ -139,7 +114,7 @@ class RunStore:
         if type(version) is not int:
             raise _damaged(self.root, f"its schema_version is {version!r}, not a whole number")
         if version != SCHEMA_VERSION:
-            advice = (f"rerun its matrix into a new folder (`optbench run <matrix> --out NEW`);"
+            advice = ("rerun its matrix into a new folder (`optbench run <matrix> --out NEW`);"
                       " this version stores each cell's code, program layout and AlgoPerf"
                       " times, which older folders lack" if version < SCHEMA_VERSION
                       else "read it with the optbench that wrote it")
@@ -158,25 +133,11 @@ class RunStore:
         return manifest
 
     def scan(self, *, set_aside: bool = False) -> Scan:
-        """Read every cell in cells/. With `set_aside` (the caller holds the lock), damaged
-        files are renamed <file>.corrupt so that their cells run again."""
-        scan = Scan()
-        for path in self.cell_files():
-            cell = _read_cell(path)
-            if cell is None:
-                scan.damaged.append(path)
-                if set_aside:
-                    _set_aside(path)
-            else:
-                scan.cells.append(cell)
-        return scan
+        """Every cell in cells/; with `set_aside` (hold the lock), damaged ones set aside."""
+        return scan_cells(self.cells_dir, set_aside=set_aside)
 
     def cell_files(self) -> list[Path]:
-        """cells/<id>.json, where <id> is a cell id (16 hex digits): other files are not
-        optbench's, and are neither read nor touched."""
-        if not self.cells_dir.is_dir():
-            return []
-        return sorted(p for p in self.cells_dir.glob("*.json") if CELL_FILE.fullmatch(p.name))
+        return cell_files(self.cells_dir)
 
     def finished(self) -> dict[str, dict[str, Any]]:
         """Records of the cells whose results are complete, by id: both files readable, no
@@ -191,7 +152,7 @@ class RunStore:
     def final_values(self, cell_id: str, metric: str) -> list[float]:
         """The last value of a curve column for each seed of a finished cell that ended
         done (what tuning selects on)."""
-        cell = _read_cell(self.cells_dir / f"{cell_id}.json")
+        cell = read_cell(self.cells_dir / f"{cell_id}.json")
         if cell is None or metric not in cell.curves:
             return []
         done = {s["seed"] for s in cell.record["seeds"] if s["status"] == Status.DONE.value}
@@ -220,7 +181,7 @@ class RunStore:
         aside); return them. Call it holding the lock."""
         remove_temporaries(self.root)
         scan = self.scan(set_aside=True)
-        runs, curves = _tables(scan)
+        runs, curves = tables_of(scan)
         write_tables(self.root, runs, curves, self.generation())
         return runs, curves
 
@@ -281,7 +242,7 @@ def load(root: str | Path) -> Results:
     manifest = store.manifest()
     if not store.cells_dir.is_dir():  # tables shared without their cell files: as they are
         if not any((store.root / f"{name}.parquet").exists() for name in TABLES):
-            return Results(store.root, manifest, *_tables(Scan()))  # nothing finished yet
+            return Results(store.root, manifest, *tables_of(Scan()))  # nothing finished yet
         tables_ = store.merged(None)
         if tables_ is None:
             raise UserError(f"{store.root} has no cells/ folder and its runs.parquet and"
@@ -296,9 +257,9 @@ def load(root: str | Path) -> Results:
         writable = os.access(store.root, os.W_OK) and not store.cells_dir.is_symlink()
         lock = try_lock_folder(store.root) if writable else None
         try:
-            tables_ = store.merge() if lock is not None else _tables(scan)
+            tables_ = store.merge() if lock is not None else tables_of(scan)
         except UserError:  # cannot write here (a full disk, say): the tables in memory do
-            tables_ = _tables(scan)
+            tables_ = tables_of(scan)
         finally:
             unlock_folder(lock)
         if damaged:
@@ -349,14 +310,6 @@ def repair(root: str | Path) -> str:
             f" kept, {len(scan.damaged)} damaged file(s) set aside as .corrupt, tables rebuilt")
 
 
-def _tables(scan: Scan) -> tuple[pd.DataFrame, pd.DataFrame]:
-    current = scan.current()
-    runs = schema.frame([row for cell in current for row in cell.rows], schema.RUNS)
-    curves = schema.frame(pd.concat([c.curves for c in current], ignore_index=True)
-                          if current else [], schema.CURVES)
-    return runs, curves
-
-
 def _damaged(root: Path, why: str) -> UserError:
     return UserError(f"{root}/{MANIFEST} is damaged: {why}; `optbench repair {root}` rebuilds"
                      " it from the cell files")
@@ -375,62 +328,6 @@ def _check_same_matrix(root: Path, old: dict[str, Any], new: dict[str, Any]) -> 
         f" {len(new_cells)}, {len(old_cells & new_cells)} in common): pass --resume to add"
         " this matrix's unfinished cells to it, --force to rerun all of them there, or"
         " choose another --out")
-
-
-def _read_cell(path: Path) -> StoredCell | None:
-    """A cell's record and curves, or None when either is unreadable, of another schema,
-    not this file's cell, or does not make table rows (the cell then counts as unfinished).
-    Links are not followed."""
-    try:
-        record = read_json(path)
-    except (OSError, ValueError):
-        return None
-    if (not isinstance(record, dict) or type(record.get("schema_version")) is not int
-            or record["schema_version"] != SCHEMA_VERSION or record.get("id") != path.stem):
-        return None
-    parquet = path.with_suffix(".parquet")
-    try:
-        if parquet.is_symlink():
-            return None
-        curves = (schema.frame(pd.read_parquet(parquet), schema.CURVES) if parquet.exists()
-                  else schema.frame([], schema.CURVES))  # a cell that errored before any eval
-        if len(curves) and set(curves["cell_id"]) != {record["id"]}:
-            return None
-        if not _complete(record, curves):
-            return None
-        rows = tables.run_rows(record, curves)
-        schema.frame(rows, schema.RUNS)
-        if not (schema.typed(rows, schema.RUNS) and isinstance(record.get("spec_key"), str)
-                and isinstance(record.get("finished"), str)
-                and isinstance(record.get("status_counts"), dict)):
-            return None
-    except Exception:  # noqa: BLE001  any damage, whatever the parser or the record raises
-        return None
-    return StoredCell(record, curves, rows)
-
-
-def _complete(record: dict[str, Any], curves: pd.DataFrame) -> bool:
-    """Whether the curves hold what the record says ran: seeds listed once each, a known
-    status and target metric, and every seed that ended done evaluated up to the last step."""
-    seeds = record["seeds"]
-    if not seeds or not all(isinstance(s, dict) for s in seeds):
-        return False
-    ids = [s.get("seed") for s in seeds]
-    statuses = {s.value for s in Status}
-    if (len(set(ids)) != len(ids) or not all(type(i) is int for i in ids)
-            or not all(s.get("status") in statuses for s in seeds)
-            or record["spec"]["target"]["metric"] not in schema.names(schema.CURVES)
-            or not set(curves["seed"]) <= set(ids)):
-        return False
-    last = curves.groupby("seed")["step"].max().to_dict() if len(curves) else {}
-    return all(last.get(s["seed"]) == record["steps_trained"]
-               for s in seeds if s["status"] == Status.DONE.value)
-
-
-def _set_aside(path: Path) -> None:
-    for damaged in (path, path.with_suffix(".parquet")):
-        if damaged.exists() or damaged.is_symlink():
-            os.replace(damaged, damaged.with_name(damaged.name + ".corrupt"))
 
 
 def _now() -> str:
