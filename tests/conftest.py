@@ -1,7 +1,6 @@
 import atexit
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,11 +28,15 @@ def isolated_cache(tmp_path_factory):
     os.environ.pop("OPTBENCH_DATA", None)
 
 
-def interruptible() -> None:
-    """A child's Ctrl-C as a terminal gives it (preexec_fn): a test runner may ignore SIGINT
-    (pytest-xdist's workers do), an ignored signal stays ignored across exec, and Python then
-    installs no KeyboardInterrupt handler, so a test that sends SIGINT would test nothing."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def interruptible(argv: list[str]) -> list[str]:
+    """`argv` started with SIGINT's default restored, as a terminal starts it: a test runner
+    may ignore SIGINT (pytest-xdist's workers do), an ignored signal stays ignored across
+    exec, and Python then installs no KeyboardInterrupt handler, so a test that sends SIGINT
+    would test nothing. A small Python resets it and execs `argv` (no preexec_fn: forking a
+    multithreaded JAX process to run Python in the child can deadlock)."""
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL);"
+             " os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", reset, *argv]
 
 
 def run_optbench(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -259,12 +259,12 @@ def test_ctrl_c_under_worker_processes_stops_quietly_with_exit_130(tmp_path, exe
     started = tmp_path / "started"
     path = plugin(tmp_path, "blocks", BLOCKS.format(started=str(started),
                                                      release=str(tmp_path / "never")))
-    process = subprocess.Popen(
+    process = subprocess.Popen(interruptible(
         [sys.executable, "-m", "bench.cli", "run", *SMOKE, "--optimizers", "hx:blocks,optax:sgd",
          "--plugin", str(path), "--executor", executor, "--workers", "2",
-         "--out", str(tmp_path / "out")],
+         "--out", str(tmp_path / "out")]),
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=interruptible)
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
     wait_for(started, process)
     os.killpg(process.pid, signal.SIGINT)  # as a terminal does: the whole process group
     _, stderr = process.communicate(timeout=120)

@@ -24,11 +24,11 @@ METRICS = ["cell_id", "seed", "status", "trials_in_program", "final_train_loss",
 def start_gated(out: Path, gate: Path, *extra: str) -> subprocess.Popen:
     """The gated matrix in its own process; its last cell waits until `gate`/release exists."""
     gate.mkdir(exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", *GATED, "--out", str(out),
-                             *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    command = [sys.executable, "-m", "bench.cli", "run", *GATED, "--out", str(out), *extra]
+    return subprocess.Popen(interruptible(command), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT),
-                                 "OPTBENCH_TEST_GATE": str(gate)}, text=True,
-                            preexec_fn=interruptible)
+                                 "OPTBENCH_TEST_GATE": str(gate)})
 
 
 def wait_at_gate(gate: Path, process: subprocess.Popen) -> None:
