@@ -110,11 +110,8 @@ def report(args) -> int:
     from bench.runner.store import load
 
     built = report.build(load(args.run))
-    try:
-        paths = report.write(built, Path(args.out) if args.out else None)
-    except UserError as exc:
-        raise UserError(f"{exc}" + ("" if args.out else "; pass --out DIR to write the report"
-                                    " elsewhere")) from None
+    paths = _written(lambda: report.write(built, Path(args.out) if args.out else None),
+                     args.out, "report")
     console = wide_console()
     for note in built.notes:
         console.print(f"note: {note}", markup=False)
@@ -127,6 +124,16 @@ def report(args) -> int:
     return EXIT_OK
 
 
+def _written(write, out: str | None, what: str):
+    """write(); where it cannot write into the default folder, the message says how to
+    write elsewhere (a user who named --out already chose)."""
+    try:
+        return write()
+    except UserError as exc:
+        advice = "" if out else f"; pass --out DIR to write the {what} elsewhere"
+        raise UserError(f"{exc}{advice}") from None
+
+
 def compare(args) -> int:
     from bench.report import compare
     from bench.report.summary import wide_console
@@ -136,11 +143,9 @@ def compare(args) -> int:
         raise UserError("compare needs at least two results folders: BASELINE RUN [RUN ...]")
     comparison = compare.compare([load(run) for run in args.runs], args.metric)
     out = Path(args.out) if args.out else Path(args.runs[-1]) / "compare"
-    try:
-        md_path, html_path = compare.write(comparison, out, link_ok=args.out is not None)
-    except UserError as exc:
-        raise UserError(f"{exc}" + ("" if args.out else "; pass --out DIR to write the"
-                                    " comparison elsewhere")) from None
+    md_path, html_path = _written(
+        lambda: compare.write(comparison, out, link_ok=args.out is not None), args.out,
+        "comparison")
     console = wide_console()
     for note in comparison.notes:
         console.print(f"note: {note}", markup=False)
