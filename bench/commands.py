@@ -192,13 +192,15 @@ def list_(args) -> int:
             table.add_row(name, defaults, space or "-", spec.reference or "-")
         console.print(table)
     elif args.what == "workloads":
-        from bench.train import workloads
+        import workloads
 
-        table = Table("name", "dataset", "batch", "steps", "eval every", "target", "model")
+        table = Table("name", "data", "batch", "steps", "eval every", "target", "width",
+                      "model")
         for name in workloads.names():
             w = workloads.get(name)
-            table.add_row(name, w.dataset, str(w.batch_size), str(w.steps), str(w.eval_every),
-                          w.target.describe(), w.description)
+            data = w.data if isinstance(w.data, str) else "generated"
+            table.add_row(name, data, str(w.batch_size), str(w.steps), str(w.eval_every),
+                          w.target.describe(), str(w.width or "-"), w.description)
         console.print(table)
     else:
         from bench.plan.matrix import PRESET_DIR

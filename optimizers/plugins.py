@@ -1,5 +1,6 @@
-"""Where optimizers come from: the Optax catalogue, files in this package, plugin files
-given by path, and installed packages' entry points (group `optbench.optimizers`).
+"""Where optimizers and workloads come from: the Optax catalogue, files in optimizers/ and
+workloads/, plugin files given by path (one file may register both), and installed
+packages' entry points (groups `optbench.optimizers` and `optbench.workloads`).
 
 A plugin that fails to load is reported in one line naming its file (and line), and the
 other optimizers still load. A plugin file is loaded once per process and content: the same
@@ -27,7 +28,36 @@ from pathlib import Path
 from optimizers import registry
 
 ENTRY_POINT_GROUP = "optbench.optimizers"
+WORKLOAD_ENTRY_POINT_GROUP = "optbench.workloads"
 _INFRASTRUCTURE = {"registry", "space", "plugins", "optax_catalogue", "conformance"}
+_OPTIMIZER_HINT = 'decorate a factory with @optimizers.register("name", ...)'
+_WORKLOAD_HINT = 'decorate a model factory with @workloads.register_workload("name", ...)'
+
+
+class _Registries:
+    """The names in both registries, as ('optimizer' | 'workload', name) pairs: what a
+    plugin added is the difference of two snapshots."""
+
+    @staticmethod
+    def snapshot() -> set[tuple[str, str]]:
+        from workloads import registry as workload_registry
+
+        return ({("optimizer", n) for n in registry.names()}
+                | {("workload", n) for n in workload_registry.names()})
+
+    @staticmethod
+    def remove(entries) -> None:
+        from workloads import registry as workload_registry
+
+        for kind, name in entries:
+            (registry if kind == "optimizer" else workload_registry).unregister(name)
+
+    @staticmethod
+    def check(entries) -> None:
+        """Every optimizer added must build from its defaults."""
+        for kind, name in sorted(entries):
+            if kind == "optimizer":
+                registry.get(name).resolve()
 _builtin_errors: list[str] | None = None  # None until the built-ins are loaded
 
 
@@ -43,7 +73,8 @@ class PluginSource:
         object.__setattr__(self, "digest", hashlib.sha256(self.code).hexdigest())
 
 
-_loaded: dict[str, tuple[PluginSource, tuple[str, ...]]] = {}  # path -> (source, its names)
+# path -> (source, the (kind, name) pairs it registered)
+_loaded: dict[str, tuple[PluginSource, tuple[tuple[str, str], ...]]] = {}
 
 
 def load_builtins() -> tuple[str, ...]:
@@ -57,16 +88,18 @@ def load_builtins() -> tuple[str, ...]:
     from optimizers.optax_catalogue import register_catalogue
 
     register_catalogue()
-    package_dir = Path(__file__).parent
-    for module in pkgutil.iter_modules([str(package_dir)]):
-        if module.name in _INFRASTRUCTURE or module.name.startswith("_"):
-            continue
-        _guarded(package_dir / f"{module.name}.py",
-                 lambda name=module.name: importlib.import_module(f"optimizers.{name}"),
-                 hint="name helper modules in optimizers/ with a leading underscore")
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        path = _entry_point_file(entry_point)
-        _guarded(path, entry_point.load, label=f"entry point '{entry_point.name}' ({path})")
+    for package, hint in (("optimizers", _OPTIMIZER_HINT), ("workloads", _WORKLOAD_HINT)):
+        package_dir = Path(__file__).parents[1] / package
+        for module in pkgutil.iter_modules([str(package_dir)]):
+            if module.name in _INFRASTRUCTURE or module.name.startswith("_"):
+                continue
+            _guarded(package_dir / f"{module.name}.py",
+                     lambda name=f"{package}.{module.name}": importlib.import_module(name),
+                     hint=f"{hint}; name helper modules in {package}/ with a leading underscore")
+    for group in (ENTRY_POINT_GROUP, WORKLOAD_ENTRY_POINT_GROUP):
+        for entry_point in importlib.metadata.entry_points(group=group):
+            path = _entry_point_file(entry_point)
+            _guarded(path, entry_point.load, label=f"entry point '{entry_point.name}' ({path})")
     return tuple(_builtin_errors)
 
 
@@ -103,7 +136,7 @@ def check_plugin_path(path: str | Path) -> Path:
 
 
 def load_plugin_file(path: str | Path) -> list[str]:
-    """Import one plugin file; return the optimizer names it registered. Loading the same
+    """Import one plugin file; return the optimizer and workload names it registered. Loading the same
     file again (by any path to it) returns the same names, unless its content changed:
     then the new code replaces the old.
 
@@ -122,12 +155,12 @@ def load_plugin_file(path: str | Path) -> list[str]:
 
 
 def load_plugin_source(source: PluginSource, label: str | None = None) -> list[str]:
-    """Register the optimizers of `source` (a plugin file's bytes, from this process or a
+    """Register the optimizers and workloads of `source` (a plugin file's bytes, from this process or a
     driver's), unless this content of that path is loaded already."""
     load_builtins()
     known = _loaded.get(source.path)
     if known is not None and known[0].digest == source.digest:
-        return list(known[1])
+        return [name for _, name in known[1]]
     if known is not None:  # edited since it was loaded: its new code replaces the old
         unload_plugin(source.path)
     module_name = _module_name(source)
@@ -142,19 +175,18 @@ def load_plugin_source(source: PluginSource, label: str | None = None) -> list[s
         exec(compile(source.code, source.path, "exec"), module.__dict__)  # noqa: S102
 
     try:
-        names = _load_checked(Path(source.path), load, label)
+        added = _load_checked(Path(source.path), load, label)
     except registry.RegistryError:
         _forget(source)
         raise
-    _loaded[source.path] = (source, tuple(names))
-    return names
+    _loaded[source.path] = (source, tuple(added))
+    return [name for _, name in added]
 
 
 def unload_plugin(path: str) -> None:
-    """Forget a loaded plugin file: its optimizers leave the registry."""
-    source, names = _loaded.pop(path)
-    for name in names:
-        registry.unregister(name)
+    """Forget a loaded plugin file: its optimizers and workloads leave the registries."""
+    source, added = _loaded.pop(path)
+    _Registries.remove(added)
     _forget(source)
 
 
@@ -195,22 +227,21 @@ def _kind(path: Path) -> str:
 
 
 def _load_checked(path: Path, load, label: str | None = None,
-                  hint: str = "decorate a factory with @optimizers.register(\"name\", ...)") -> list[str]:
+                  hint: str = f"{_OPTIMIZER_HINT}, or {_WORKLOAD_HINT}") -> list[tuple[str, str]]:
     """Run `load`; every optimizer it added must build from its defaults. On any failure the
-    added names are removed again and one RegistryError line says what went wrong where."""
+    added names are removed again and one RegistryError line says what went wrong where.
+    Returns the (kind, name) pairs it added."""
     label = label or str(path)
-    before = set(registry.names())
+    before = _Registries.snapshot()
     try:
         load()
-        added = sorted(set(registry.names()) - before)
-        for name in added:
-            registry.get(name).resolve()
+        added = sorted(_Registries.snapshot() - before)
+        _Registries.check(added)
     except (Exception, SystemExit) as exc:  # a plugin that calls sys.exit() fails to load
-        for name in set(registry.names()) - before:
-            registry.unregister(name)
+        _Registries.remove(_Registries.snapshot() - before)
         raise registry.RegistryError(_describe_failure(path, label, exc)) from None
     if not added:
-        raise registry.RegistryError(f"plugin {label} registered no optimizer; {hint}")
+        raise registry.RegistryError(f"plugin {label} registered no optimizer or workload; {hint}")
     return added
 
 

@@ -118,16 +118,18 @@ class Cell:
                 "code": dict(self.code), "versions": versions()}
 
 
-def code_files(optimizer_source: str, model_class: type | None) -> list[Path]:
-    """The files whose content decides a cell's numbers: the optimizer's file (a plugin's
-    included), the workload, model, data and engine code."""
+def code_files(optimizer_source: str, workload) -> list[Path]:
+    """The files whose content decides a cell's numbers: the optimizer's file and the
+    workload's (a plugin's included), its model's, the data and engine code."""
     import inspect
 
     train = ROOT / "bench" / "train"
-    files = [Path(optimizer_source), train / "workloads.py", train / "data.py",
+    files = [Path(optimizer_source), ROOT / "workloads" / "registry.py", train / "data.py",
              train / "engine.py", train / "programs.py"]
-    if model_class is not None:
-        files.append(Path(inspect.getsourcefile(model_class)))
+    if workload.source:
+        files.append(Path(workload.source))
+    if workload.model_class is not None:
+        files.append(Path(inspect.getsourcefile(workload.model_class)))
     return files
 
 

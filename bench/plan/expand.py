@@ -19,8 +19,7 @@ from bench.plan import matrix as matrix_mod
 from bench.plan import tuning
 from bench.plan.cells import Cell, code_digests, code_files
 from bench.plan.matrix import Matrix
-from bench.train import workloads
-from bench.train.data import check_available
+import workloads
 from optimizers.registry import OptimizerSpec, RegistryError
 
 Program = tuple[Cell, ...]
@@ -42,7 +41,7 @@ def cells(matrix: Matrix, data_dir: str | None = None) -> list[Cell]:
             workload = workloads.get(entry["name"])
         except UserError as exc:
             raise UserError(f"{matrix.where('workloads')}: {exc}") from None
-        check_available(workload.dataset, data_dir)
+        workload.check_data(data_dir)
         steps = entry.get("steps", matrix.steps or workload.steps)
         for schedule in matrix.schedules:
             for optimizer_entry, (spec, hparams, overrides) in zip(matrix.optimizers, resolved):
@@ -51,7 +50,7 @@ def cells(matrix: Matrix, data_dir: str | None = None) -> list[Cell]:
                     min(entry.get("eval_every", workload.eval_every), steps),
                     entry.get("batch_size", workload.batch_size), tuple(matrix.seeds),
                     workload.target, schedule=schedule, sweepable="inject" not in spec.caveats,
-                    code=code_digests(code_files(spec.source, workload.model.model_class)))
+                    code=code_digests(code_files(spec.source, workload)))
                 found.setdefault(base.spec_key, base)
                 if matrix.budget != "oneshot":
                     try:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the table of executors is read by the CLI, which must start
     from bench.train.data import Dataset
     from optimizers.plugins import PluginSource
     from optimizers.registry import OptimizerSpec
+    from workloads.registry import Workload
 
 ProgressCallback = Callable[["Cell", int, int], None]  # (cell, steps done, steps)
 Results = Iterator[tuple["Cell", CellResult]]
@@ -75,20 +76,20 @@ def worker_code() -> WorkerCode:
 
 
 class DatasetCache:
-    """Each dataset is loaded once per process; its load time is charged to the first cell."""
+    """Each workload's data is loaded once per process (workloads sharing a dataset share
+    it); its load time is charged to the first cell."""
 
     def __init__(self, data_dir: str | None):
         self.data_dir = data_dir
         self._loaded: dict[str, Dataset] = {}
 
-    def get(self, name: str) -> tuple[Dataset, float]:
-        from bench.train import data
-
-        if name in self._loaded:
-            return self._loaded[name], 0.0
+    def get(self, workload: Workload) -> tuple[Dataset, float]:
+        key = workload.dataset_key
+        if key in self._loaded:
+            return self._loaded[key], 0.0
         clock = time.perf_counter()
-        self._loaded[name] = data.load(name, self.data_dir)
-        return self._loaded[name], time.perf_counter() - clock
+        self._loaded[key] = workload.load_data(self.data_dir)
+        return self._loaded[key], time.perf_counter() - clock
 
 
 def run_local(programs: Sequence[Program], data_dir: str | None, limits: Limits,
@@ -106,12 +107,13 @@ def run_program(program: Program, datasets: DatasetCache,
     exception from the model, optimizer or engine fails every cell of it, traceback kept;
     bad user input (UserError) still stops the run."""
     import optimizers
-    from bench.train import engine, workloads
+    import workloads
+    from bench.train import engine
 
     clock = time.perf_counter()
     first = program[0]
     workload = workloads.get(first.workload)
-    dataset, load_s = datasets.get(workload.dataset)
+    dataset, load_s = datasets.get(workload)
     hparams = [dict(cell.hparams) for cell in program]
     varying = sorted(k for k, v in hparams[0].items() if isinstance(v, float)
                      and any(h[k] != v for h in hparams))

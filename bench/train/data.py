@@ -1,8 +1,9 @@
 """Datasets, all available offline: generated (MNIST-1D, synthetic), shipped by a package
 (sklearn digits) or read from a folder the user gives (MNIST / Fashion-MNIST IDX files).
 
-Every loader returns a `Dataset` with train / validation / test splits as float32 features
-and int32 labels. Nothing here downloads: MNIST-1D is generated with
+Every loader returns a `Dataset` with train / validation / test splits: inputs and targets
+of any shape, floating point kept as float32 and integers as int32 (class labels, token
+ids). Nothing here downloads: MNIST-1D is generated with
 `mnist1d.data.make_dataset` (never `get_dataset`, which downloads by default).
 """
 from __future__ import annotations
@@ -26,6 +27,9 @@ _SPLIT_SEED = 0  # fixed, so every run sees the same validation split
 
 @dataclass(frozen=True)
 class Dataset:
+    """Three splits of (inputs, targets), the first axis counting examples. `num_classes` is
+    0 where targets are not class labels (regression, function minimisation)."""
+
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
@@ -33,11 +37,33 @@ class Dataset:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    num_classes: int
+    num_classes: int = 0
+
+    def __post_init__(self):
+        for split in ("train", "val", "test"):
+            x, y = (_as_array(getattr(self, f"{part}_{split}"), f"{self.name}: {part}_{split}")
+                    for part in "xy")
+            if not len(x) or len(x) != len(y):
+                raise UserError(f"dataset {self.name}: the {split} split holds {len(x)} inputs"
+                                f" and {len(y)} targets; expected the same number, at least one")
+            object.__setattr__(self, f"x_{split}", x)
+            object.__setattr__(self, f"y_{split}", y)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+
+def _as_array(values, what: str) -> np.ndarray:
+    """float32 for floating point, int32 for integers and booleans, contiguous."""
+    array = np.asarray(values)
+    if array.ndim == 0:
+        raise UserError(f"dataset {what} is a scalar; expected an array with one row per example")
+    if np.issubdtype(array.dtype, np.floating):
+        return np.ascontiguousarray(array, dtype=np.float32)
+    if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
+        return np.ascontiguousarray(array, dtype=np.int32)
+    raise UserError(f"dataset {what} has dtype {array.dtype}; expected floats or integers")
 
 
 def load(name: str, data_dir: str | Path | None = None) -> Dataset:
@@ -65,8 +91,8 @@ def split_validation(name, x, y, x_test, y_test, num_classes, val_fraction) -> D
     order = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
     n_val = int(round(len(x) * val_fraction))
     val, train = order[:n_val], order[n_val:]
-    as_x = lambda a: np.ascontiguousarray(a, dtype=np.float32)
-    as_y = lambda a: np.ascontiguousarray(a, dtype=np.int32)
+    as_x = lambda a: np.asarray(a, dtype=np.float32)
+    as_y = lambda a: np.asarray(a, dtype=np.int32)
     return Dataset(name, as_x(x[train]), as_y(y[train]), as_x(x[val]), as_y(y[val]),
                    as_x(x_test), as_y(y_test), num_classes)
 

@@ -23,7 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from bench.records import CellResult, SeedRecord, Status, Timings, Usage
 from bench.train import programs, usage
 from bench.train.data import Dataset
-from bench.train.workloads import Workload
+from workloads.registry import Workload
 from optimizers.registry import OptimizerSpec, extra_update_args
 
 if TYPE_CHECKING:

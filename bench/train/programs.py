@@ -15,7 +15,7 @@ import optax
 from flax import nnx
 
 from bench.train.data import Dataset
-from bench.train.workloads import Workload
+from workloads.registry import Workload
 from optimizers.registry import OptimizerSpec, extra_update_args
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def init_params(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
     graphdef = None
     for seed in seeds:
         rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(seed), 0))
-        graphdef, state = nnx.split(workload.model(dataset, rngs))
+        graphdef, state = nnx.split(workload.build_model(dataset, rngs))
         states.append(state)
     return graphdef, jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
@@ -114,15 +114,19 @@ def make_loss_fn(workload: Workload, graphdef) -> Callable:
 
 def make_train_chunk(workload: Workload, graphdef, transformation: Transformation,
                      batch_size: int) -> Callable:
-    """chunk(params, opt_state, key, x_train, y_train, length) for one member."""
+    """chunk(params, opt_state, key, x_train, y_train, length) for one member. A batch as
+    large as the training set is the training set: full-batch steps, no sampling."""
     loss_fn = make_loss_fn(workload, graphdef)
     tx, needs = transformation.tx, transformation.needs
 
     def step(carry, _, x_train, y_train):
         params, opt_state, key = carry
-        key, batch_key = jax.random.split(key)
-        index = jax.random.randint(batch_key, (batch_size,), 0, x_train.shape[0])
-        x, y = x_train[index], y_train[index]
+        if batch_size >= x_train.shape[0]:  # shapes are static: decided while tracing
+            x, y = x_train, y_train
+        else:
+            key, batch_key = jax.random.split(key)
+            index = jax.random.randint(batch_key, (batch_size,), 0, x_train.shape[0])
+            x, y = x_train[index], y_train[index]
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
         extra = extra_update_args(needs, value=loss, grad=grads,
                                   value_fn=lambda p: loss_fn(p, x, y))

@@ -1,0 +1,221 @@
+"""The workload registry: what a workload declares, and the names it is found by.
+
+A workload is everything one training problem needs, declared once:
+
+- its data: a `Dataset` (train / validation / test splits), from a loader `(data_dir) -> Dataset`
+  or the name of a built-in dataset (`bench/train/data.py`);
+- its model: a factory `(data, rngs) -> nnx.Module`, or `(data, rngs, width)` when the
+  workload declares a `width` (then `<name>@w<width>` builds it at another width);
+- its loss `(outputs, targets) -> scalar`, the mean over a batch: what the optimizer minimises;
+- its metrics: `metric_sums(outputs, targets) -> {name: the metric summed over the examples}`
+  and, per metric, which way is better ("min", "max", or None for a value that is recorded
+  but never a score, such as a position). Every workload has a "loss" metric;
+- its target: a validation metric, a value and a direction;
+- its default batch size, step budget and evaluation cadence. A batch size as large as the
+  training set means full-batch steps (the whole set every step, no sampling).
+
+Built-in workloads live in `workloads/*.py`; plugins register more with `@register_workload`
+from a file given by `--plugin`, or from an entry point in the group `optbench.workloads`.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from bench.errors import UserError
+from bench.records import Target
+from bench.train.data import Dataset
+from optimizers.registry import RegistryError, did_you_mean
+
+Direction = Literal["min", "max"]
+Loader = Callable[[str | None], Dataset]  # (data_dir) -> Dataset
+MetricSums = Callable[[jax.Array, jax.Array], Mapping[str, jax.Array]]
+MAX_WIDTH = 65_536
+_NAME = re.compile(r"[a-z0-9][a-z0-9._+-]*")
+_WIDTH = re.compile(r"(?P<base>.+)@w(?P<width>[0-9]+)")
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy over every prediction of the batch (a token axis too)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def classification_sums(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+    """Per example: cross-entropy (float32) and whether the prediction is right (int32),
+    summed over the batch. Predictions over a token axis are averaged within an example."""
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    correct = jnp.argmax(logits, -1) == labels
+    if losses.ndim == 1:
+        return {"loss": losses.sum(), "accuracy": jnp.sum(correct, dtype=jnp.int32)}
+    return {"loss": losses.reshape(len(losses), -1).mean(1).sum(),
+            "accuracy": correct.reshape(len(correct), -1).mean(1).sum()}
+
+
+CLASSIFICATION_METRICS: dict[str, Direction] = {"loss": "min", "accuracy": "max"}
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """A 2-D objective the report can draw: `function(x, y)` on NumPy arrays, the region to
+    draw, and its minimisers (drawn as stars). Workloads with a landscape record their
+    position as the metrics `x` and `y`."""
+
+    function: Callable[[Any, Any], Any]
+    bounds: tuple[tuple[float, float], tuple[float, float]]
+    minima: tuple[tuple[float, float], ...] = ()
+    log_levels: bool = True  # contour levels on a log scale (valleys spanning decades)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    data: Loader | str
+    model: Callable[..., Any]
+    target: Target  # on a validation metric: `val_<metric>`
+    batch_size: int
+    steps: int
+    eval_every: int
+    description: str = ""
+    loss: Callable[[jax.Array, jax.Array], jax.Array] = cross_entropy
+    metric_sums: MetricSums = classification_sums
+    metrics: Mapping[str, Direction | None] = field(
+        default_factory=lambda: dict(CLASSIFICATION_METRICS))
+    width: int | None = None  # the model's width, where it takes one
+    landscape: Landscape | None = None
+    reference: str = ""  # a measured figure for the README's workload table
+    source: str = ""  # the file that registered it (its digest is part of a cell's id)
+    base: str = ""  # for `<name>@w<width>`: the registered name
+
+    def __post_init__(self):
+        problems = _problems(self)
+        if problems:
+            raise RegistryError(f"workload {self.name!r}: {problems[0]}")
+
+    @property
+    def dataset_key(self) -> str:
+        """What a process caches the loaded data under."""
+        return self.data if isinstance(self.data, str) else f"workload:{self.base or self.name}"
+
+    def load_data(self, data_dir: str | None = None) -> Dataset:
+        from bench.train import data
+
+        if isinstance(self.data, str):
+            return data.load(self.data, data_dir)
+        dataset = self.data(data_dir)
+        if not isinstance(dataset, Dataset):
+            raise UserError(f"workload {self.name}: its data loader returned"
+                            f" {type(dataset).__name__}, not a Dataset")
+        return dataset
+
+    def check_data(self, data_dir: str | None = None) -> None:
+        """Raise UserError now if the data cannot be loaded later (built-in datasets only:
+        a loader runs when the first cell needs it)."""
+        from bench.train import data
+
+        if isinstance(self.data, str):
+            data.check_available(self.data, data_dir)
+
+    def build_model(self, dataset: Dataset, rngs):
+        if self.width is None:
+            return self.model(dataset, rngs)
+        return self.model(dataset, rngs, self.width)
+
+    @property
+    def model_class(self) -> type | None:
+        return getattr(self.model, "model_class", None)
+
+    def at_width(self, width: int) -> Workload:
+        if self.width is None:
+            raise UserError(f"workload {self.name} has no width to scale; workloads that do:"
+                            f" {', '.join(n for n in names() if _registry[n].width) or 'none'}")
+        if not 1 <= width <= MAX_WIDTH:
+            raise UserError(f"width {width} of {self.name} is out of range; expected 1 to {MAX_WIDTH}")
+        base = self.base or self.name
+        return replace(self, name=f"{base}@w{width}", width=width, base=base)
+
+
+def _problems(w: Workload) -> list[str]:
+    found = []
+    if not isinstance(w.name, str) or not _NAME.fullmatch(w.name.split("@w")[0]):
+        found.append("a workload name is lowercase letters, digits and . _ + - (no spaces,"
+                     " no path separators)")
+    if "loss" not in w.metrics:
+        found.append("its metrics must include 'loss' (the loss summed over the examples)")
+    for key, value in (("batch_size", w.batch_size), ("steps", w.steps), ("eval_every", w.eval_every)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            found.append(f"{key} must be a positive integer, not {value!r}")
+    if w.width is not None and (not isinstance(w.width, int) or w.width < 1):
+        found.append(f"width must be a positive integer or None, not {w.width!r}")
+    for name, direction in w.metrics.items():
+        if direction not in ("min", "max", None):
+            found.append(f"metric {name!r}: direction must be 'min', 'max' or None, not {direction!r}")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+            found.append(f"metric name {name!r}: lowercase letters, digits and _ only")
+    if not isinstance(w.target, Target):
+        found.append("its target must be a Target(metric, value, direction)")
+        return found
+    split, _, metric = w.target.metric.partition("_")
+    if split != "val" or metric not in w.metrics:
+        found.append(f"the target must be a validation metric (val_{'|val_'.join(w.metrics)}),"
+                     f" not {w.target.metric!r}")
+    elif w.target.direction != w.metrics[metric]:
+        found.append(f"{metric} is better when {w.metrics[metric]}imised; the target says"
+                     f" {w.target.direction}")
+    if not math.isfinite(w.target.value):
+        found.append(f"the target value must be finite, not {w.target.value}")
+    return found
+
+
+_registry: dict[str, Workload] = {}
+
+
+def register_workload(name: str, *, data: Loader | str, target: Target, batch_size: int,
+                      steps: int, eval_every: int, **fields) -> Callable:
+    """Decorate a model factory: `@register_workload("name", data=..., target=..., ...)`.
+    `fields` are the other `Workload` fields (loss, metric_sums, metrics, width, landscape,
+    description, reference)."""
+
+    def decorator(model):
+        source = inspect.getsourcefile(model) or ""
+        register(Workload(name, data, model, target, batch_size, steps, eval_every,
+                          source=source, **fields))
+        return model
+
+    return decorator
+
+
+def register(workload: Workload) -> Workload:
+    if workload.name in _registry:
+        raise RegistryError(f"workload {workload.name!r} is registered already"
+                            f" ({_registry[workload.name].source or 'built in'})")
+    if not workload.source:
+        workload = replace(workload, source=inspect.getsourcefile(workload.model) or "")
+    _registry[workload.name] = workload
+    return workload
+
+
+def unregister(name: str) -> None:
+    _registry.pop(name, None)
+
+
+def names() -> list[str]:
+    return sorted(_registry)
+
+
+def get(name: str) -> Workload:
+    """The workload `name`, or `<name>@w<width>` for a registered workload with a width."""
+    if name in _registry:
+        return _registry[name]
+    scaled = _WIDTH.fullmatch(name)
+    if scaled and scaled["base"] in _registry:
+        return _registry[scaled["base"]].at_width(int(scaled["width"]))
+    raise UserError(f"unknown workload '{name}'{did_you_mean(name, _registry)};"
+                    " see `optbench list workloads`")
