@@ -6,7 +6,8 @@ import optax
 import pytest
 
 import optimizers
-from bench.train import data, engine, programs, workloads
+from bench.train import data, engine, programs
+import workloads
 from bench.records import Status
 
 
@@ -14,7 +15,7 @@ def train(optimizer="optax:adam", overrides=None, *, workload="synthetic-mlp", s
           eval_every=25, seeds=(0, 1)):
     wl = workloads.get(workload)
     spec = optimizers.get(optimizer)
-    return engine.train(wl, data.load(wl.dataset), spec, spec.resolve(overrides or {}),
+    return engine.train(wl, wl.load_data(), spec, spec.resolve(overrides or {}),
                         steps=steps, eval_every=eval_every, batch_size=wl.batch_size, seeds=seeds)
 
 
@@ -54,7 +55,7 @@ def test_curves_and_timings_are_recorded_per_eval_point():
 def test_one_compile_per_chunk_length():
     wl = workloads.get("synthetic-mlp")
     spec = optimizers.get("optax:sgd")
-    trainer = engine.MemberBatch(wl, data.load(wl.dataset), spec, spec.resolve(),
+    trainer = engine.MemberBatch(wl, wl.load_data(), spec, spec.resolve(),
                                       seeds=[0], batch_size=8)
     for _ in range(3):
         trainer.run_chunk(10)
@@ -82,7 +83,7 @@ def test_optimizers_that_need_the_loss_value_run(name):
 def test_schedule_free_is_evaluated_on_its_eval_params():
     wl = workloads.get("synthetic-mlp")
     spec = optimizers.get("optax:schedule_free_adamw")
-    trainer = engine.MemberBatch(wl, data.load(wl.dataset), spec, spec.resolve(),
+    trainer = engine.MemberBatch(wl, wl.load_data(), spec, spec.resolve(),
                                  seeds=[0], batch_size=wl.batch_size)
     trainer.run_chunk(50)
     reported = trainer.evaluate()

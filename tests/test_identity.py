@@ -12,7 +12,8 @@ import optimizers
 from bench.plan import expand, matrix
 from bench.report import analysis, compare
 from bench.runner.store import load
-from bench.train import data, engine, workloads
+from bench.train import data, engine
+import workloads
 from tests.conftest import ROOT, run_optbench
 
 PLUGIN = """import optax
@@ -52,7 +53,7 @@ def test_editing_a_plugin_reruns_its_cells_and_says_which_file_changed(tmp_path)
 def test_a_cells_id_covers_its_optimizer_workload_model_and_engine_code():
     cell = expand.cells(matrix.from_dict({"seeds": 1, "workloads": ["mnist1d-cnn"],
                                           "optimizers": ["adam"]}, name="m", source="m"))[0]
-    assert {"optimizers/adam.py", "models/cnn.py", "bench/train/workloads.py",
+    assert {"optimizers/adam.py", "models/cnn.py", "workloads/registry.py", "workloads/classifiers.py",
             "bench/train/data.py", "bench/train/engine.py", "bench/train/programs.py"} \
         <= set(dict(cell.code))
     assert set(cell.record()["versions"]) == {"jax", "jaxlib", "flax", "optax"}
@@ -114,7 +115,7 @@ def test_an_accuracy_of_exactly_k_over_n_meets_a_target_of_k_over_n():
 def test_the_engine_reports_accuracy_as_a_ratio_of_integers():
     w = workloads.get("synthetic-mlp")
     spec = optimizers.get("optax:sgd")
-    d = data.load(w.dataset)
+    d = w.load_data()
     result = engine.train(w, d, spec, spec.resolve(), steps=20, eval_every=10,
                           batch_size=w.batch_size, seeds=[0, 1])
     for split, size in (("val", len(d.y_val)), ("test", len(d.y_test))):
@@ -150,7 +151,7 @@ def test_the_stored_time_to_target_is_the_reports_interpolated_crossing(smoke_ru
 
 
 def test_a_workload_declares_its_target_direction():
-    for workload in workloads.WORKLOADS.values():
+    for workload in (workloads.get(n) for n in workloads.names()):
         metric = workload.target.metric.removeprefix("val_")
         assert workload.metrics[metric] == workload.target.direction
     runs = pd.read_parquet(ROOT / "results" / "reference" / "runs.parquet")

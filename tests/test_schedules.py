@@ -6,7 +6,8 @@ import pytest
 
 import optimizers
 from bench.plan import expand, matrix, schedules
-from bench.train import data, engine, programs, workloads
+from bench.train import data, engine, programs
+import workloads
 from bench.errors import UserError
 from tests.conftest import run_optbench
 
@@ -57,7 +58,7 @@ def test_a_schedule_scales_the_updates_alone_and_in_a_sweep():
     """Momentum is linear in the learning rate, so a scheduled sweep must equal each trial
     run alone with the same schedule; and the schedule must change the curve."""
     w = workloads.get("mnist1d-mlp")
-    d = data.load(w.dataset)
+    d = w.load_data()
     spec = optimizers.get("momentum")
     wsd = schedules.Schedule.parse({"name": "wsd", "warmup": 0.2, "decay": 0.4})
     # (at 0.1 the residual MLP amplifies float32 rounding between the two builds to 1e-3)

@@ -12,7 +12,8 @@ from bench.plan import expand, matrix, tuning
 from bench.plan.cells import Tuning
 from bench.records import Target
 from bench.report import analysis
-from bench.train import data, engine, workloads
+from bench.train import data, engine
+import workloads
 from bench.errors import UserError
 from tests.conftest import run_optbench
 
@@ -76,7 +77,7 @@ def test_selection_uses_validation_only_and_the_targets_direction():
 
 def sweep_setup():
     w = workloads.get("mnist1d-mlp")
-    return w, data.load(w.dataset)
+    return w, w.load_data()
 
 
 def test_a_sweep_is_one_program_and_matches_its_trials_run_one_by_one():
@@ -154,9 +155,10 @@ def json_of(text):
 
 SHARDED = '''
 import numpy as np, jax, optimizers
-from bench.train import data, engine, workloads
+from bench.train import data, engine
+import workloads
 assert len(jax.devices()) == 2
-w = workloads.get("mnist1d-mlp"); d = data.load(w.dataset)
+w = workloads.get("mnist1d-mlp"); d = w.load_data()
 spec = optimizers.get("momentum")
 trials = [{"learning_rate": 0.05}, {"learning_rate": 0.1}, {"learning_rate": 0.2}]
 runs = {}

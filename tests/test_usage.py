@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import optimizers
-from bench.train import data, engine, usage, workloads
+from bench.train import data, engine, usage
+import workloads
 from bench.records import Usage
 from bench.runner.tables import usage_columns
 
@@ -22,7 +23,7 @@ MLP_PARAMS = (40 * 100 + 100) + (100 * 100 + 100) + (100 * 10 + 10)
 def train(name="adam", workload="mnist1d-mlp", steps=500, eval_every=250, seeds=(0, 1), **kw):
     w = workloads.get(workload)
     spec = optimizers.get(name)
-    return engine.train(w, data.load(w.dataset), spec, spec.resolve(), steps=steps,
+    return engine.train(w, w.load_data(), spec, spec.resolve(), steps=steps,
                         eval_every=eval_every, batch_size=w.batch_size, seeds=list(seeds), **kw)
 
 
@@ -42,7 +43,7 @@ def test_one_compilation_per_chunk_length_plus_eval(steps, eval_every, expected)
 def test_nothing_compiles_while_chunks_run():
     w = workloads.get("mnist1d-mlp")
     spec = optimizers.get("adam")
-    trainer = engine.MemberBatch(w, data.load(w.dataset), spec, spec.resolve(),
+    trainer = engine.MemberBatch(w, w.load_data(), spec, spec.resolve(),
                                       seeds=[0, 1], batch_size=w.batch_size)
     trainer.compile_chunk(100)
     trainer.evaluate()

@@ -14,7 +14,8 @@ import pytest
 from flax import nnx
 
 import optimizers
-from bench.train import data, engine, workloads
+from bench.train import data, engine
+import workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 
 STEPS = 500
@@ -22,7 +23,7 @@ STEPS = 500
 
 def bare_loop(workload, dataset, learning_rate, steps):
     """The ~30-line reference: one seed, no vmap, no harness."""
-    graphdef, params = nnx.split(workload.model(dataset, nnx.Rngs(params=jax.random.key(0))))
+    graphdef, params = nnx.split(workload.build_model(dataset, nnx.Rngs(params=jax.random.key(0))))
     tx = optax.adam(learning_rate)
     x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
 
@@ -71,7 +72,7 @@ def test_engine_vs_bare_scan(benchmark, workload_name):
     """Interleaved round by round: timed in separate tests, the bare side moved by up to 2x
     from one run to the next."""
     workload = workloads.get(workload_name)
-    dataset = data.load(workload.dataset)
+    dataset = workload.load_data()
     sides = {"engine": engine_loop(workload, dataset, 1e-2, STEPS),
              "bare": bare_loop(workload, dataset, 1e-2, STEPS)}
     for train_steps in sides.values():

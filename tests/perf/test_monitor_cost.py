@@ -5,7 +5,8 @@ the engine uses) and at 0.01 s (ten times busier, to show the margin)."""
 import pytest
 
 import optimizers
-from bench.train import data, engine, usage, workloads
+from bench.train import data, engine, usage
+import workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 
 STEPS = 250
@@ -15,7 +16,7 @@ STEPS = 250
 def test_monitor_on_vs_off(benchmark, interval_s):
     workload = workloads.get("mnist1d-mlp")
     spec = optimizers.get("adam")
-    trainer = engine.MemberBatch(workload, data.load(workload.dataset), spec,
+    trainer = engine.MemberBatch(workload, workload.load_data(), spec,
                                       spec.resolve(), seeds=[0, 1, 2],
                                       batch_size=workload.batch_size)
     trainer.compile_chunk(STEPS)

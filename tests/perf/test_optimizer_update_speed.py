@@ -15,7 +15,8 @@ import pytest
 from flax import nnx
 
 import optimizers
-from bench.train import data, workloads
+from bench.train import data
+import workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 from tests.test_handwritten_equivalence import TWINS
 
@@ -24,7 +25,7 @@ UPDATES = 200
 
 def cnn_params():
     workload = workloads.get("mnist1d-cnn")
-    model = workload.model(data.load(workload.dataset), nnx.Rngs(params=jax.random.key(0)))
+    model = workload.model(workload.load_data(), nnx.Rngs(params=jax.random.key(0)))
     return nnx.split(model, nnx.Param)[1]
 
 

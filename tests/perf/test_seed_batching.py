@@ -6,7 +6,8 @@ import time
 import pytest
 
 import optimizers
-from bench.train import data, engine, workloads
+from bench.train import data, engine
+import workloads
 
 SEEDS = list(range(8))
 STEPS = 500
@@ -14,7 +15,7 @@ STEPS = 500
 
 def trainers(batched: bool):
     workload = workloads.get("mnist1d-mlp")
-    dataset = data.load(workload.dataset)
+    dataset = workload.load_data()
     spec = optimizers.get("adam")
     groups = [SEEDS] if batched else [[seed] for seed in SEEDS]
     made = [engine.MemberBatch(workload, dataset, spec, spec.resolve(), seeds=group,

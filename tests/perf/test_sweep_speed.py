@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import optimizers
-from bench.train import data, engine, workloads
+from bench.train import data, engine
+import workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 
 STEPS = 500
@@ -17,7 +18,7 @@ SEEDS = [0, 1, 2]
 @pytest.mark.parametrize("workload_name", ["mnist1d-mlp", "mnist1d-cnn"])
 def test_sweep_vs_separate_runs(benchmark, workload_name):
     workload = workloads.get(workload_name)
-    dataset = data.load(workload.dataset)
+    dataset = workload.load_data()
     spec = optimizers.get("adam")
     rates, seeds, steps = RATES, SEEDS, STEPS
     if benchmark.disabled:  # under `make test`: check it runs, in seconds, not minutes
