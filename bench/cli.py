@@ -79,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare = subcommands.add_parser("compare", help="runs side by side on the cells they share")
     compare.add_argument("runs", nargs="+", metavar="RUN",
                          help="results folders; the first is the baseline")
-    compare.add_argument("--metric", default="final_test_accuracy",
-                         help="a runs.parquet metric column (default: final_test_accuracy)")
+    compare.add_argument("--metric", default="target",
+                         help="`target` (each cell's target metric on the test split: the"
+                              " default), `best_target`, or a runs.parquet metric column such"
+                              " as final_test_loss or final_val_accuracy")
     compare.add_argument("--fail-on-regression", type=_percent, metavar="PCT",
                          help="exit 1 when a later run is worse than the baseline by more than"
                               " PCT%% on the metric or on speed, has more seeds diverged,"

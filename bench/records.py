@@ -99,6 +99,7 @@ class Usage:
     """What a cell's training used. Sizes are for one seed; None means the machine could not
     tell, and `missing` says why. The sampler's summary keys are these field names."""
 
+    param_count: int | None = None        # one seed's parameters (scalars)
     param_bytes: int | None = None        # one seed's parameters
     state_bytes: int | None = None        # one seed's optimizer state
     flops_per_step: float | None = None   # one seed, one train step: XLA's cost analysis

@@ -17,8 +17,10 @@ def test_run_writes_the_results_folder(smoke_run):
     assert len(manifest["config"]["cells"]) == 2
     results = load(smoke_run)
     runs, curves = results.runs, results.curves
-    assert list(runs.columns) == schema.names(schema.RUNS)
-    assert list(curves.columns) == schema.names(schema.CURVES)
+    # the declared columns, then the classifier's own metric: accuracy, per split
+    assert list(runs.columns) == schema.names(schema.RUNS) + ["final_test_accuracy",
+                                                               "final_val_accuracy"]
+    assert list(curves.columns) == schema.names(schema.CURVES) + ["test_accuracy", "val_accuracy"]
     assert len(runs) == 2 * 2  # cells x seeds
     assert set(runs["status"]) == {"done"}
     assert len(curves) == 2 * 2 * 4  # cells x seeds x eval points

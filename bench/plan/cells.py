@@ -59,6 +59,9 @@ class Cell:
     sweepable: bool = True  # its optimizer's float hyperparameters can be traced
     trials_in_program: int = 1  # set by the plan: the program layout the cell trains in
     code: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # (file, digest)
+    # the workload's metrics and which way is better: recorded beside the results, not part
+    # of the spec (the workload's code digest already decides them)
+    metrics: tuple[tuple[str, str | None], ...] = field(default=(), compare=False)
 
     def spec(self) -> dict[str, Any]:
         """What the cell asks for; with the code digests and versions it makes the id."""
@@ -115,7 +118,7 @@ class Cell:
         """The identity fields a cell file stores beside its results."""
         return {"id": self.id, "spec_key": self.spec_key, "match_key": self.match_key,
                 "label": self.label, "schedule": self.schedule.label, "spec": self.spec(),
-                "code": dict(self.code), "versions": versions()}
+                "metrics": dict(self.metrics), "code": dict(self.code), "versions": versions()}
 
 
 def code_files(optimizer_source: str, workload) -> list[Path]:

@@ -36,11 +36,7 @@ def cells(matrix: Matrix, data_dir: str | None = None) -> list[Cell]:
         raise UserError(f"{where}: {searched[0]!r} has a search space but budget is \"oneshot\";"
                         " set budget = <number of trials> to tune")
     found: dict[str, Cell] = {}
-    for entry in matrix.workloads:
-        try:
-            workload = workloads.get(entry["name"])
-        except UserError as exc:
-            raise UserError(f"{matrix.where('workloads')}: {exc}") from None
+    for entry, workload in _workloads(matrix):
         workload.check_data(data_dir)
         steps = entry.get("steps", matrix.steps or workload.steps)
         for schedule in matrix.schedules:
@@ -50,7 +46,8 @@ def cells(matrix: Matrix, data_dir: str | None = None) -> list[Cell]:
                     min(entry.get("eval_every", workload.eval_every), steps),
                     entry.get("batch_size", workload.batch_size), tuple(matrix.seeds),
                     workload.target, schedule=schedule, sweepable="inject" not in spec.caveats,
-                    code=code_digests(code_files(spec.source, workload)))
+                    code=code_digests(code_files(spec.source, workload)),
+                    metrics=tuple(workload.metrics.items()))
                 found.setdefault(base.spec_key, base)
                 if matrix.budget != "oneshot":
                     try:
@@ -61,6 +58,27 @@ def cells(matrix: Matrix, data_dir: str | None = None) -> list[Cell]:
                     for trial in trials:
                         found.setdefault(trial.spec_key, trial)
     return with_layout(list(found.values()))
+
+
+def _workloads(matrix: Matrix) -> list[tuple[dict[str, Any], workloads.Workload]]:
+    """(entry, workload) per workload entry and width: an entry's own `widths`, else the
+    matrix's for workloads that have a width (one without runs once, as registered)."""
+    found = []
+    for entry in matrix.workloads:
+        try:
+            workload = workloads.get(entry["name"])
+            if "widths" in entry:
+                found += [(entry, workload.at_width(w)) for w in entry["widths"]]
+            elif matrix.widths and workload.width is not None:
+                found += [(entry, workload.at_width(w)) for w in matrix.widths]
+            else:
+                found.append((entry, workload))
+        except UserError as exc:
+            raise UserError(f"{matrix.where('workloads')}: {exc}") from None
+    if matrix.widths and all(w.width is None for _, w in found):
+        raise UserError(f"{matrix.where('widths')}: no workload of the matrix has a width to"
+                        " scale; `optbench list workloads` shows which do")
+    return found
 
 
 def programs(cells: list[Cell]) -> list[Program]:

@@ -6,6 +6,8 @@ validated here; `bench.plan.expand` turns it into cells.
     steps = 3000                                # optional: every workload's step budget
     workloads = ["mnist1d-mlp", {name = "mnist1d-cnn", steps = 2000}]
     optimizers = ["optax:adam", {name = "optax:sgd", momentum = 0.9}]
+    widths = [32, 64, 128]                      # optional: every workload that has a width
+                                                # (or per workload: {name = ..., widths = [64]})
 
 Every key has a type and a range, checked here (names and hyperparameters in expand, where
 the registries are), before anything trains. The limits are far above any sensible matrix
@@ -25,8 +27,8 @@ from optimizers.registry import did_you_mean
 
 PRESET_DIR = Path(__file__).parent / "presets"
 TOP_KEYS = {"name", "seeds", "steps", "workloads", "optimizers", "plugins", "budget",
-            "tuning_seeds", "schedules"}
-WORKLOAD_KEYS = {"name", "steps", "eval_every", "batch_size"}
+            "tuning_seeds", "schedules", "widths"}
+WORKLOAD_KEYS = {"name", "steps", "eval_every", "batch_size", "widths"}
 
 MAX_STEPS = 10_000_000  # steps (and eval_every) of a cell
 MAX_SEEDS = 1_000  # seeds of a cell
@@ -35,6 +37,8 @@ MAX_BUDGET = 10_000  # tuning trials per optimizer, workload and schedule
 MAX_BATCH_SIZE = 65_536
 MAX_CELLS = 100_000  # cells of a matrix, tuning trials and tuned reruns included
 MAX_NAME = 100  # characters of a name (the matrix's names its results folder)
+MAX_WIDTH = 65_536  # a model's width (hidden units, channels, d_model)
+MAX_WIDTHS = 64  # widths in one list
 _EXAMPLE = {"workloads": '["mnist1d-mlp"]', "optimizers": '["adam"]',
             "schedules": '["constant"]', "seeds": "3"}
 _EXAMPLE_FLAG = {"workloads": "mnist1d-mlp,digits-mlp", "optimizers": "adam,sgd"}
@@ -54,6 +58,9 @@ class Matrix:
     budget: int | str = "oneshot"  # "oneshot" (registered defaults) or a number of trials
     schedules: list[Schedule] = field(default_factory=lambda: [Schedule()])
     tuning_seeds: int = 1  # seeds per trial; the selected point reruns with `seeds`
+    # the widths every workload with a width runs at (a workload's own `widths` wins);
+    # empty: each at its registered width
+    widths: list[int] = field(default_factory=list)
     # Keys whose value came from elsewhere than `source`: {"optimizers": "--optimizers"}.
     origins: dict[str, str] = field(default_factory=dict)
 
@@ -120,6 +127,7 @@ def from_dict(raw: dict[str, Any], *, name: Any, source: str) -> Matrix:
         schedules=list(dict.fromkeys(schedules)), name=_matrix_name(name, where), source=source,
         seeds=parse_seeds(raw.get("seeds", 3), where), workloads=workloads,
         optimizers=optimizers, steps=raw.get("steps"), plugins=plugins,
+        widths=parse_widths(raw["widths"], f"{where}, key 'widths'") if "widths" in raw else [],
     ))
 
 
@@ -171,6 +179,7 @@ def check(matrix: Matrix) -> Matrix:
             raise UserError(f"{where}: tuning_seeds = {matrix.tuning_seeds} but the matrix has"
                             f" {len(matrix.seeds)} seeds; trials run on the first tuning_seeds"
                             " of the seeds, so give at most that many")
+    parse_widths(matrix.widths, matrix.where("widths"), allow_empty=True)
     size = planned_cells(matrix)
     if size > MAX_CELLS:
         per = f" x {_trials(matrix)} (the oneshot cell, budget trials, the tuned rerun)" \
@@ -184,8 +193,21 @@ def check(matrix: Matrix) -> Matrix:
 
 def planned_cells(matrix: Matrix) -> int:
     """The most cells the matrix can make (duplicates are merged later), counted without
-    building any: workloads x schedules x optimizers x (1, or 1 + budget + 1 tuned)."""
-    return len(matrix.workloads) * len(matrix.schedules) * len(matrix.optimizers) * _trials(matrix)
+    building any: workload widths x schedules x optimizers x (1, or 1 + budget + 1 tuned)."""
+    widths = sum(len(entry.get("widths") or matrix.widths or [None]) for entry in matrix.workloads)
+    return widths * len(matrix.schedules) * len(matrix.optimizers) * _trials(matrix)
+
+
+def parse_widths(value: Any, where: str, *, allow_empty: bool = False) -> list[int]:
+    """A list of distinct model widths, each 1 to MAX_WIDTH."""
+    if (isinstance(value, list) and (value or allow_empty) and len(value) <= MAX_WIDTHS
+            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH
+                    for v in value)):
+        if len(set(value)) != len(value):
+            raise UserError(f"{where}: widths {_quote(value)} repeat a width")
+        return list(value)
+    raise UserError(f"{where}: widths must be a list of 1 to {MAX_WIDTHS} integers from 1 to"
+                    f" {MAX_WIDTH:,}, e.g. widths = [32, 64, 128]; got {_quote(value)}")
 
 
 def parse_seeds(value: Any, where: str = "--seeds") -> list[int]:
@@ -284,9 +306,11 @@ def _workload(value: Any, where: str) -> dict[str, Any]:
         raise UserError(f"{where}: workload {_quote(entry['name'])} has unknown key"
                         f" {_quote(key)}{did_you_mean(key, WORKLOAD_KEYS)}; allowed:"
                         f" {', '.join(sorted(WORKLOAD_KEYS))}")
-    for key in sorted(WORKLOAD_KEYS - {"name"}):
+    for key in sorted(WORKLOAD_KEYS - {"name", "widths"}):
         if key in entry:
             _check_count(f"{where}: workload {_quote(entry['name'])}", key, entry[key])
+    if "widths" in entry:
+        parse_widths(entry["widths"], f"{where}: workload {_quote(entry['name'])}")
     return entry
 
 

@@ -122,6 +122,12 @@ def median_time(times) -> float:
     return float(np.median(x)) if x.size else math.inf
 
 
+def test_column(target_metric: str) -> str:
+    """The runs.parquet column of the target's metric on the test split:
+    `val_accuracy` -> `final_test_accuracy`."""
+    return "final_test_" + target_metric.removeprefix("val_")
+
+
 def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per cell (runs grouped by cell_id, never by label): statuses, metrics with
     CIs, median times to target, speed, state memory, and the rank within the workload by
@@ -132,6 +138,7 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
         first = group.iloc[0]
         done = group[group["status"] == "done"]
         metric = "final_" + first["target_metric"]
+        test_metric = test_column(first["target_metric"])
         row = {
             "cell_id": cell_id, "workload": first["workload"], "label": first["label"],
             "optimizer": first["optimizer"], "role": first["role"], "schedule": first["schedule"],
@@ -148,11 +155,13 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
             "hparams": first["hparams"],
             "score": mean_ci(done[metric])[0],
         }
-        for column in dict.fromkeys((metric, "final_val_accuracy", "final_test_accuracy",
-                                     "final_test_loss", "best_val_accuracy")):
-            mean, low, high = mean_ci(done[column])
+        for column in dict.fromkeys((metric, test_metric, "final_test_loss", "best_target")):
+            mean, low, high = (mean_ci(done[column]) if column in done
+                               else (math.nan, math.nan, math.nan))
             row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
-        for column in ("state_bytes", "state_to_param", "update_share", "mfu"):
+        # the target's metric on the test split, under one name whatever the workload
+        row.update({f"test_target{end}": row[test_metric + end] for end in ("", "_low", "_high")})
+        for column in ("state_bytes", "state_to_param", "update_share", "mfu", "param_count"):
             row[column] = float(group[column].median())
         rows.append(row)
     table = pd.DataFrame(rows)

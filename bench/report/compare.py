@@ -8,12 +8,14 @@ first run is the baseline; every other run is compared with it: the metric's mea
 interval per run, the difference with Welch's interval and p-value (significant at
 p < 0.05), and the speed ratio (the baseline's median step time over this run's: above 1
 is faster). Cells present in some runs only are listed, never silently dropped. Which way
-is better is declared with each metric compare offers (`METRICS`), never guessed from a
-name. Reads the tables only (no JAX).
+is better comes from what the workload declared (runs.parquet's `target_direction` and
+`metrics`), never from a metric's name. Reads the tables only (no JAX).
 """
 from __future__ import annotations
 
+import difflib
 import html
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +26,13 @@ import pandas as pd
 from bench.errors import UserError
 from bench.report import analysis, render
 from bench.runner.files import make_folder, write_text
+from bench.runner.schema import is_metric
 from bench.runner.store import Results
 
-# The metrics compare offers, and which way is better for each.
-METRICS = {"final_test_accuracy": "max", "final_val_accuracy": "max", "best_val_accuracy": "max",
-           "final_test_loss": "min", "final_val_loss": "min", "final_train_loss": "min"}
+# `target`: each cell's target metric on the test split (`final_test_<metric>`); the
+# others are runs.parquet columns.
+TARGET = "target"
+FIXED_METRICS = (TARGET, "best_target", "final_train_loss")
 SIGNIFICANCE = 0.05
 
 
@@ -42,14 +46,18 @@ class Comparison:
     missing: list[tuple[str, str, str]]  # (later run, workload, label) of baseline cells it lacks
 
 
-def compare(runs: list[Results], metric: str) -> Comparison:
-    if metric not in METRICS:
-        raise UserError(f"unknown metric '{metric}'; choose one of: {', '.join(METRICS)}")
+def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
     names = _names(runs)
     empty = [name for name, r in zip(names, runs) if not len(r.runs)]
     if empty:
         raise UserError(f"{', '.join(empty)} holds no finished cell: nothing to compare"
                         " (`optbench report RUN` says why)")
+    offered = metrics_offered([r.runs for r in runs])
+    if metric not in offered:
+        close = difflib.get_close_matches(metric, offered, n=1)
+        raise UserError(f"unknown metric '{metric}'"
+                        + (f" (did you mean '{close[0]}'?)" if close else "")
+                        + f"; the runs offer: {', '.join(offered)}")
     keyed = _keyed([r.runs for r in runs])
     shared = set.intersection(*(set(k["compare_key"]) for k in keyed))
     only_in = sorted({(name, row.workload, row.label) for name, table in zip(names, keyed)
@@ -62,7 +70,8 @@ def compare(runs: list[Results], metric: str) -> Comparison:
     for name, table in zip(names[1:], keyed[1:]):
         for key in sorted(shared):
             a, b = base[base["compare_key"] == key], table[table["compare_key"] == key]
-            a_values, b_values = _done(a, metric), _done(b, metric)
+            column = _column(a.iloc[0], metric)
+            a_values, b_values = _done(a, column), _done(b, column)
             mean_a, low_a, high_a = analysis.mean_ci(a_values)
             mean_b, low_b, high_b = analysis.mean_ci(b_values)
             diff, diff_low, diff_high, p = analysis.welch(a_values, b_values)
@@ -71,6 +80,7 @@ def compare(runs: list[Results], metric: str) -> Comparison:
             step_a, step_b = a["step_time_median_s"].median(), b["step_time_median_s"].median()
             rows.append({
                 "run": name, "workload": b["workload"].iloc[0], "label": b["label"].iloc[0],
+                "column": column, "better": direction(a.iloc[0], column),
                 "seeds_a": len(a_values), "seeds_b": len(b_values),
                 "not_done_a": int((a["status"] != "done").sum()),
                 "not_done_b": int((b["status"] != "done").sum()),
@@ -113,16 +123,15 @@ def regressions(comparison: Comparison, pct: float, *, allow_failures: bool = Fa
     on the metric (its mean) or on speed (the ratio of median step times); with more seeds
     diverged, errored or timed out than the baseline (unless `allow_failures`); or missing
     a cell the baseline has (unless `allow_missing`)."""
-    better_high = METRICS[comparison.metric] == "max"
     found = []
     for r in comparison.rows.itertuples():
         where = f"{r.run}: {r.workload} x {r.label}"
         if r.not_done_b > r.not_done_a and not allow_failures:
             found.append(f"{where}: {r.not_done_b} seed(s) not done ({r.statuses_b}); the"
                          f" baseline had {r.not_done_a}")
-        worse = -r.change_pct if better_high else r.change_pct
+        worse = {"max": -r.change_pct, "min": r.change_pct}.get(r.better, math.nan)
         if np.isfinite(worse) and worse > pct:
-            found.append(f"{where}: {comparison.metric} {r.mean_a:.4g} ->"
+            found.append(f"{where}: {r.column} {r.mean_a:.4g} ->"
                          f" {r.mean_b:.4g} ({r.change_pct:+.2f}%, p={r.p:.3g})")
         if np.isfinite(r.speed_ratio) and (1 - r.speed_ratio) * 100 > pct:
             found.append(f"{where}: speed {r.speed_ratio:.3f}x the baseline"
@@ -198,8 +207,37 @@ def write(comparison: Comparison, out: Path, *, link_ok: bool = True) -> tuple[P
     return out / "compare.md", out / "compare.html"
 
 
-def _done(rows: pd.DataFrame, metric: str) -> list[float]:
-    return rows.loc[rows["status"] == "done", metric].astype(float).tolist()
+def metrics_offered(tables: list[pd.DataFrame]) -> list[str]:
+    """`target`, `best_target`, `final_train_loss`, then every final metric column some
+    cell of every run holds."""
+    held = [set(c for c in t.columns if is_metric("runs", c) and t[c].notna().any())
+            for t in tables]
+    return [*FIXED_METRICS, *sorted(set.intersection(*held))]
+
+
+def _column(row, metric: str) -> str:
+    return f"final_test_{row['target_metric'].removeprefix('val_')}" if metric == TARGET else metric
+
+
+def direction(row, column: str) -> str | None:
+    """Which way is better for `column` in this cell: the target's direction for the target
+    metric, the workload's declaration for its other metrics, None for a value that is not
+    a score (a position)."""
+    if column == "best_target":
+        return row["target_direction"]
+    if column == "final_train_loss":
+        return "min"
+    metric = column.removeprefix("final_val_").removeprefix("final_test_")
+    if metric == row["target_metric"].removeprefix("val_"):
+        return row["target_direction"]
+    declared = json.loads(row["metrics"]) if isinstance(row.get("metrics"), str) else {}
+    return declared.get(metric, "min" if metric == "loss" else None)
+
+
+def _done(rows: pd.DataFrame, column: str) -> list[float]:
+    if column not in rows:
+        return []
+    return rows.loc[rows["status"] == "done", column].astype(float).tolist()
 
 
 def _names(runs: list[Results]) -> list[str]:

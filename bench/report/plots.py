@@ -19,7 +19,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from bench.report import algoperf, analysis
+from bench.report import algoperf, analysis, widths
 from bench.runner.files import atomic_write
 
 DPI = 110
@@ -295,5 +295,7 @@ figure("Normalised final target metric (per workload: 1 best, 0 worst)")(
                            else pd.DataFrame(), out))
 figure("Learning-rate sensitivity (every cell, tuning trials included)")(
     lambda r, out: lr_sensitivity(r.all_cells, out))
+figure("Best learning rate against width (per optimizer; of the learning rates tried)")(
+    lambda r, out: widths.draw(r.all_cells, out, _panels, _palette, _save))
 figure("Tuning curves: best validation metric after k trials (median and 10-90% over"
        " 200 orders of the trials)")(lambda r, out: tuning_curves(r.tuning_curves, out))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report import algoperf, analysis, plots, render
+from bench.report import algoperf, analysis, plots, render, widths
 from bench.report.tables import summary_table, tuning_table, workload_table
 from bench.runner.files import make_folder, write_text
 from bench.runner.store import Results
@@ -24,7 +24,8 @@ HOW_TO_READ = [
     "diverged and errored seeds are counted, not averaged in. One seed gives no interval.",
     "Cells are ranked within each workload by the final value of the workload's target "
     "metric on the validation split; the direction (higher or lower is better) is the "
-    "workload's own. Test accuracy is shown, never used to rank or to tune.",
+    "workload's own. The same metric on the test split is shown, never used to rank or to"
+    " tune.",
     "Time to target (the 'interpolated' columns): where a seed's target-metric curve first "
     "reaches the target, linearly interpolated between the two evaluations around the "
     "crossing (the first evaluation's own step and time when it is already there); seconds "
@@ -110,6 +111,9 @@ def tables(report: Report) -> list[render.Table]:
     found = [summary_table(report.summary)] if len(report.summary) else []
     if len(report.tuning):
         found.append(tuning_table(report.tuning))
+    width = widths.table(report.all_cells)
+    if width is not None:
+        found.append(width)
     workloads = sorted(report.cells["workload"].unique()) if len(report.cells) else []
     return found + [workload_table(report.cells, w) for w in workloads]
 

@@ -33,7 +33,8 @@ def workload_table(cells: pd.DataFrame, workload: str, *, brief: bool = False) -
     target = target_of(frame.iloc[0])
     metric = "final_" + target.metric
     header = ["rank", "optimizer", f"final {target.metric} (95% CI)",
-              "final test accuracy (95% CI)", f"steps to {target.describe()} (interpolated)",
+              f"final test_{target.metric.removeprefix('val_')} (95% CI)",
+              f"steps to {target.describe()} (interpolated)",
               "seconds to target (interpolated)", "reached", "step time",
               "done / diverged / error"]
     extras = [] if brief else [
@@ -48,8 +49,8 @@ def workload_table(cells: pd.DataFrame, workload: str, *, brief: bool = False) -
         row = [
             (f"{r['rank']:g}", r["rank"]), (r["label"], None),
             (interval(r[metric], r[metric + "_low"], r[metric + "_high"]), sort_key(r[metric])),
-            (interval(r["final_test_accuracy"], r["final_test_accuracy_low"],
-                      r["final_test_accuracy_high"]), sort_key(r["final_test_accuracy"])),
+            (interval(r["test_target"], r["test_target_low"], r["test_target_high"]),
+             sort_key(r["test_target"])),
             (fmt_time(r["target_step"], "steps"), sort_key(r["target_step"])),
             (fmt_time(r["target_seconds"], "s"), sort_key(r["target_seconds"])),
             (f"{r['reached']}/{r['seeds']}", r["reached"]),

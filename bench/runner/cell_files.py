@@ -84,15 +84,15 @@ def read_cell(path: Path) -> StoredCell | None:
     try:
         if parquet.is_symlink():
             return None
-        curves = (schema.frame(pd.read_parquet(parquet), schema.CURVES) if parquet.exists()
-                  else schema.frame([], schema.CURVES))  # a cell that errored before any eval
+        curves = (schema.frame(pd.read_parquet(parquet), "curves") if parquet.exists()
+                  else schema.frame([], "curves"))  # a cell that errored before any eval
         if len(curves) and set(curves["cell_id"]) != {record["id"]}:
             return None
         if not _complete(record, curves):
             return None
         rows = tables.run_rows(record, curves)
-        schema.frame(rows, schema.RUNS)
-        if not (schema.typed(rows, schema.RUNS) and isinstance(record.get("spec_key"), str)
+        schema.frame(rows, "runs")
+        if not (schema.typed(rows, "runs") and isinstance(record.get("spec_key"), str)
                 and isinstance(record.get("finished"), str)
                 and isinstance(record.get("status_counts"), dict)):
             return None
@@ -111,7 +111,8 @@ def _complete(record: dict[str, Any], curves: pd.DataFrame) -> bool:
     statuses = {s.value for s in Status}
     if (len(set(ids)) != len(ids) or not all(type(i) is int for i in ids)
             or not all(s.get("status") in statuses for s in seeds)
-            or record["spec"]["target"]["metric"] not in schema.names(schema.CURVES)
+            or not schema.is_metric("curves", record["spec"]["target"]["metric"])
+            or (len(curves) and record["spec"]["target"]["metric"] not in curves)
             or not set(curves["seed"]) <= set(ids)):
         return False
     last = curves.groupby("seed")["step"].max().to_dict() if len(curves) else {}
@@ -127,7 +128,7 @@ def _set_aside(path: Path) -> None:
 
 def tables_of(scan: Scan) -> tuple[pd.DataFrame, pd.DataFrame]:
     current = scan.current()
-    runs = schema.frame([row for cell in current for row in cell.rows], schema.RUNS)
+    runs = schema.frame([row for cell in current for row in cell.rows], "runs")
     curves = schema.frame(pd.concat([c.curves for c in current], ignore_index=True)
-                          if current else [], schema.CURVES)
+                          if current else [], "curves")
     return runs, curves

@@ -7,16 +7,22 @@ value where it is made, and the README regenerated.
 
 `source` says where a value comes from: `timings` and `usage` columns are copied by name
 from the cell record's Timings and Usage (bench/records.py); the rest are made by the store.
+
+Each workload declares its own metrics (workloads/registry.py): every workload has `loss`,
+declared below; the others (`accuracy`, `excess_loss`, `suboptimality`, ...) are columns
+named by a pattern (`METRIC_COLUMNS`), one per metric and split, float, after the declared
+ones. A run mixing workloads holds the union; a metric a workload lacks is NaN.
 """
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from typing import Literal
 
 import pandas as pd
 
-SCHEMA_VERSION = 2  # the layout of a results folder; bump when a column changes meaning
+SCHEMA_VERSION = 3  # the layout of a results folder; bump when a column changes meaning
 
 Source = Literal["cell", "seed", "metric", "timings", "usage", "derived", "curve"]
 _PANDAS = {"string": "object", "int": "int64", "int or null": "Int64", "float": "float64"}
@@ -54,6 +60,7 @@ RUNS: list[Column] = [
         ("target_metric", "string", "", "the workload's target metric (a curve column, e.g. `val_accuracy`)"),
         ("target_value", "float", "", "the value of `target_metric` the target asks for"),
         ("target_direction", "string", "", "`max` (reached at >= `target_value`, higher is better) or `min` (<=, lower is better)"),
+        ("metrics", "string", "", "JSON object: each metric the workload declares and which way is better (`min`, `max`, or null for a value recorded but never scored, such as a position)"),
         ("steps_trained", "int", "steps", "steps the cell ran (less than `steps` if every seed diverged)"),
         ("error", "string", "", "traceback when `status` is `error`, else empty"),
     ),
@@ -64,11 +71,9 @@ RUNS: list[Column] = [
     ),
     *_columns("metric",
         ("final_train_loss", "float", "nats", "mean minibatch loss over the last chunk"),
-        ("final_val_loss", "float", "nats", "validation cross-entropy at the last eval point"),
-        ("final_val_accuracy", "float", "fraction", "validation accuracy at the last eval point (correct predictions counted as integers, divided in float64)"),
-        ("final_test_loss", "float", "nats", "test cross-entropy at the last eval point"),
-        ("final_test_accuracy", "float", "fraction", "test accuracy at the last eval point"),
-        ("best_val_accuracy", "float", "fraction", "highest validation accuracy over the eval points"),
+        ("final_val_loss", "float", "", "the workload's loss on the validation split at the last eval point (cross-entropy in nats for classifiers)"),
+        ("final_test_loss", "float", "", "the workload's loss on the test split at the last eval point"),
+        ("best_target", "float", "", "the best value of the target metric over the eval points (highest for `max`, lowest for `min`)"),
         ("target_step", "float", "step", "time to target in steps, interpolated between the eval points around the first crossing (bench/report/analysis.py); NaN if never reached"),
         ("target_seconds", "float", "s", "the same crossing in training seconds (`train_seconds`, compile and eval excluded); NaN if never reached"),
         ("algoperf_step", "float", "step", "AlgoPerf's convention: the step of the first evaluation that reaches the target, no interpolation; NaN if never"),
@@ -90,6 +95,7 @@ RUNS: list[Column] = [
         ("trials_in_program", "int", "", "hyperparameter trials trained together in the cell's compiled program (part of the cell's identity; their timings are shared)"),
         ("devices", "int", "", "local devices the program's trials x seeds were split over (the most that divide them evenly)"),
         ("compiles", "int", "", "executables compiled for the program's training and evaluation (one per chunk length, plus eval)"),
+        ("param_count", "float", "", "one seed's parameters, as a count of scalars (what a width changes)"),
         ("param_bytes", "float", "bytes", "one seed's parameters"),
         ("state_bytes", "float", "bytes", "one seed's optimizer state (Adam: 2x the parameters plus a step counter)"),
         ("update_s", "float", "s", "the optimizer update plus `apply_updates` alone, all members vmapped, per step: median of 3 runs of a 10-step compiled scan on the cell's parameter shapes, with a quadratic stand-in objective"),
@@ -120,11 +126,17 @@ CURVES: list[Column] = _columns(
     ("step", "int", "step", "steps trained when this point was evaluated"),
     ("train_seconds", "float", "s", "training time so far (sum of chunk times; compile and eval excluded)"),
     ("train_loss", "float", "nats", "mean minibatch loss over the chunk that ended at `step`"),
-    ("val_loss", "float", "nats", "validation cross-entropy (summed on the device, divided by the example count in float64)"),
-    ("val_accuracy", "float", "fraction", "validation accuracy (correct predictions counted as integers, divided in float64)"),
-    ("test_loss", "float", "nats", "test cross-entropy"),
-    ("test_accuracy", "float", "fraction", "test accuracy"),
+    ("val_loss", "float", "", "the workload's loss on the validation split (summed on the device, divided by the example count in float64)"),
+    ("test_loss", "float", "", "the workload's loss on the test split"),
 )
+
+# The columns of the workloads' other metrics, by table: `val_<metric>` and `test_<metric>` in
+# curves.parquet (e.g. `val_accuracy`: correct predictions counted as integers on the
+# device, divided by the example count in float64), `final_val_<metric>` and
+# `final_test_<metric>` (the last eval point) in runs.parquet.
+METRIC_COLUMNS = {"runs": re.compile(r"final_(val|test)_[a-z][a-z0-9_]*"),
+                  "curves": re.compile(r"(val|test)_[a-z][a-z0-9_]*")}
+TABLES = {"runs": RUNS, "curves": CURVES}
 
 
 class SchemaError(RuntimeError):
@@ -135,17 +147,34 @@ def names(columns: list[Column], source: Source | None = None) -> list[str]:
     return [c.name for c in columns if source is None or c.source == source]
 
 
-def frame(rows: list[dict] | dict[str, list], columns: list[Column]) -> pd.DataFrame:
-    """A DataFrame with exactly `columns`, in order, of their declared types."""
-    table = pd.DataFrame(rows)
+def frame(rows: list[dict] | dict[str, list], table: str) -> pd.DataFrame:
+    """A DataFrame of `table` ("runs" or "curves"): exactly its declared columns, in order,
+    of their declared types, then its metric columns (float, sorted by name)."""
+    columns = TABLES[table]
+    data = pd.DataFrame(rows)
     declared = names(columns)
-    if len(table) or len(table.columns):
-        extra, missing = set(table.columns) - set(declared), set(declared) - set(table.columns)
+    metrics = sorted(c for c in data.columns if c not in declared and is_metric(table, c))
+    if len(data) or len(data.columns):
+        extra = set(data.columns) - set(declared) - set(metrics)
+        missing = set(declared) - set(data.columns)
         if extra or missing:
             raise SchemaError(f"columns not declared in bench/runner/schema.py: {sorted(extra)};"
                               f" declared but not made: {sorted(missing)}")
-    table = table.reindex(columns=declared)
-    return table.astype({c.name: _PANDAS[c.dtype] for c in columns})
+    data = data.reindex(columns=declared + metrics)
+    return data.astype({**{c.name: _PANDAS[c.dtype] for c in columns},
+                        **{name: "float64" for name in metrics}})
+
+
+def is_metric(table: str, name: str) -> bool:
+    return bool(METRIC_COLUMNS[table].fullmatch(name))
+
+
+def has_layout(table: str, column_names: list[str]) -> bool:
+    """Whether a stored table's columns are this schema's: the declared ones in order, then
+    metric columns only."""
+    declared = names(TABLES[table])
+    rest = column_names[len(declared):]
+    return column_names[:len(declared)] == declared and all(is_metric(table, c) for c in rest)
 
 
 # what a value may be before the cast to its column's dtype (ints may arrive as floats)
@@ -153,12 +182,13 @@ _PYTHON = {"string": (str,), "int": (int, float), "int or null": (int, float, ty
            "float": (int, float, type(None))}
 
 
-def typed(rows: list[dict], columns: list[Column]) -> bool:
+def typed(rows: list[dict], table: str) -> bool:
     """Whether every value in `rows` is of its column's declared type (bools are not
     numbers): a record with `"label": 12345` must not reach a table."""
-    kinds = {c.name: _PYTHON[c.dtype] for c in columns}
-    return all(isinstance(value, kinds[name]) and not isinstance(value, bool)
-               for row in rows for name, value in row.items() if name in kinds)
+    kinds = {c.name: _PYTHON[c.dtype] for c in TABLES[table]}
+    return all(isinstance(value, kinds.get(name, _PYTHON["float"])) and not isinstance(value, bool)
+               for row in rows for name, value in row.items()
+               if name in kinds or is_metric(table, name))
 
 
 def markdown(columns: list[Column]) -> str:

@@ -161,7 +161,7 @@ class RunStore:
 
     def write_cell(self, cell: Cell, result: CellResult) -> None:
         curves = schema.frame({"cell_id": cell.id, **result.curves} if result.curves else [],
-                              schema.CURVES)
+                              "curves")
         atomic_write(self.cells_dir / f"{cell.id}.parquet",
                      lambda tmp: curves.to_parquet(tmp, index=False))
         record = {
@@ -199,13 +199,13 @@ class RunStore:
         or any one when None (a folder shared without its cells/, whose tables may also
         come from elsewhere, untokened)."""
         found, tokens = [], set()
-        for name, columns in TABLES.items():
+        for name in TABLES:
             try:
                 arrow = pq.read_table(self.root / f"{name}.parquet")
             except Exception:  # noqa: BLE001  missing or damaged: pyarrow raises several types
                 return None
             tokens.add((arrow.schema.metadata or {}).get(GENERATION_KEY))
-            if arrow.schema.names != schema.names(columns):
+            if not schema.has_layout(name, arrow.schema.names):
                 return None
             found.append(arrow.to_pandas())
         if len(tokens) != 1 or (token is not None and tokens != {token.encode()}):

@@ -12,13 +12,10 @@ import pandas as pd
 from bench.report.analysis import target_of, times_to_target
 from bench.runner import schema
 
-_FINAL = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
-
-
 def runs_table(pairs: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
     """(cell record, its curves) pairs -> runs.parquet."""
     return schema.frame([row for record, curves in pairs for row in run_rows(record, curves)],
-                        schema.RUNS)
+                        "runs")
 
 
 def run_rows(record: dict[str, Any], curves: pd.DataFrame) -> list[dict[str, Any]]:
@@ -28,6 +25,11 @@ def run_rows(record: dict[str, Any], curves: pd.DataFrame) -> list[dict[str, Any
     usage = usage_columns(record)
     target = target_of(cell)
     by_seed = dict(tuple(curves.groupby("seed"))) if len(curves) else {}
+    # the workload's metrics: what its curves hold (an errored cell's may hold none)
+    final = ["train_loss", "val_loss", "test_loss",
+             *(c for c in curves.columns if schema.is_metric("curves", c)
+               and c not in ("val_loss", "test_loss"))]
+    best = max if target.direction == "max" else min
     rows = []
     for seed in record["seeds"]:
         curve = by_seed.get(seed["seed"], curves.iloc[:0]).sort_values("step")
@@ -35,8 +37,9 @@ def run_rows(record: dict[str, Any], curves: pd.DataFrame) -> list[dict[str, Any
         rows.append({
             **cell, **timings, **usage,
             "seed": seed["seed"], "status": seed["status"], "diverged_step": seed["diverged_step"],
-            **{f"final_{m}": float(last[m]) if last is not None else math.nan for m in _FINAL},
-            "best_val_accuracy": float(curve["val_accuracy"].max()) if len(curve) else math.nan,
+            **{f"final_{m}": float(last[m]) if last is not None else math.nan for m in final},
+            "best_target": (float(best(curve[target.metric])) if len(curve)
+                            and curve[target.metric].notna().any() else math.nan),
             **times_to_target(curve, target, timings["compile_s"]),
         })
     return rows
@@ -55,6 +58,7 @@ def cell_columns(record: dict[str, Any]) -> dict[str, Any]:
         "trial": tuning.get("trial"), "budget": tuning.get("budget"),
         "seeds_in_batch": len(record["seeds"]), "target_metric": spec["target"]["metric"],
         "target_value": spec["target"]["value"], "target_direction": spec["target"]["direction"],
+        "metrics": json.dumps(record.get("metrics", {}), sort_keys=True),
         "steps_trained": record["steps_trained"], "error": record.get("error") or "",
     }
 

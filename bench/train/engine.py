@@ -74,6 +74,8 @@ class MemberBatch:
             self.opt_state = self.transformation.with_trial_values(self.opt_state, trials, seeds)
         self.keys = programs.data_keys(self.members)
         self.usage.param_bytes = tree_bytes(self.params) // len(self.members)
+        self.usage.param_count = sum(leaf.size for leaf in jax.tree.leaves(self.params)) \
+            // len(self.members)
         self.usage.state_bytes = tree_bytes(self.opt_state) // len(self.members)
 
     def _place_members(self, allowed: bool) -> None:
