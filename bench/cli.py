@@ -114,6 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
                                          " to the optimizers/ package, if it exists)")
     new.add_argument("--force", action="store_true", help="overwrite existing files")
     new.set_defaults(handler=commands.new_optimizer)
+
+    new = subcommands.add_parser("new-workload",
+                                 help="write a documented workload template and its test")
+    new.add_argument("name", help="the workload's name (e.g. my-regression); its file is the"
+                                  " name with '-' as '_'")
+    new.add_argument("--dir", help="where to write the file (default: the workloads/ package,"
+                                   " where drop-in files are found)")
+    new.add_argument("--tests-dir", help="where to write its test (default: tests/ next to"
+                                         " the workloads/ package, if it exists)")
+    new.add_argument("--force", action="store_true",
+                     help="overwrite a previous template of this name")
+    new.set_defaults(handler=commands.new_workload)
     return parser
 
 

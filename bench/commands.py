@@ -1,5 +1,6 @@
 """What each `optbench` command does, once its arguments are parsed (bench/cli.py parses
-them): run, report, compare, repair, list, check, new-optimizer. Each returns the exit code;
+them): run, report, compare, repair, list, check, new-optimizer, new-workload. Each returns
+the exit code;
 bad input raises UserError, which the CLI prints as one line with exit code 2."""
 from __future__ import annotations
 
@@ -258,12 +259,7 @@ def new_optimizer(args) -> int:
     import optimizers
     from bench.scaffold import write_optimizer
 
-    package_dir = Path(optimizers.__file__).parent
-    tests_dir = Path(args.tests_dir) if args.tests_dir else package_dir.parent / "tests"
-    if not args.tests_dir and not tests_dir.is_dir():
-        tests_dir = None
-    target = Path(args.dir) if args.dir else package_dir
-    in_package = target.resolve() == package_dir.resolve()
+    target, tests_dir, in_package = _scaffold_folders(args, Path(optimizers.__file__).parent)
     taken = {name: optimizers.get(name).source for name in optimizers.names()}
     written = write_optimizer(args.name, target, tests_dir, taken=taken,
                               in_package=in_package, force=args.force)
@@ -272,3 +268,28 @@ def new_optimizer(args) -> int:
     plugin = "" if in_package else f" --plugin {printable(written[0])}"
     print(f"next: edit {written[0].name}, then `optbench check {args.name}{plugin}`")
     return EXIT_OK
+
+
+def new_workload(args) -> int:
+    import workloads
+    from bench.new_workload import write_workload
+
+    target, tests_dir, in_package = _scaffold_folders(args, Path(workloads.__file__).parent)
+    taken = {name: workloads.get(name).source for name in workloads.names()}
+    written = write_workload(args.name, target, tests_dir, taken=taken,
+                             in_package=in_package, force=args.force)
+    for path in written:
+        print(f"wrote {printable(path)}")
+    plugin = "" if in_package else f" --plugin {printable(written[0])}"
+    print(f"next: edit {written[0].name}, then `optbench run --workloads {args.name}"
+          f" --optimizers adam,sgd{plugin}`")
+    return EXIT_OK
+
+
+def _scaffold_folders(args, package_dir: Path) -> tuple[Path, Path | None, bool]:
+    """(where the file goes, where its test goes or None, whether that is the package)."""
+    tests_dir = Path(args.tests_dir) if args.tests_dir else package_dir.parent / "tests"
+    if not args.tests_dir and not tests_dir.is_dir():
+        tests_dir = None
+    target = Path(args.dir) if args.dir else package_dir
+    return target, tests_dir, target.resolve() == package_dir.resolve()

@@ -210,3 +210,45 @@ def test_check_exits_1_and_names_the_failing_check(tmp_path):
     result = run_optbench("check", "test:climbs", "--plugin", str(plugin))
     assert result.returncode == 1, result.stderr
     assert "1 of 6 checks failed: quadratic" in result.stdout
+
+
+def workload_walkthrough() -> list[str]:
+    """The commands of the README's 'Add a workload', in order."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Add a workload", 1)[1].split("**The protocol.**", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    return [line.strip() for block in blocks for line in textwrap.dedent(block).splitlines()
+            if line.strip()]
+
+
+def test_the_workload_walkthrough_works_verbatim_and_ranks_by_a_loss_target(checkout):
+    """A regression workload with a loss target (lower is better), from the generated
+    template: it trains, and every stage takes the direction from its target."""
+    commands = workload_walkthrough()
+    assert [c.split()[1] for c in commands] == ["new-workload", "run"]
+    for command in commands:
+        result = shell(command, checkout)
+        assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    assert (checkout / "workloads" / "my_regression.py").is_file()
+    out = checkout / "results" / "my-regression"
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert set(runs.workload) == {"my-regression", "my-regression@w128"}
+    # (SGD at its default learning rate may diverge at width 128: a result, not a failure)
+    assert "done" in set(runs.status) <= {"done", "diverged"}
+    assert set(runs.target_direction) == {"min"}
+    assert "final_val_abs_error" in runs and "final_val_accuracy" not in runs
+    # the report ranks by the final validation loss, lowest first
+    report = (out / "report.md").read_text()
+    for workload, group in runs.groupby("workload"):
+        means = group.groupby("label")["final_val_loss"].mean().sort_values()
+        table = report.split(f"## {workload}\n", 1)[1].split("\n## ", 1)[0]
+        ranked = [line.split("|")[2].strip() for line in table.splitlines()
+                  if line.startswith("| ") and line.split("|")[1].strip()[:1].isdigit()]
+        assert ranked == list(means.index), (workload, ranked, means)
+    # reaching a loss target means going below it
+    reached = runs[runs.target_step.notna()]
+    assert len(reached) and (reached.best_target <= reached.target_value).all()
+    assert (runs[runs.target_step.isna()].best_target > runs.target_value.iloc[0]).all()
+    result = shell(f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_my_regression.py",
+                   checkout)
+    assert result.returncode == 0, result.stdout[-2000:]

@@ -149,9 +149,12 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
             sns.stripplot(data=done, x=metric, y="label", order=order, ax=ax, size=5,
                           color="tab:blue", jitter=0.15)
         diverged = frame[frame["status"] == "diverged"]
-        if len(diverged):
-            ax.scatter(diverged[metric], [order.index(label) for label in diverged["label"]],
-                       marker="x", color="tab:red", s=50, label="diverged seed", zorder=5)
+        shown = diverged[np.isfinite(diverged[metric].astype(float))]
+        if len(diverged):  # a loss that became NaN has no value to draw: counted instead
+            ax.scatter(shown[metric], [order.index(label) for label in shown["label"]],
+                       marker="x", color="tab:red", s=50, zorder=5,
+                       label="diverged seed" + (f" ({len(diverged) - len(shown)} with no finite"
+                                                " value)" if len(shown) < len(diverged) else ""))
             ax.legend(loc="lower right", fontsize=8)
         ax.set_title(workload)
         ax.set_xlabel(metric.replace("_", " "))
