@@ -248,7 +248,8 @@ def test_the_workload_walkthrough_works_verbatim_and_ranks_by_a_loss_target(chec
     # reaching a loss target means going below it
     reached = runs[runs.target_step.notna()]
     assert len(reached) and (reached.best_target <= reached.target_value).all()
-    assert (runs[runs.target_step.isna()].best_target > runs.target_value.iloc[0]).all()
+    missed = runs[runs.target_step.isna() & (runs.status == "done")]
+    assert (missed.best_target > missed.target_value).all()
     result = shell(f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_my_regression.py",
                    checkout)
     assert result.returncode == 0, result.stdout[-2000:]
