@@ -79,7 +79,7 @@ def start_point(canonical, rngs: nnx.Rngs) -> np.ndarray:
 
 
 def _register(name: str, function, start, bounds, minima, description: str, *,
-              steps: int = 500, eval_every: int = 5):
+              steps: int = 500, eval_every: int = 5, log_levels: bool = True):
     f_jax = functools.partial(function, xp=jnp)
 
     def loss(outputs, targets):
@@ -98,7 +98,7 @@ def _register(name: str, function, start, bounds, minima, description: str, *,
         name, data=lambda data_dir=None: dummy_data(name), target=TARGET, batch_size=1,
         steps=steps, eval_every=eval_every, loss=loss, metric_sums=metric_sums,
         metrics=dict(METRICS), description=description,
-        landscape=Landscape(functools.partial(function, xp=np), bounds, minima, log_levels=True),
+        landscape=Landscape(functools.partial(function, xp=np), bounds, minima, log_levels),
     )(model)
 
 
@@ -111,4 +111,4 @@ _register("saddle-2d", saddle, (1.5, 0.01), ((-2.0, 2.0), (-2.0, 2.0)), ((0.0, 1
           " (1.5, 0.01), next to the saddle's stable manifold")
 _register("rastrigin-2d", rastrigin, (3.3, -2.6), ((-5.12, 5.12), (-5.12, 5.12)), ((0.0, 0.0),),
           "Rastrigin's function: a grid of local minima; global minimum 0 at (0, 0),"
-          " start (3.3, -2.6)")
+          " start (3.3, -2.6)", log_levels=False)
