@@ -54,7 +54,7 @@ def test_registered_descriptions_state_the_solved_figures(name):
     n, d = p.x.shape
     assert f"n={n}, d={d}" in text
     assert f"f* = {p.optimum:.10f}" in text
-    stated = float(re.search(r"condition number at the optimum ([0-9.e+]+)", text)[1])
+    stated = float(re.search(r"condition number ([0-9.e+]+),", text)[1])
     assert stated == pytest.approx(p.condition_number, rel=1e-2)
 
 

@@ -240,9 +240,8 @@ def _register(name: str, kind: str, what: str, *, n: int, d: int, condition: flo
     register_workload(
         name, data=lambda data_dir=None: problem(name).dataset(), target=TARGET, batch_size=n,
         steps=steps, eval_every=eval_every, loss=loss, metric_sums=sums, metrics=dict(METRICS),
-        description=f"{what}: n={n}, d={d} (+ bias), Hessian condition number at the optimum"
-                    f" {condition:.3g}, f* = {optimum:.10f}; full batch, the training set is"
-                    " the validation set",
+        description=f"{what}: n={n}, d={d} (+ bias), condition number {condition:.3g},"
+                    f" f* = {optimum:.10f}; full batch, validated on the training set",
     )(_linear)
 
 
