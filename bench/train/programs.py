@@ -90,12 +90,18 @@ def schedule_multiplier(schedule: Schedule | None, steps: int) -> Callable | Non
         boundaries=[warmup, steps - decay])
 
 
+def init_key(seed: int) -> jax.Array:
+    """The key seed `seed` initialises its parameters from (the model factory's
+    `rngs.params`): fold_in(key(seed), 0)."""
+    return jax.random.fold_in(jax.random.key(seed), 0)
+
+
 def init_params(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
-    """(graphdef, params stacked over seeds). Seed s initialises from fold_in(key(s), 0)."""
+    """(graphdef, params stacked over seeds). Seed s initialises from `init_key(s)`."""
     states = []
     graphdef = None
     for seed in seeds:
-        rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(seed), 0))
+        rngs = nnx.Rngs(params=init_key(seed))
         graphdef, state = nnx.split(workload.build_model(dataset, rngs))
         states.append(state)
     return graphdef, jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
