@@ -19,7 +19,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from bench.report import algoperf, analysis, widths
+from bench.report import algoperf, analysis, trajectories, widths
 from bench.runner.files import atomic_write
 
 DPI = 110
@@ -88,7 +88,8 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
     would dip below zero on the log-scaled loss); one column of panels per workload."""
     if not len(curves_table):
         return None
-    data = curves_table.merge(runs[["cell_id", "seed", "workload", "label", "target_metric"]]
+    data = curves_table.merge(runs[["cell_id", "seed", "workload", "label", "target_metric",
+                                    "target_value", "target_direction"]]
                               .drop_duplicates(["cell_id", "seed"]), on=["cell_id", "seed"])
     if not len(data):
         return None
@@ -115,8 +116,15 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
                     ax.text(0.5, 0.5, "no finite loss: every seed diverged", ha="center",
                             transform=ax.transAxes, color="tab:red")
                 ax.set_title(workload)
+            else:
+                target = analysis.target_of(frame.iloc[0])
+                ax.axhline(target.value, color="0.35", ls="--", lw=1)
+                # suboptimality, excess loss: benchopt's log scale, the target included
+                if _spans_decades(pd.concat([frame[y], pd.Series([target.value])])):
+                    ax.set_yscale("log")
+            ax.set_ylabel(y.replace("_", " ") + ("" if y == "train_loss"
+                                                 else f" (dashed: target {target.value:g})"))
             ax.set_xlabel("step" if x == "step" else "training seconds")
-            ax.set_ylabel(y.replace("_", " "))
     legend = {}  # every workload's labels, each once
     for ax in axes[0]:
         legend.update({label: handle for handle, label in zip(*ax.get_legend_handles_labels())})
@@ -127,6 +135,13 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
     fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False, fontsize=9)
     name = "curves_by_step.png" if x == "step" else "curves_by_time.png"
     return _save(fig, out / name, rect=(0, 0.035 * rows_of_legend + 0.02, 1, 1))
+
+
+def _spans_decades(values: pd.Series, decades: float = 2.0) -> bool:
+    """Whether a metric's values are all positive and span more than `decades` powers of
+    ten: then a linear axis would flatten everything after the first steps."""
+    finite = values[np.isfinite(values)]
+    return bool(len(finite) and (finite > 0).all() and finite.max() / finite.min() > 10 ** decades)
 
 
 def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
@@ -279,6 +294,8 @@ figure("Loss and target metric against step (line: mean over seeds; band: their 
     lambda r, out: curves(r.runs, r.results.curves, out, "step"))
 figure("Loss and target metric against training time")(
     lambda r, out: curves(r.runs, r.results.curves, out, "train_seconds"))
+figure("Paths on the 2-D test functions (each cell's lowest seed; o start, * minimum)")(
+    lambda r, out: trajectories.draw(r.runs[r.runs["role"] != "trial"], r.results.curves, out))
 figure("Final target metric per seed (box over finished seeds; red crosses: diverged)")(
     lambda r, out: final_metric(r.runs[r.runs["role"] != "trial"], out))
 figure("Training seconds to target (interpolated; median over seeds)")(
