@@ -4,7 +4,8 @@ Every model is an `nnx.Module` whose only state is its parameters; the engine sp
 with `nnx.split` and trains the `(graphdef, params)` pair with plain JAX transforms.
 """
 from models.cnn import CNN, PatchConv
+from models.gru import GRU
 from models.logreg import LogisticRegression
 from models.mlp import MLP
 
-__all__ = ["CNN", "LogisticRegression", "MLP", "PatchConv"]
+__all__ = ["CNN", "GRU", "LogisticRegression", "MLP", "PatchConv"]
