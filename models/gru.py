@@ -50,10 +50,10 @@ class GRU(nnx.Module):
                  bidirectional: bool = True, rngs: nnx.Rngs):
         directions = 2 if bidirectional else 1
         bound = hidden ** -0.5
-        init = nnx.initializers.uniform(2 * bound)  # [0, 2b), shifted to [-b, b) below
 
-        def uniform(*shape):
-            return nnx.Param(init(rngs.params(), shape) - bound)
+        def uniform(*shape):  # PyTorch's GRU initialisation
+            return nnx.Param(jax.random.uniform(rngs.params(), shape, minval=-bound,
+                                                maxval=bound))
 
         self.w_x = uniform(directions, in_features, GATES * hidden)
         self.w_h = uniform(directions, hidden, GATES * hidden)
