@@ -29,7 +29,9 @@ the engine trains on 3,600 of the 4,000 training signals (the rest is validation
 
 Both directions run in the same scan step (parameters stacked on a leading direction axis),
 and the input projections of every time step are one product before the scan: only
-`h_{t-1} W_h` is sequential.
+`h_{t-1} W_h` is sequential. The scan is not unrolled: on this project's 2-core CPU a
+training step of the authors' model took 1.2 ms rolled and 2.7 ms with `unroll=8` (which
+also compiled 4x slower).
 """
 import jax
 import jax.numpy as jnp
