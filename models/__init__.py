@@ -4,8 +4,9 @@ Every model is an `nnx.Module` whose only state is its parameters; the engine sp
 with `nnx.split` and trains the `(graphdef, params)` pair with plain JAX transforms.
 """
 from models.cnn import CNN, PatchConv
+from models.gru import GRU
 from models.linear import Linear, Point
 from models.logreg import LogisticRegression
 from models.mlp import MLP
 
-__all__ = ["CNN", "Linear", "LogisticRegression", "MLP", "PatchConv", "Point"]
+__all__ = ["CNN", "GRU", "Linear", "LogisticRegression", "MLP", "PatchConv", "Point"]

@@ -67,7 +67,7 @@ def engine_loop(workload, dataset, learning_rate, steps):
 
 # every built-in workload that needs no downloaded data
 @pytest.mark.parametrize("workload_name", ["mnist1d-mlp", "mnist1d-cnn", "mnist1d-logreg",
-                                           "digits-mlp", "digits-cnn"])
+                                           "mnist1d-gru", "digits-mlp", "digits-cnn"])
 def test_engine_vs_bare_scan(benchmark, workload_name):
     """Interleaved round by round: timed in separate tests, the bare side moved by up to 2x
     from one run to the next."""
