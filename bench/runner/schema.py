@@ -70,7 +70,7 @@ RUNS: list[Column] = [
         ("diverged_step", "int or null", "step", "first step whose training loss was not finite"),
     ),
     *_columns("metric",
-        ("final_train_loss", "float", "nats", "mean minibatch loss over the last chunk"),
+        ("final_train_loss", "float", "", "mean minibatch loss over the last chunk"),
         ("final_val_loss", "float", "", "the workload's loss on the validation split at the last eval point (cross-entropy in nats for classifiers)"),
         ("final_test_loss", "float", "", "the workload's loss on the test split at the last eval point"),
         ("best_target", "float", "", "the best value of the target metric over the eval points (highest for `max`, lowest for `min`)"),
@@ -125,7 +125,7 @@ CURVES: list[Column] = _columns(
     ("seed", "int", "", "as in runs.parquet"),
     ("step", "int", "step", "steps trained when this point was evaluated"),
     ("train_seconds", "float", "s", "training time so far (sum of chunk times; compile and eval excluded)"),
-    ("train_loss", "float", "nats", "mean minibatch loss over the chunk that ended at `step`"),
+    ("train_loss", "float", "", "mean minibatch loss over the chunk that ended at `step` (the workload's loss: cross-entropy in nats for classifiers)"),
     ("val_loss", "float", "", "the workload's loss on the validation split (summed on the device, divided by the example count in float64)"),
     ("test_loss", "float", "", "the workload's loss on the test split"),
 )
