@@ -6,5 +6,6 @@ with `nnx.split` and trains the `(graphdef, params)` pair with plain JAX transfo
 from models.cnn import CNN, PatchConv
 from models.logreg import LogisticRegression
 from models.mlp import MLP
+from models.transformer import Transformer
 
-__all__ = ["CNN", "LogisticRegression", "MLP", "PatchConv"]
+__all__ = ["CNN", "LogisticRegression", "MLP", "PatchConv", "Transformer"]
