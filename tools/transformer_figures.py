@@ -87,6 +87,9 @@ def lm(args) -> None:
         print(f"  seed {seed}: val_excess_loss final {excess[-1]:.4f}, best {excess[best]:.4f}"
               f" (step {steps[best]}); val_loss final {curves['val_loss'][mine][-1]:.4f};"
               f" val_accuracy final {curves['val_accuracy'][mine][-1]:.4f}")
+        marks = [i for i, step in enumerate(steps) if step % 500 == 0]
+        print("    val_excess_loss by step:", ", ".join(f"{steps[i]}: {excess[i]:.4f}"
+                                                      for i in marks))
 
 
 def main() -> None:

@@ -9,9 +9,12 @@ training set; the other pairs are split in half into validation and test. Traini
 full batch (the whole training set every step). Loss and accuracy are on the answer token
 only (the logits at the "=" position, over the p residues).
 
-With AdamW at weight decay 1.0 the model fits the training set early and generalises
-(validation accuracy >= 0.99) long after; without weight decay it does not within the
-default budget (figures in `REFERENCE`).
+With AdamW at learning rate 1e-3 and weight decay 1.0 the model fits the training set by
+step 200-300 and generalises (validation accuracy >= 0.99) at steps 700-1400 (seeds 0-2);
+Adam at the same learning rate fits it as fast and stays near 0.49 validation accuracy (to
+step 3000 for seed 0, 2000 for seed 1). Measured with `tools/transformer_figures.py grok`
+on this project's 2-core CPU, about 0.09 s per full-batch step (one seed, no other load), so
+the default 2000 steps take about 3 minutes per seed.
 """
 from __future__ import annotations
 
@@ -46,7 +49,10 @@ def modular_addition(data_dir=None, p: int = P, train_fraction: float = TRAIN_FR
                    num_classes=p)
 
 
-REFERENCE = ""
+REFERENCE = ("AdamW (lr 1e-3, weight decay 1.0): train accuracy >= 0.99 at step 200-300,"
+             " validation accuracy >= 0.99 at steps 1400, 1300, 700 (seeds 0, 1, 2);"
+             " Adam (lr 1e-3): train accuracy >= 0.99 at step 300, validation accuracy"
+             " stays near 0.49 (seed 0 to step 3000, seed 1 to 2000)")
 
 
 @register_workload(
