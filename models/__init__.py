@@ -8,5 +8,7 @@ from models.gru import GRU
 from models.linear import Linear, Point
 from models.logreg import LogisticRegression
 from models.mlp import MLP
+from models.transformer import Transformer
 
-__all__ = ["CNN", "GRU", "Linear", "LogisticRegression", "MLP", "PatchConv", "Point"]
+__all__ = ["CNN", "GRU", "Linear", "LogisticRegression", "MLP", "PatchConv", "Point",
+           "Transformer"]
