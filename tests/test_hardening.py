@@ -84,13 +84,13 @@ def test_a_foreign_table_in_place_of_runs_is_replaced(run_copy):
     assert "cell_id" in pd.read_parquet(run_copy / "runs.parquet")
 
 
-DAMAGED_RECORDS = ['{"schema_version": 2, "id": "x"}', '{"schema_version": 1, "id": "x"}', "[]",
+DAMAGED_RECORDS = ['{"schema_version": 3, "id": "x"}', '{"schema_version": 1, "id": "x"}', "[]",
                    "null", '{"schema_version": "2", "id": "x"}', "{not json"]
 
 
 def test_damaged_cell_records_are_set_aside_and_their_cell_rerun(run_copy):
     victim = sorted((run_copy / "cells").glob("*.json"))[0]
-    victim.write_text('{"schema_version": 2, "id": %s, "spec": 5}' % json.dumps(victim.stem))
+    victim.write_text('{"schema_version": 3, "id": %s, "spec": 5}' % json.dumps(victim.stem))
     strays = [run_copy / "cells" / f"{i:016x}.json" for i in range(len(DAMAGED_RECORDS))]
     for stray, text in zip(strays, DAMAGED_RECORDS):
         stray.write_text(text.replace('"x"', json.dumps(stray.stem)))
@@ -110,8 +110,8 @@ def test_damaged_cell_records_are_set_aside_and_their_cell_rerun(run_copy):
 @pytest.mark.parametrize("manifest,why", [
     ("[]", "not a JSON object"), ("null", "not a JSON object"),
     ('{"schema_version": "1"}', "schema_version is '1', not a whole number"),
-    ('{"schema_version": 2, "config": 5}', "config is not a table"),
-    ('{"schema_version": 2, "config": {"cells": [1, 2]}}', "config is not a table"),
+    ('{"schema_version": 3, "config": 5}', "config is not a table"),
+    ('{"schema_version": 3, "config": {"cells": [1, 2]}}', "config is not a table"),
 ])
 def test_a_damaged_manifest_is_one_line_naming_repair(run_copy, manifest, why, capsys):
     (run_copy / "manifest.json").write_text(manifest)

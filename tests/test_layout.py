@@ -67,8 +67,11 @@ def test_the_store_writes_exactly_the_declared_columns(smoke_run):
     import bench
 
     results = bench.load(smoke_run)
-    assert list(results.runs.columns) == schema.names(schema.RUNS)
-    assert list(results.curves.columns) == schema.names(schema.CURVES)
+    # the declared columns, then the workload's own metrics (a classifier's accuracy)
+    assert list(results.runs.columns) == schema.names(schema.RUNS) + ["final_test_accuracy",
+                                                                      "final_val_accuracy"]
+    assert list(results.curves.columns) == schema.names(schema.CURVES) + ["test_accuracy",
+                                                                          "val_accuracy"]
     declared = {c.name: c.dtype for c in schema.RUNS}
     assert str(results.runs["trial"].dtype) == "Int64" and declared["trial"] == "int or null"
 
@@ -77,7 +80,10 @@ def test_an_undeclared_column_is_refused():
     import pytest
 
     with pytest.raises(schema.SchemaError, match="not declared"):
-        schema.frame([{"cell_id": "x", "seed": 0, "surprise": 1}], schema.CURVES)
+        schema.frame([{"cell_id": "x", "seed": 0, "surprise": 1}], "curves")
+    # a metric column is named by the pattern of its table only
+    with pytest.raises(schema.SchemaError, match="not declared"):
+        schema.frame([{"cell_id": "x", "seed": 0, "final_val_accuracy": 1.0}], "curves")
 
 
 def test_every_usage_and_timing_field_has_a_column():

@@ -102,19 +102,35 @@ def test_compare_same_run_has_no_difference_and_exits_0(smoke_run, tmp_path):
     assert (rows["speed_ratio"] == 1).all()
 
 
-@pytest.mark.parametrize("edit,words", [
-    (lambda r: r.assign(final_test_accuracy=r["final_test_accuracy"] * 0.9), "final_test_accuracy"),
-    (lambda r: r.assign(step_time_median_s=r["step_time_median_s"] * 2), "speed 0.500x"),
+@pytest.mark.parametrize("edit,metric,words", [
+    # the default metric: the target's metric (accuracy, higher is better) on the test split
+    (lambda r: r.assign(final_test_accuracy=r["final_test_accuracy"] * 0.9), "target",
+     "final_test_accuracy"),
+    (lambda r: r.assign(final_test_accuracy=r["final_test_accuracy"] * 0.9), "final_test_accuracy",
+     "final_test_accuracy"),
+    # a loss is better when lower: an increase is the regression
+    (lambda r: r.assign(final_test_loss=r["final_test_loss"] * 1.5), "final_test_loss",
+     "final_test_loss"),
+    (lambda r: r.assign(step_time_median_s=r["step_time_median_s"] * 2), "target", "speed 0.500x"),
 ])
-def test_fail_on_regression_exits_1_naming_the_cell(smoke_run, tmp_path, edit, words):
+def test_fail_on_regression_exits_1_naming_the_cell(smoke_run, tmp_path, edit, metric, words):
     worse = variant(smoke_run, tmp_path, "worse", edit_runs=edit)
     result = run_optbench("compare", str(smoke_run), str(worse), "--fail-on-regression", "5",
-                          "--out", str(tmp_path / "cmp"))
+                          "--metric", metric, "--out", str(tmp_path / "cmp"))
     assert result.returncode == 1, result.stderr
     assert "regression: worse: synthetic-mlp x optax:" in result.stderr and words in result.stderr
     # within the threshold it passes
     assert run_optbench("compare", str(smoke_run), str(worse), "--fail-on-regression", "60",
-                        "--out", str(tmp_path / "cmp")).returncode == 0
+                        "--metric", metric, "--out", str(tmp_path / "cmp")).returncode == 0
+
+
+def test_a_loss_that_falls_is_no_regression(smoke_run, tmp_path):
+    """Which way is better comes from the declaration: a lower loss is an improvement."""
+    better = variant(smoke_run, tmp_path, "better",
+                     edit_runs=lambda r: r.assign(final_test_loss=r["final_test_loss"] * 0.5))
+    result = run_optbench("compare", str(smoke_run), str(better), "--fail-on-regression", "5",
+                          "--metric", "final_test_loss", "--out", str(tmp_path / "cmp"))
+    assert result.returncode == 0, result.stderr
 
 
 def test_cells_in_one_run_only_are_listed(smoke_run, tmp_path):

@@ -153,7 +153,7 @@ def bad_folder(tmp_path, smoke_run, damage):
      "has no cells/ folder and its runs.parquet and curves.parquet are missing, damaged"),
     (lambda o: (o / "manifest.json").write_text("{not json"), "report", "is damaged: unreadable or not JSON"),
     (lambda o: (o / "manifest.json").write_text(json.dumps({"schema_version": 99})), "report",
-     "has results schema version 99; this optbench reads version 2"),
+     "has results schema version 99; this optbench reads version 3"),
     (lambda o: (o / "manifest.json").write_text(json.dumps({"schema_version": 99})), "run",
      "has results schema version 99"),
     (lambda o: (o / "manifest.json").unlink(), "run", "is not empty and not an optbench results folder"),

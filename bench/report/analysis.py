@@ -162,7 +162,7 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
         # the target's metric on the test split, under one name whatever the workload
         row.update({f"test_target{end}": row[test_metric + end] for end in ("", "_low", "_high")})
         for column in ("state_bytes", "state_to_param", "update_share", "mfu", "param_count"):
-            row[column] = float(group[column].median())
+            row[column] = float(group[column].median()) if column in group else math.nan
         rows.append(row)
     table = pd.DataFrame(rows)
     if not len(table):

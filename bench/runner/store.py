@@ -115,8 +115,8 @@ class RunStore:
             raise _damaged(self.root, f"its schema_version is {version!r}, not a whole number")
         if version != SCHEMA_VERSION:
             advice = ("rerun its matrix into a new folder (`optbench run <matrix> --out NEW`);"
-                      " this version stores each cell's code, program layout and AlgoPerf"
-                      " times, which older folders lack" if version < SCHEMA_VERSION
+                      " this version's tables hold each workload's own metrics and their"
+                      " directions, which older folders lack" if version < SCHEMA_VERSION
                       else "read it with the optbench that wrote it")
             raise UserError(f"{self.root} has results schema version {version}; this optbench"
                             f" reads version {SCHEMA_VERSION}: {advice}")

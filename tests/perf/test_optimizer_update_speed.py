@@ -25,7 +25,7 @@ UPDATES = 200
 
 def cnn_params():
     workload = workloads.get("mnist1d-cnn")
-    model = workload.model(workload.load_data(), nnx.Rngs(params=jax.random.key(0)))
+    model = workload.build_model(workload.load_data(), nnx.Rngs(params=jax.random.key(0)))
     return nnx.split(model, nnx.Param)[1]
 
 
