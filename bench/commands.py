@@ -259,30 +259,29 @@ def new_optimizer(args) -> int:
     import optimizers
     from bench.scaffold import write_optimizer
 
-    target, tests_dir, in_package = _scaffold_folders(args, Path(optimizers.__file__).parent)
     taken = {name: optimizers.get(name).source for name in optimizers.names()}
-    written = write_optimizer(args.name, target, tests_dir, taken=taken,
-                              in_package=in_package, force=args.force)
-    for path in written:
-        print(f"wrote {printable(path)}")
-    plugin = "" if in_package else f" --plugin {printable(written[0])}"
-    print(f"next: edit {written[0].name}, then `optbench check {args.name}{plugin}`")
-    return EXIT_OK
+    return _scaffold(args, Path(optimizers.__file__).parent, write_optimizer, taken,
+                     "`optbench check {name}{plugin}`")
 
 
 def new_workload(args) -> int:
     import workloads
     from bench.new_workload import write_workload
 
-    target, tests_dir, in_package = _scaffold_folders(args, Path(workloads.__file__).parent)
     taken = {name: workloads.get(name).source for name in workloads.names()}
-    written = write_workload(args.name, target, tests_dir, taken=taken,
-                             in_package=in_package, force=args.force)
+    return _scaffold(args, Path(workloads.__file__).parent, write_workload, taken,
+                     "`optbench run --workloads {name} --optimizers adam,sgd{plugin}`")
+
+
+def _scaffold(args, package_dir: Path, write, taken: dict[str, str], next_step: str) -> int:
+    """Write a template and its test (`new-optimizer`, `new-workload`) and say what next."""
+    target, tests_dir, in_package = _scaffold_folders(args, package_dir)
+    written = write(args.name, target, tests_dir, taken=taken, in_package=in_package,
+                    force=args.force)
     for path in written:
         print(f"wrote {printable(path)}")
     plugin = "" if in_package else f" --plugin {printable(written[0])}"
-    print(f"next: edit {written[0].name}, then `optbench run --workloads {args.name}"
-          f" --optimizers adam,sgd{plugin}`")
+    print(f"next: edit {written[0].name}, then {next_step.format(name=args.name, plugin=plugin)}")
     return EXIT_OK
 
 

@@ -42,10 +42,11 @@ def shell(command: str, cwd: Path, extra_path: str = "") -> subprocess.Completed
                           text=True, timeout=600)
 
 
-def readme_walkthrough() -> list[str]:
-    """The commands of the README's 'Add an optimizer in three steps', in order."""
+def readme_walkthrough(start: str = "## Add an optimizer in three steps",
+                       end: str = "**Three ways") -> list[str]:
+    """The shell commands of the README between `start` and `end`, in order."""
     text = (ROOT / "README.md").read_text()
-    section = text.split("## Add an optimizer in three steps", 1)[1].split("**Three ways", 1)[0]
+    section = text.split(start, 1)[1].split(end, 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
     return [line.strip() for block in blocks for line in textwrap.dedent(block).splitlines()
             if line.strip()]
@@ -84,31 +85,39 @@ def test_a_plugin_file_loads_from_the_flag_and_from_the_matrix(tmp_path):
     assert list(runs.optimizer) == ["test:clipped_sgd"] and list(runs.status) == ["done"]
 
 
-def test_an_installed_package_is_found_through_its_entry_point(tmp_path):
-    package = tmp_path / "tiny-optbench-plugin"
+def install_package(tmp_path: Path, name: str, group: str, modules: dict[str, str]) -> Path:
+    """Install a package `name` whose modules (module name -> source) are each an entry
+    point of `group`, into a folder of its own; returns that folder (for PYTHONPATH)."""
+    package = tmp_path / name
     (package / "tiny_plugin").mkdir(parents=True)
-    (package / "pyproject.toml").write_text(textwrap.dedent("""\
+    points = "\n".join(f'{module} = "tiny_plugin.{module}"' for module in modules)
+    (package / "pyproject.toml").write_text(textwrap.dedent(f"""\
         [build-system]
         requires = ["setuptools>=70.1"]
         build-backend = "setuptools.build_meta"
 
         [project]
-        name = "tiny-optbench-plugin"
+        name = "{name}"
         version = "0.1"
 
-        [project.entry-points."optbench.optimizers"]
-        tiny = "tiny_plugin.good"
-        broken = "tiny_plugin.broken"
-        """))
+        [project.entry-points."{group}"]
+        """) + points + "\n")
     (package / "tiny_plugin" / "__init__.py").write_text("")
-    (package / "tiny_plugin" / "good.py").write_text(GOOD_PLUGIN.replace("test:", "tiny:"))
-    (package / "tiny_plugin" / "broken.py").write_text("import optax\n\nraise ImportError('no gpu_only_lib')\n")
+    for module, source in modules.items():
+        (package / "tiny_plugin" / f"{module}.py").write_text(source)
     site = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
          "--no-build-isolation", "--target", str(site), str(package)],
         capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr
+    return site
+
+
+def test_an_installed_package_is_found_through_its_entry_point(tmp_path):
+    site = install_package(tmp_path, "tiny-optbench-plugin", "optbench.optimizers", {
+        "tiny": GOOD_PLUGIN.replace("test:", "tiny:"),
+        "broken": "import optax\n\nraise ImportError('no gpu_only_lib')\n"})
     assert list(site.glob("tiny_optbench_plugin-0.1.dist-info/entry_points.txt"))
 
     listed = shell(f"{sys.executable} -m bench.cli list optimizers", ROOT, extra_path=str(site))
@@ -212,19 +221,10 @@ def test_check_exits_1_and_names_the_failing_check(tmp_path):
     assert "1 of 6 checks failed: quadratic" in result.stdout
 
 
-def workload_walkthrough() -> list[str]:
-    """The commands of the README's 'Add a workload', in order."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Add a workload", 1)[1].split("**The protocol.**", 1)[0]
-    blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
-    return [line.strip() for block in blocks for line in textwrap.dedent(block).splitlines()
-            if line.strip()]
-
-
 def test_the_workload_walkthrough_works_verbatim_and_ranks_by_a_loss_target(checkout):
     """A regression workload with a loss target (lower is better), from the generated
     template: it trains, and every stage takes the direction from its target."""
-    commands = workload_walkthrough()
+    commands = readme_walkthrough("## Add a workload", "**The protocol.**")
     assert [c.split()[1] for c in commands] == ["new-workload", "run"]
     for command in commands:
         result = shell(command, checkout)

@@ -2,15 +2,13 @@
 an installed entry point in the group `optbench.workloads`, every way a workload plugin can
 be broken (one line naming the file and line, the rest still loads, exit 2), widths, and
 `new-workload`'s refusals."""
-import subprocess
 import sys
-import textwrap
 
 import pandas as pd
 import pytest
 
 from tests.conftest import ROOT, run_optbench
-from tests.test_plugins import shell
+from tests.test_plugins import install_package, shell
 
 BOTH = """\
 import numpy as np
@@ -111,28 +109,8 @@ def test_a_broken_workload_plugin_is_one_line_and_the_others_still_load(case, tm
 
 
 def test_a_workload_entry_point_is_found_when_installed(tmp_path):
-    package = tmp_path / "tiny-workload-plugin"
-    (package / "tiny_workloads").mkdir(parents=True)
-    (package / "pyproject.toml").write_text(textwrap.dedent("""\
-        [build-system]
-        requires = ["setuptools>=70.1"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "tiny-workload-plugin"
-        version = "0.1"
-
-        [project.entry-points."optbench.workloads"]
-        lines = "tiny_workloads.lines"
-        """))
-    (package / "tiny_workloads" / "__init__.py").write_text("")
-    (package / "tiny_workloads" / "lines.py").write_text(BOTH.replace("test:", "tiny:"))
-    site = tmp_path / "site"
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--no-build-isolation", "--target", str(site), str(package)],
-        capture_output=True, text=True, timeout=300)
-    assert install.returncode == 0, install.stderr
+    site = install_package(tmp_path, "tiny-workload-plugin", "optbench.workloads",
+                           {"lines": BOTH.replace("test:", "tiny:")})
     listed = shell(f"{sys.executable} -m bench.cli list workloads", ROOT, extra_path=str(site))
     assert listed.returncode == 0, listed.stderr
     assert "tiny:lines" in listed.stdout and "mnist1d-mlp" in listed.stdout

@@ -39,7 +39,7 @@ Direction = Literal["min", "max"]
 Loader = Callable[[str | None], Dataset]  # (data_dir) -> Dataset
 MetricSums = Callable[[jax.Array, jax.Array], Mapping[str, jax.Array]]
 MAX_WIDTH = 65_536
-_NAME = re.compile(r"[a-z0-9][a-z0-9._+-]*")
+_NAME = re.compile(r"[a-z0-9][a-z0-9._+:-]*")  # ':' for a plugin's namespace, as optimizers
 _WIDTH = re.compile(r"(?P<base>.+)@w(?P<width>[0-9]+)")
 
 
@@ -145,8 +145,8 @@ class Workload:
 def _problems(w: Workload) -> list[str]:
     found = []
     if not isinstance(w.name, str) or not _NAME.fullmatch(w.name.split("@w")[0]):
-        found.append("a workload name is lowercase letters, digits and . _ + - (no spaces,"
-                     " no path separators)")
+        found.append("a workload name is lowercase letters, digits and . _ + - : (no spaces,"
+                     " no path separators), e.g. 'my:regression'")
     if "loss" not in w.metrics:
         found.append("its metrics must include 'loss' (the loss summed over the examples)")
     for key, value in (("batch_size", w.batch_size), ("steps", w.steps), ("eval_every", w.eval_every)):
