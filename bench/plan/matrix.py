@@ -7,7 +7,7 @@ validated here; `bench.plan.expand` turns it into cells.
     workloads = ["mnist1d-mlp", {name = "mnist1d-cnn", steps = 2000}]
     optimizers = ["optax:adam", {name = "optax:sgd", momentum = 0.9}]
     widths = [32, 64, 128]                      # optional: every workload that has a width
-                                                # (or per workload: {name = ..., widths = [64]})
+                                                # (or per workload: widths = [...], width = 64)
 
 Every key has a type and a range, checked here (names and hyperparameters in expand, where
 the registries are), before anything trains. The limits are far above any sensible matrix
@@ -28,7 +28,7 @@ from optimizers.registry import did_you_mean
 PRESET_DIR = Path(__file__).parent / "presets"
 TOP_KEYS = {"name", "seeds", "steps", "workloads", "optimizers", "plugins", "budget",
             "tuning_seeds", "schedules", "widths"}
-WORKLOAD_KEYS = {"name", "steps", "eval_every", "batch_size", "widths"}
+WORKLOAD_KEYS = {"name", "steps", "eval_every", "batch_size", "widths", "width"}
 
 MAX_STEPS = 10_000_000  # steps (and eval_every) of a cell
 MAX_SEEDS = 1_000  # seeds of a cell
@@ -306,11 +306,17 @@ def _workload(value: Any, where: str) -> dict[str, Any]:
         raise UserError(f"{where}: workload {_quote(entry['name'])} has unknown key"
                         f" {_quote(key)}{did_you_mean(key, WORKLOAD_KEYS)}; allowed:"
                         f" {', '.join(sorted(WORKLOAD_KEYS))}")
-    for key in sorted(WORKLOAD_KEYS - {"name", "widths"}):
+    for key in sorted(WORKLOAD_KEYS - {"name", "widths", "width"}):
         if key in entry:
             _check_count(f"{where}: workload {_quote(entry['name'])}", key, entry[key])
-    if "widths" in entry:
-        parse_widths(entry["widths"], f"{where}: workload {_quote(entry['name'])}")
+    here = f"{where}: workload {_quote(entry['name'])}"
+    if "width" in entry and "widths" in entry:
+        raise UserError(f"{here} gives both 'width' and 'widths'; give one (width = 64 is"
+                        " widths = [64])")
+    if "width" in entry:  # one width: the shorthand of a list of one
+        entry["widths"] = parse_widths([entry.pop("width")], here)
+    elif "widths" in entry:
+        parse_widths(entry["widths"], here)
     return entry
 
 
