@@ -175,3 +175,38 @@ def test_the_shipped_reference_run_is_small_and_compares(tmp_path):
     diverged = runs[runs.status == "diverged"]
     assert set(diverged.workload) <= {"rosenbrock-2d", "beale-2d"}
     assert {"mnist1d-gru", "rosenbrock-2d", "saddle-2d"} <= set(runs.workload)
+
+
+@pytest.mark.parametrize("args, text", [
+    ((0.912, 0.905, 0.919), "0.912 [0.905, 0.919]"),
+    ((7.8e-13, 5.1e-13, 1.05e-12), "7.80e-13 [5.10e-13, 1.05e-12]"),  # a suboptimality
+    ((1.2e-3, -1e-3, 3.4e-3), "1.20e-03 [-1.00e-03, 3.40e-03]"),
+    ((0.0, 0.0, 0.0), "0.000 [0.000, 0.000]"),                      # exactly zero stays fixed
+    ((851.888, -5593.185, 7296.961), "851.888 [-5593.185, 7296.961]"),
+    ((2.5e6,), "2.50e+06"),
+    ((float("nan"),), "—"),
+])
+def test_interval_keeps_significant_figures_of_small_and_large_means(args, text):
+    from bench.report.render import interval
+    assert interval(*args) == text
+    # compare's difference: the interval, not the mean near zero, sets the scale
+    assert interval(8e-4, -5e-3, 6.6e-3, digits=4, sign=True) == "+0.0008 [-0.0050, +0.0066]"
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (2.6e-5, "26 µs"), (0.0993, "99.3 ms"), (0.1228, "123 ms"), (1.234, "1.23 s"),
+    (float("nan"), "—"),
+])
+def test_step_time_is_written_in_a_unit_that_keeps_it_short(seconds, text):
+    from bench.report.tables import fmt_step_time
+    assert fmt_step_time(seconds) == text
+
+
+def test_only_a_minimised_target_metric_spanning_decades_gets_a_log_axis():
+    from bench.records import Target
+    from bench.report.plots import _log_axis
+    suboptimality = pd.Series([1.0, 1e-3, 1e-12])
+    accuracy = pd.Series([0.006, 0.02, 0.3])  # grokking: chance is 1%
+    assert _log_axis(suboptimality, Target("val_suboptimality", 1e-3, "min"))
+    assert not _log_axis(pd.Series([0.5, 0.3, 0.2]), Target("val_loss", 0.1, "min"))
+    assert not _log_axis(accuracy, Target("val_accuracy", 0.99, "max"))

@@ -106,7 +106,9 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
             for label, group in frame.groupby("label"):
                 by_step = group.groupby("step").agg(x=(x, "mean"), mean=(y, "mean"),
                                                     low=(y, "min"), high=(y, "max"))
-                ax.plot(by_step["x"], by_step["mean"], label=label, color=colours[label], lw=1.6)
+                # a run shorter than eval_every has one point per seed: a line would not show it
+                ax.plot(by_step["x"], by_step["mean"], label=label, color=colours[label], lw=1.6,
+                        marker="o" if len(by_step) <= 3 else None, ms=4)
                 ax.fill_between(by_step["x"], by_step["low"], by_step["high"],
                                 color=colours[label], alpha=0.15, lw=0)
             if y == "train_loss":
@@ -119,8 +121,7 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
             else:
                 target = analysis.target_of(frame.iloc[0])
                 ax.axhline(target.value, color="0.35", ls="--", lw=1)
-                # suboptimality, excess loss: benchopt's log scale, the target included
-                if _spans_decades(pd.concat([frame[y], pd.Series([target.value])])):
+                if _log_axis(frame[y], target):
                     ax.set_yscale("log")
             ax.set_ylabel(y.replace("_", " ") + ("" if y == "train_loss"
                                                  else f" (dashed: target {target.value:g})"))
@@ -135,6 +136,13 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
     fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False, fontsize=9)
     name = "curves_by_step.png" if x == "step" else "curves_by_time.png"
     return _save(fig, out / name, rect=(0, 0.035 * rows_of_legend + 0.02, 1, 1))
+
+
+def _log_axis(values: pd.Series, target) -> bool:
+    """Whether a target metric's panel takes a log axis: one minimised towards zero
+    (suboptimality, excess loss, a loss target far below; benchopt's log scale) whose values
+    and target span decades. An accuracy stays linear, even from chance at 1% to 0.99."""
+    return target.direction == "min" and _spans_decades(pd.concat([values, pd.Series([target.value])]))
 
 
 def _spans_decades(values: pd.Series, decades: float = 2.0) -> bool:

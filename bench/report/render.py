@@ -28,10 +28,18 @@ class Table:
 
 def interval(mean: float, low: float = math.nan, high: float = math.nan, *, digits: int = 3,
              sign: bool = False) -> str:
-    """'0.912 [0.905, 0.919]'; the mean alone without an interval; '—' without a mean."""
+    """'0.912 [0.905, 0.919]'; the mean alone without an interval; '—' without a mean.
+
+    Numbers too small for `digits` decimals to show two significant figures (a
+    suboptimality of 7.8e-13, an excess loss near 0) or of a million and more are written
+    in scientific notation: '7.80e-13 [5.10e-13, 1.05e-12]', never '0.000 [0.000, 0.000]'.
+    The largest of the three decides, so a difference near zero with a wide interval stays
+    '+0.0008 [-0.0050, +0.0066]'."""
     if not _finite(mean):
         return "—"
-    fmt = f"{'+' if sign else ''}.{digits}f"
+    scale = max(abs(v) for v in (mean, low, high) if _finite(v))
+    scientific = scale != 0 and not 10.0 ** (1 - digits) <= scale < 1e6
+    fmt = f"{'+' if sign else ''}.{digits - 1 if scientific else digits}{'e' if scientific else 'f'}"
     if not (_finite(low) and _finite(high)):
         return f"{mean:{fmt}}"
     return f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"

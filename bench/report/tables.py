@@ -17,6 +17,15 @@ def fmt_time(value: float, unit: str) -> str:
     return f"{value:,.0f}" if unit == "steps" else f"{value:.3g} s"
 
 
+def fmt_step_time(seconds: float) -> str:
+    """A step time in the unit that keeps it short: '26 µs', '99.4 ms', '1.23 s'."""
+    if not np.isfinite(seconds):
+        return "—"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
+
+
 def fmt_bytes(value: float) -> str:
     if not np.isfinite(value):
         return "—"
@@ -54,7 +63,7 @@ def workload_table(cells: pd.DataFrame, workload: str, *, brief: bool = False) -
             (fmt_time(r["target_step"], "steps"), sort_key(r["target_step"])),
             (fmt_time(r["target_seconds"], "s"), sort_key(r["target_seconds"])),
             (f"{r['reached']}/{r['seeds']}", r["reached"]),
-            (f"{r['step_time_s'] * 1e6:.0f} µs" if np.isfinite(r["step_time_s"]) else "—",
+            (fmt_step_time(r["step_time_s"]),
              sort_key(r["step_time_s"])),
             (f"{r['done']} / {r['diverged']} / {r['error']}", r["done"]),
         ]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.render import Table, sort_key
+from bench.report.tables import fmt_step_time
 
 _SCALED = re.compile(r"(?P<base>.+)@w(?P<width>[0-9]+)")
 
@@ -74,7 +75,7 @@ def table(cells: pd.DataFrame) -> Table | None:
             (base, None), (str(width), width),
             (f"{params:,.0f}" if math.isfinite(params) else "—", sort_key(params)),
             (optimizer, None),
-            (f"{step * 1e6:.0f} µs" if math.isfinite(step) else "—", sort_key(step)),
+            (fmt_step_time(step), sort_key(step)),
             (f"{chosen.learning_rate:.3g} ({chosen.tried} tried)" if chosen else "one tried",
              sort_key(chosen.learning_rate if chosen else math.nan)),
             (f"{chosen.score:.4g}" if chosen else "—", sort_key(chosen.score if chosen else math.nan)),
