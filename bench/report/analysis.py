@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -120,6 +121,13 @@ def median_time(times) -> float:
     """Median over seeds with an unreached seed (NaN) counting as infinite."""
     x = np.asarray([t if np.isfinite(t) else np.inf for t in times], dtype=float)
     return float(np.median(x)) if x.size else math.inf
+
+
+def workload_order(names) -> list[str]:
+    """Workload names in reading order: numbers compare as numbers, so `mlp@w64` comes
+    before `mlp@w256`."""
+    return sorted({str(n) for n in names},
+                  key=lambda n: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", n)])
 
 
 def test_column(target_metric: str) -> str:

@@ -95,7 +95,7 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
         return None
     numbers = data.select_dtypes("number").columns
     data[numbers] = data[numbers].where(np.isfinite(data[numbers]))  # a diverged seed's inf
-    workloads = sorted(data["workload"].unique())
+    workloads = analysis.workload_order(data["workload"])
     colours = _palette(data["label"])
     fig, axes = _panels(len(workloads), rows=2)
     for column, workload in enumerate(workloads):
@@ -157,7 +157,7 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
     point; diverged seeds are red crosses at their last value."""
     if not len(runs):
         return None
-    workloads = sorted(runs["workload"].unique())
+    workloads = analysis.workload_order(runs["workload"])
     fig, axes = _panels(len(workloads), width=5.6, height=0.45 * runs["label"].nunique() + 1.6)
     for ax, workload in zip(axes[0], workloads):
         frame = runs[runs["workload"] == workload]
@@ -190,7 +190,7 @@ def bars(cells: pd.DataFrame, column: str, xlabel: str, out: Path, name: str,
     """One horizontal bar per optimizer per workload; `missing` where the value is not finite."""
     if not len(cells) or column not in cells or not np.isfinite(cells[column]).any():
         return None
-    workloads = sorted(cells["workload"].unique())
+    workloads = analysis.workload_order(cells["workload"])
     fig, axes = _panels(len(workloads), width=5.6, height=0.4 * cells["label"].nunique() + 1.6)
     for ax, workload in zip(axes[0], workloads):
         frame = cells[cells["workload"] == workload].sort_values(column)
@@ -238,7 +238,7 @@ def heatmap(normalised: pd.DataFrame, out: Path) -> Path | None:
 
 def _per_optimizer(data: pd.DataFrame, draw, out: Path, name: str) -> Path:
     """One panel per workload; draw(ax, group, colour) once per optimizer, then labels."""
-    workloads = sorted(data["workload"].unique())
+    workloads = analysis.workload_order(data["workload"])
     colours = _palette(data["optimizer"])
     fig, axes = _panels(len(workloads))
     for ax, workload in zip(axes[0], workloads):

@@ -114,7 +114,7 @@ def tables(report: Report) -> list[render.Table]:
     width = widths.table(report.all_cells)
     if width is not None:
         found.append(width)
-    workloads = sorted(report.cells["workload"].unique()) if len(report.cells) else []
+    workloads = analysis.workload_order(report.cells["workload"]) if len(report.cells) else []
     return found + [workload_table(report.cells, w) for w in workloads]
 
 

@@ -27,4 +27,4 @@ def summary_table(runs: pd.DataFrame) -> Group:
         return Group(Text("optbench summary: no finished cells"))
     return Group(Text("optbench summary (the report has the rest: optbench report RUN)"),
                  *(render.terminal(workload_table(cells, w, brief=True))
-                   for w in sorted(cells["workload"].unique())))
+                   for w in analysis.workload_order(cells["workload"])))

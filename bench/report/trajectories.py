@@ -20,6 +20,7 @@ from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from bench.report.analysis import workload_order
 from bench.runner.files import atomic_write
 
 DPI = 110
@@ -81,7 +82,7 @@ def _panels(runs: pd.DataFrame, curves: pd.DataFrame) -> list:
     import workloads
 
     panels = []
-    for name in sorted(runs["workload"].astype(str).unique()):
+    for name in workload_order(runs["workload"]):
         try:
             workload = workloads.get(name)
         except Exception:  # noqa: BLE001  a plugin's workload, not loaded here

@@ -48,9 +48,12 @@ def best_learning_rates(cells: pd.DataFrame) -> pd.DataFrame:
             continue
         ascending = group["target_direction"].iloc[0] == "min"
         best = tried.sort_values("score", ascending=ascending).iloc[0]
+        rates = tried["learning_rate"]
         rows.append({"base": base, "optimizer": optimizer, "width": width,
                      "learning_rate": best["learning_rate"], "score": best["score"],
                      "target_metric": best["target_metric"], "tried": len(tried),
+                     # the best at the grid's edge: the optimum may lie beyond what was tried
+                     "at_edge": best["learning_rate"] in (rates.min(), rates.max()),
                      "param_count": float(group["param_count"].median()),
                      "step_time_s": float(group["step_time_s"].median())})
     return pd.DataFrame(rows)
@@ -76,7 +79,9 @@ def table(cells: pd.DataFrame) -> Table | None:
             (f"{params:,.0f}" if math.isfinite(params) else "—", sort_key(params)),
             (optimizer, None),
             (fmt_step_time(step), sort_key(step)),
-            (f"{chosen.learning_rate:.3g} ({chosen.tried} tried)" if chosen else "one tried",
+            (f"{chosen.learning_rate:.3g} ({chosen.tried} tried"
+             + ("; at the edge of those: widen the range)" if chosen.at_edge else ")")
+             if chosen else "one tried",
              sort_key(chosen.learning_rate if chosen else math.nan)),
             (f"{chosen.score:.4g}" if chosen else "—", sort_key(chosen.score if chosen else math.nan)),
         ])
