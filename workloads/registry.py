@@ -39,8 +39,8 @@ Direction = Literal["min", "max"]
 Loader = Callable[[str | None], Dataset]  # (data_dir) -> Dataset
 MetricSums = Callable[[jax.Array, jax.Array], Mapping[str, jax.Array]]
 MAX_WIDTH = 65_536
+MAX_NAME = 100  # characters of a registered name (`@w<width>` comes on top)
 _NAME = re.compile(r"[a-z0-9][a-z0-9._+-]*")
-_WIDTH = re.compile(r"(?P<base>.+)@w(?P<width>[0-9]+)")
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -97,7 +97,9 @@ class Workload:
     def __post_init__(self):
         problems = _problems(self)
         if problems:
-            raise RegistryError(f"workload {self.name!r}: {problems[0]}")
+            name = self.name if not isinstance(self.name, str) or len(self.name) <= 60 \
+                else f"{self.name[:57]}..."
+            raise RegistryError(f"workload {name!r}: {problems[0]}")
 
     @property
     def dataset_key(self) -> str:
@@ -137,23 +139,30 @@ class Workload:
             raise UserError(f"workload {self.name} has no width to scale; workloads that do:"
                             f" {', '.join(n for n in names() if _registry[n].width) or 'none'}")
         if not 1 <= width <= MAX_WIDTH:
-            raise UserError(f"width {width} of {self.name} is out of range; expected 1 to {MAX_WIDTH}")
+            raise UserError(f"width {width if width <= MAX_WIDTH else 'over ' + str(MAX_WIDTH)}"
+                            f" of {self.name} is out of range; expected 1 to {MAX_WIDTH}")
         base = self.base or self.name
         return replace(self, name=f"{base}@w{width}", width=width, base=base)
 
 
 def _problems(w: Workload) -> list[str]:
     found = []
-    if not isinstance(w.name, str) or not _NAME.fullmatch(w.name.split("@w")[0]):
-        found.append("a workload name is lowercase letters, digits and . _ + - (no spaces,"
-                     " no path separators)")
+    # a registered name is plain; only `at_width` makes `<base>@w<width>` (never a plugin,
+    # whose '@w...' would shadow the width syntax or smuggle markup past this check)
+    base = w.base or w.name
+    if not isinstance(base, str) or not _NAME.fullmatch(base) or len(base) > MAX_NAME \
+            or (w.base and w.name != f"{w.base}@w{w.width}"):
+        found.append(f"a workload name is 1 to {MAX_NAME} lowercase letters, digits and . _ + -,"
+                     " starting with a letter or digit (no spaces, no path separators, no"
+                     " '@': `<name>@w<width>` is how a width is asked for)")
     if "loss" not in w.metrics:
         found.append("its metrics must include 'loss' (the loss summed over the examples)")
     for key, value in (("batch_size", w.batch_size), ("steps", w.steps), ("eval_every", w.eval_every)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             found.append(f"{key} must be a positive integer, not {value!r}")
-    if w.width is not None and (not isinstance(w.width, int) or w.width < 1):
-        found.append(f"width must be a positive integer or None, not {w.width!r}")
+    if w.width is not None and (not isinstance(w.width, int) or isinstance(w.width, bool)
+                                or not 1 <= w.width <= MAX_WIDTH):
+        found.append(f"width must be an integer from 1 to {MAX_WIDTH} or None, not {w.width!r}")
     for name, direction in w.metrics.items():
         if direction not in ("min", "max", None):
             found.append(f"metric {name!r}: direction must be 'min', 'max' or None, not {direction!r}")
@@ -214,8 +223,12 @@ def get(name: str) -> Workload:
     """The workload `name`, or `<name>@w<width>` for a registered workload with a width."""
     if name in _registry:
         return _registry[name]
-    scaled = _WIDTH.fullmatch(name)
-    if scaled and scaled["base"] in _registry:
-        return _registry[scaled["base"]].at_width(int(scaled["width"]))
+    base, at, width = name.rpartition("@w")
+    if at and base in _registry:
+        # one spelling per width: `@w064` would be a second name (and cell) for `@w64`
+        if not re.fullmatch(r"0|[1-9][0-9]*", width):
+            raise UserError(f"workload '{name}': the width after '@w' must be a whole number"
+                            f" from 1 to {MAX_WIDTH} without leading zeros, e.g. {base}@w64")
+        return _registry[base].at_width(int(width) if len(width) <= 9 else MAX_WIDTH + 1)
     raise UserError(f"unknown workload '{name}'{did_you_mean(name, _registry)};"
                     " see `optbench list workloads`")
