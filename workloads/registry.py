@@ -111,7 +111,13 @@ class Workload:
 
         if isinstance(self.data, str):
             return data.load(self.data, data_dir)
-        dataset = self.data(data_dir)
+        try:
+            dataset = self.data(data_dir)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's loader: one line, never a traceback
+            raise UserError(f"workload {self.name}: its data loader{_where(exc, self.data)}"
+                            f" raised {type(exc).__name__}: {_first_line(exc)}") from None
         if not isinstance(dataset, Dataset):
             raise UserError(f"workload {self.name}: its data loader returned"
                             f" {type(dataset).__name__}, not a Dataset")
@@ -126,9 +132,49 @@ class Workload:
             data.check_available(self.data, data_dir)
 
     def build_model(self, dataset: Dataset, rngs):
-        if self.width is None:
-            return self.model(dataset, rngs)
-        return self.model(dataset, rngs, self.width)
+        from flax import nnx
+
+        model = self.model(dataset, rngs) if self.width is None else \
+            self.model(dataset, rngs, self.width)
+        if not isinstance(model, nnx.Module):
+            raise WorkloadError(f"workload {self.name}: its model factory returned"
+                                f" {type(model).__name__}, not a flax.nnx.Module")
+        return model
+
+    def checked_loss(self, outputs, targets) -> jax.Array:
+        """`loss`, refusing (while tracing) anything but a real scalar."""
+        value = self.loss(outputs, targets)
+        shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+        if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            raise WorkloadError(f"workload {self.name}: its loss returned"
+                                f" {_described(value)}; expected a float scalar (the batch mean)")
+        return value
+
+    def checked_sums(self, outputs, targets) -> dict[str, jax.Array]:
+        """`metric_sums`, refusing (while tracing) anything but one real scalar per declared
+        metric: an undeclared or missing metric would make the tables disagree with
+        `metrics`."""
+        sums = self.metric_sums(outputs, targets)
+        if not isinstance(sums, Mapping):
+            raise WorkloadError(f"workload {self.name}: its metric_sums returned"
+                                f" {type(sums).__name__}; expected a dict of"
+                                f" {', '.join(self.metrics)}")
+        if set(sums) != set(self.metrics):
+            missing = sorted(set(map(str, self.metrics)) - set(map(str, sums)))
+            extra = sorted(map(str, set(sums) - set(self.metrics)))
+            raise WorkloadError(f"workload {self.name}: its metric_sums returned"
+                                f" {', '.join(map(repr, map(str, sums))) or 'nothing'}; its metrics are"
+                                f" {', '.join(map(repr, self.metrics))}"
+                                + (f" (missing {', '.join(missing)})" if missing else "")
+                                + (f" (not declared: {', '.join(extra)})" if extra else ""))
+        for name, value in sums.items():
+            shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+            if shape != () or dtype is None or not (jnp.issubdtype(dtype, jnp.floating)
+                                                    or jnp.issubdtype(dtype, jnp.integer)):
+                raise WorkloadError(f"workload {self.name}: its metric_sums gave {name!r} as"
+                                    f" {_described(value)}; expected a real scalar (the sum"
+                                    " over the examples)")
+        return dict(sums)
 
     @property
     def model_class(self) -> type | None:
@@ -143,6 +189,32 @@ class Workload:
                             f" of {self.name} is out of range; expected 1 to {MAX_WIDTH}")
         base = self.base or self.name
         return replace(self, name=f"{base}@w{width}", width=width, base=base)
+
+
+class WorkloadError(TypeError):
+    """A workload's model, loss or metrics broke their contract: the cell fails with this
+    line (a plugin's bug, found while tracing), the run goes on."""
+
+
+def _described(value) -> str:
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is None:
+        return type(value).__name__
+    return f"an array of shape {tuple(shape)} and dtype {dtype}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"
+
+
+def _where(exc: BaseException, function) -> str:
+    """' (file, line N)': the deepest frame of the traceback in the function's file."""
+    import traceback
+
+    file = getattr(getattr(function, "__code__", None), "co_filename", None)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if file and f.filename == file]
+    return f" ({file}, line {frames[-1].lineno})" if frames else ""
 
 
 def _problems(w: Workload) -> list[str]:

@@ -114,7 +114,7 @@ def data_keys(seeds: Sequence[int]) -> jax.Array:
 
 def make_loss_fn(workload: Workload, graphdef) -> Callable:
     def loss_fn(params, x, y):
-        return workload.loss(nnx.merge(graphdef, params)(x), y)
+        return workload.checked_loss(nnx.merge(graphdef, params)(x), y)
     return loss_fn
 
 
@@ -154,6 +154,6 @@ def make_evaluate(workload: Workload, graphdef, transformation: Transformation) 
     def evaluate(params, opt_state, splits: Mapping[str, tuple[jax.Array, jax.Array]]):
         model = nnx.merge(graphdef, transformation.eval_params(opt_state, params))
         return {f"{split}_{name}": value for split, (x, y) in splits.items()
-                for name, value in workload.metric_sums(model(x), y).items()}
+                for name, value in workload.checked_sums(model(x), y).items()}
 
     return evaluate
