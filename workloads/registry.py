@@ -40,7 +40,7 @@ Loader = Callable[[str | None], Dataset]  # (data_dir) -> Dataset
 MetricSums = Callable[[jax.Array, jax.Array], Mapping[str, jax.Array]]
 MAX_WIDTH = 65_536
 MAX_NAME = 100  # characters of a registered name (`@w<width>` comes on top)
-_NAME = re.compile(r"[a-z0-9][a-z0-9._+-]*")
+_NAME = re.compile(r"[a-z0-9][a-z0-9._+:-]*")  # ':' for a plugin's namespace, as optimizers
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -224,7 +224,7 @@ def _problems(w: Workload) -> list[str]:
     base = w.base or w.name
     if not isinstance(base, str) or not _NAME.fullmatch(base) or len(base) > MAX_NAME \
             or (w.base and w.name != f"{w.base}@w{w.width}"):
-        found.append(f"a workload name is 1 to {MAX_NAME} lowercase letters, digits and . _ + -,"
+        found.append(f"a workload name is 1 to {MAX_NAME} lowercase letters, digits and . _ + - :,"
                      " starting with a letter or digit (no spaces, no path separators, no"
                      " '@': `<name>@w<width>` is how a width is asked for)")
     if "loss" not in w.metrics:
