@@ -163,3 +163,27 @@ def test_compare_skips_cells_whose_workload_lacks_the_metric():
     assert set(result.rows["better"]) == {None}  # a position: recorded, never scored
     note = next(n for n in result.notes if n.startswith("Not compared"))
     assert "mnist1d-mlp" in note and "rosenbrock" not in note and "\n" not in note
+
+
+# widths in a matrix: a name that says its width keeps it; with its own widths it is refused
+def _cells(tmp_path, text):
+    from bench.plan import expand
+    from bench.plan import matrix as matrix_mod
+
+    path = tmp_path / "m.toml"
+    path.write_text('seeds = 1\noptimizers = ["adam"]\n' + text)
+    return expand.cells(matrix_mod.load(str(path), None), None)
+
+
+def test_a_named_width_is_kept_under_the_matrix_widths(tmp_path):
+    cells = _cells(tmp_path, 'workloads = ["synthetic-mlp", "synthetic-mlp@w4"]\nwidths = [8, 16]\n')
+    assert sorted(c.workload for c in cells) == ["synthetic-mlp@w16", "synthetic-mlp@w4",
+                                                  "synthetic-mlp@w8"]
+    with pytest.raises(UserError, match="no workload of the matrix has a width to scale"):
+        _cells(tmp_path, 'workloads = ["synthetic-mlp@w4"]\nwidths = [8, 16]\n')
+
+
+def test_a_named_width_with_its_own_widths_is_one_line(tmp_path):
+    with pytest.raises(UserError, match="names its width and also has widths") as caught:
+        _cells(tmp_path, 'workloads = [{name = "synthetic-mlp@w4", widths = [8]}]\n')
+    assert "\n" not in str(caught.value)
