@@ -187,3 +187,18 @@ def test_a_named_width_with_its_own_widths_is_one_line(tmp_path):
     with pytest.raises(UserError, match="names its width and also has widths") as caught:
         _cells(tmp_path, 'workloads = [{name = "synthetic-mlp@w4", widths = [8]}]\n')
     assert "\n" not in str(caught.value)
+
+
+# memory: a width that cannot fit fails its cell in one line before anything is allocated
+def test_a_model_too_large_for_free_memory_is_refused_before_allocating(monkeypatch):
+    from bench.train import programs
+
+    workload = _workload()
+    data = workload.load_data()
+    programs.check_memory(workload, data, [0, 1])  # a few hundred bytes: fits
+    monkeypatch.setattr(programs, "_free_bytes", lambda: 100)
+    with pytest.raises(WorkloadError, match=r"for 2 seed\(s\) need about .* GiB free") as caught:
+        programs.check_memory(workload, data, [0, 1])
+    assert "\n" not in str(caught.value)
+    monkeypatch.setattr(programs, "_free_bytes", lambda: None)  # unknown: never refused
+    programs.check_memory(workload, data, [0, 1])
