@@ -148,7 +148,9 @@ def _check_spelling(name: str) -> None:
         raise UserError(f"workload name {_shown(name)} must be lower case letters, digits, '-'"
                         " and '_', starting with a letter (it also names the file), for"
                         " example 'my-regression'")
-    if keyword.iskeyword(module_name(name)) or module_name(name) in {"registry", "test"}:
+    from optimizers.plugins import _INFRASTRUCTURE
+
+    if keyword.iskeyword(module_name(name)) or module_name(name) in {*_INFRASTRUCTURE["workloads"], "test"}:
         raise UserError(f"workload name {_shown(name)} would name the file"
                         f" {module_name(name)}.py, which Python or the workloads package"
                         " reserves; pick another")

@@ -29,7 +29,10 @@ from optimizers import registry
 
 ENTRY_POINT_GROUP = "optbench.optimizers"
 WORKLOAD_ENTRY_POINT_GROUP = "optbench.workloads"
-_INFRASTRUCTURE = {"registry", "space", "plugins", "optax_catalogue", "conformance"}
+# per package: the modules that are machinery, never loaded as plugins (a workload file
+# called space.py is a workload: one skipped set for both packages hid it without a word)
+_INFRASTRUCTURE = {"optimizers": {"registry", "space", "plugins", "optax_catalogue", "conformance"},
+                   "workloads": {"registry"}}
 _OPTIMIZER_HINT = 'decorate a factory with @optimizers.register("name", ...)'
 _WORKLOAD_HINT = 'decorate a model factory with @workloads.register_workload("name", ...)'
 
@@ -91,7 +94,7 @@ def load_builtins() -> tuple[str, ...]:
     for package, hint in (("optimizers", _OPTIMIZER_HINT), ("workloads", _WORKLOAD_HINT)):
         package_dir = Path(__file__).parents[1] / package
         for module in pkgutil.iter_modules([str(package_dir)]):
-            if module.name in _INFRASTRUCTURE or module.name.startswith("_"):
+            if module.name in _INFRASTRUCTURE[package] or module.name.startswith("_"):
                 continue
             _guarded(package_dir / f"{module.name}.py",
                      lambda name=f"{package}.{module.name}": importlib.import_module(name),

@@ -39,8 +39,8 @@ Direction = Literal["min", "max"]
 Loader = Callable[[str | None], Dataset]  # (data_dir) -> Dataset
 MetricSums = Callable[[jax.Array, jax.Array], Mapping[str, jax.Array]]
 MAX_WIDTH = 65_536
+MAX_NAME = 100  # characters of a registered name (`@w<width>` comes on top)
 _NAME = re.compile(r"[a-z0-9][a-z0-9._+:-]*")  # ':' for a plugin's namespace, as optimizers
-_WIDTH = re.compile(r"(?P<base>.+)@w(?P<width>[0-9]+)")
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -97,7 +97,9 @@ class Workload:
     def __post_init__(self):
         problems = _problems(self)
         if problems:
-            raise RegistryError(f"workload {self.name!r}: {problems[0]}")
+            name = self.name if not isinstance(self.name, str) or len(self.name) <= 60 \
+                else f"{self.name[:57]}..."
+            raise RegistryError(f"workload {name!r}: {problems[0]}")
 
     @property
     def dataset_key(self) -> str:
@@ -109,7 +111,13 @@ class Workload:
 
         if isinstance(self.data, str):
             return data.load(self.data, data_dir)
-        dataset = self.data(data_dir)
+        try:
+            dataset = self.data(data_dir)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's loader: one line, never a traceback
+            raise UserError(f"workload {self.name}: its data loader{_where(exc, self.data)}"
+                            f" raised {type(exc).__name__}: {_first_line(exc)}") from None
         if not isinstance(dataset, Dataset):
             raise UserError(f"workload {self.name}: its data loader returned"
                             f" {type(dataset).__name__}, not a Dataset")
@@ -124,9 +132,49 @@ class Workload:
             data.check_available(self.data, data_dir)
 
     def build_model(self, dataset: Dataset, rngs):
-        if self.width is None:
-            return self.model(dataset, rngs)
-        return self.model(dataset, rngs, self.width)
+        from flax import nnx
+
+        model = self.model(dataset, rngs) if self.width is None else \
+            self.model(dataset, rngs, self.width)
+        if not isinstance(model, nnx.Module):
+            raise WorkloadError(f"workload {self.name}: its model factory returned"
+                                f" {type(model).__name__}, not a flax.nnx.Module")
+        return model
+
+    def checked_loss(self, outputs, targets) -> jax.Array:
+        """`loss`, refusing (while tracing) anything but a real scalar."""
+        value = self.loss(outputs, targets)
+        shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+        if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            raise WorkloadError(f"workload {self.name}: its loss returned"
+                                f" {_described(value)}; expected a float scalar (the batch mean)")
+        return value
+
+    def checked_sums(self, outputs, targets) -> dict[str, jax.Array]:
+        """`metric_sums`, refusing (while tracing) anything but one real scalar per declared
+        metric: an undeclared or missing metric would make the tables disagree with
+        `metrics`."""
+        sums = self.metric_sums(outputs, targets)
+        if not isinstance(sums, Mapping):
+            raise WorkloadError(f"workload {self.name}: its metric_sums returned"
+                                f" {type(sums).__name__}; expected a dict of"
+                                f" {', '.join(self.metrics)}")
+        if set(sums) != set(self.metrics):
+            missing = sorted(set(map(str, self.metrics)) - set(map(str, sums)))
+            extra = sorted(map(str, set(sums) - set(self.metrics)))
+            raise WorkloadError(f"workload {self.name}: its metric_sums returned"
+                                f" {', '.join(map(repr, map(str, sums))) or 'nothing'}; its metrics are"
+                                f" {', '.join(map(repr, self.metrics))}"
+                                + (f" (missing {', '.join(missing)})" if missing else "")
+                                + (f" (not declared: {', '.join(extra)})" if extra else ""))
+        for name, value in sums.items():
+            shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+            if shape != () or dtype is None or not (jnp.issubdtype(dtype, jnp.floating)
+                                                    or jnp.issubdtype(dtype, jnp.integer)):
+                raise WorkloadError(f"workload {self.name}: its metric_sums gave {name!r} as"
+                                    f" {_described(value)}; expected a real scalar (the sum"
+                                    " over the examples)")
+        return dict(sums)
 
     @property
     def model_class(self) -> type | None:
@@ -137,23 +185,56 @@ class Workload:
             raise UserError(f"workload {self.name} has no width to scale; workloads that do:"
                             f" {', '.join(n for n in names() if _registry[n].width) or 'none'}")
         if not 1 <= width <= MAX_WIDTH:
-            raise UserError(f"width {width} of {self.name} is out of range; expected 1 to {MAX_WIDTH}")
+            raise UserError(f"width {width if width <= MAX_WIDTH else 'over ' + str(MAX_WIDTH)}"
+                            f" of {self.name} is out of range; expected 1 to {MAX_WIDTH}")
         base = self.base or self.name
         return replace(self, name=f"{base}@w{width}", width=width, base=base)
 
 
+class WorkloadError(TypeError):
+    """A workload's model, loss or metrics broke their contract: the cell fails with this
+    line (a plugin's bug, found while tracing), the run goes on."""
+
+
+def _described(value) -> str:
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is None:
+        return type(value).__name__
+    return f"an array of shape {tuple(shape)} and dtype {dtype}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"
+
+
+def _where(exc: BaseException, function) -> str:
+    """' (file, line N)': the deepest frame of the traceback in the function's file."""
+    import traceback
+
+    file = getattr(getattr(function, "__code__", None), "co_filename", None)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if file and f.filename == file]
+    return f" ({file}, line {frames[-1].lineno})" if frames else ""
+
+
 def _problems(w: Workload) -> list[str]:
     found = []
-    if not isinstance(w.name, str) or not _NAME.fullmatch(w.name.split("@w")[0]):
-        found.append("a workload name is lowercase letters, digits and . _ + - : (no spaces,"
-                     " no path separators), e.g. 'my:regression'")
+    # a registered name is plain; only `at_width` makes `<base>@w<width>` (never a plugin,
+    # whose '@w...' would shadow the width syntax or smuggle markup past this check)
+    base = w.base or w.name
+    if not isinstance(base, str) or not _NAME.fullmatch(base) or len(base) > MAX_NAME \
+            or (w.base and w.name != f"{w.base}@w{w.width}"):
+        found.append(f"a workload name is 1 to {MAX_NAME} lowercase letters, digits and . _ + - :,"
+                     " starting with a letter or digit (no spaces, no path separators, no"
+                     " '@': `<name>@w<width>` is how a width is asked for)")
     if "loss" not in w.metrics:
         found.append("its metrics must include 'loss' (the loss summed over the examples)")
     for key, value in (("batch_size", w.batch_size), ("steps", w.steps), ("eval_every", w.eval_every)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             found.append(f"{key} must be a positive integer, not {value!r}")
-    if w.width is not None and (not isinstance(w.width, int) or w.width < 1):
-        found.append(f"width must be a positive integer or None, not {w.width!r}")
+    if w.width is not None and (not isinstance(w.width, int) or isinstance(w.width, bool)
+                                or not 1 <= w.width <= MAX_WIDTH):
+        found.append(f"width must be an integer from 1 to {MAX_WIDTH} or None, not {w.width!r}")
     for name, direction in w.metrics.items():
         if direction not in ("min", "max", None):
             found.append(f"metric {name!r}: direction must be 'min', 'max' or None, not {direction!r}")
@@ -214,8 +295,12 @@ def get(name: str) -> Workload:
     """The workload `name`, or `<name>@w<width>` for a registered workload with a width."""
     if name in _registry:
         return _registry[name]
-    scaled = _WIDTH.fullmatch(name)
-    if scaled and scaled["base"] in _registry:
-        return _registry[scaled["base"]].at_width(int(scaled["width"]))
+    base, at, width = name.rpartition("@w")
+    if at and base in _registry:
+        # one spelling per width: `@w064` would be a second name (and cell) for `@w64`
+        if not re.fullmatch(r"0|[1-9][0-9]*", width):
+            raise UserError(f"workload '{name}': the width after '@w' must be a whole number"
+                            f" from 1 to {MAX_WIDTH} without leading zeros, e.g. {base}@w64")
+        return _registry[base].at_width(int(width) if len(width) <= 9 else MAX_WIDTH + 1)
     raise UserError(f"unknown workload '{name}'{did_you_mean(name, _registry)};"
                     " see `optbench list workloads`")

@@ -64,20 +64,28 @@ def _workloads(matrix: Matrix) -> list[tuple[dict[str, Any], workloads.Workload]
     """(entry, workload) per workload entry and width: an entry's own `widths`, else the
     matrix's for workloads that have a width (one without runs once, as registered)."""
     found = []
+    scaled = False  # whether the matrix's widths applied to any workload
     for entry in matrix.workloads:
         try:
             workload = workloads.get(entry["name"])
+            if workload.base and "widths" in entry:  # `x@w8` with widths = [...]: which?
+                raise UserError(f"workload '{entry['name']}' names its width and also has"
+                                f" widths = {entry['widths']}; give '{workload.base}' with"
+                                " widths, or the one name")
             if "widths" in entry:
                 found += [(entry, workload.at_width(w)) for w in entry["widths"]]
-            elif matrix.widths and workload.width is not None:
+            elif matrix.widths and workload.width is not None and not workload.base:
+                # a name that says its width (`x@w8`) keeps it, as an entry's widths win
                 found += [(entry, workload.at_width(w)) for w in matrix.widths]
+                scaled = True
             else:
                 found.append((entry, workload))
         except UserError as exc:
             raise UserError(f"{matrix.where('workloads')}: {exc}") from None
-    if matrix.widths and all(w.width is None for _, w in found):
+    if matrix.widths and not scaled:
         raise UserError(f"{matrix.where('widths')}: no workload of the matrix has a width to"
-                        " scale; `optbench list workloads` shows which do")
+                        " scale (a name with its width, `x@w8`, keeps it); `optbench list"
+                        " workloads` shows which do")
     return found
 
 

@@ -66,11 +66,15 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
                       for row in keyed[0].itertuples()
                       if row.compare_key not in set(table["compare_key"])})
     rows = []
+    without = set()  # cells whose workload has no such metric: nothing to compare there
     base = keyed[0]
     for name, table in zip(names[1:], keyed[1:]):
         for key in sorted(shared):
             a, b = base[base["compare_key"] == key], table[table["compare_key"] == key]
             column = _column(a.iloc[0], metric)
+            if not _declares(a.iloc[0], column):  # diverged cells declare it, NaN or not
+                without.add((a["workload"].iloc[0], a["label"].iloc[0]))
+                continue
             a_values, b_values = _done(a, column), _done(b, column)
             mean_a, low_a, high_a = analysis.mean_ci(a_values)
             mean_b, low_b, high_b = analysis.mean_ci(b_values)
@@ -93,6 +97,9 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
                 "speed_ratio": step_a / step_b if step_b else math.nan,
             })
     notes = []
+    if without:
+        notes.append(f"Not compared: {metric} is not a metric of "
+                     + ", ".join(f"{w} x {label}" for w, label in sorted(without)) + ".")
     if not shared:
         notes.append("The runs share no cell: nothing to compare side by side.")
     machines = {_machine(r.manifest) for r in runs}
@@ -232,6 +239,15 @@ def direction(row, column: str) -> str | None:
         return row["target_direction"]
     declared = json.loads(row["metrics"]) if isinstance(row.get("metrics"), str) else {}
     return declared.get(metric, "min" if metric == "loss" else None)
+
+
+def _declares(row, column: str) -> bool:
+    """Whether the cell's workload has `column` at all (the fixed metrics: every one)."""
+    if not column.startswith(("final_val_", "final_test_")):
+        return True
+    declared = json.loads(row["metrics"]) if isinstance(row.get("metrics"), str) else {}
+    metric = column.removeprefix("final_val_").removeprefix("final_test_")
+    return metric in declared or metric == "loss" or not declared
 
 
 def _done(rows: pd.DataFrame, column: str) -> list[float]:

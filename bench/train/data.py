@@ -48,6 +48,13 @@ class Dataset:
                                 f" and {len(y)} targets; expected the same number, at least one")
             object.__setattr__(self, f"x_{split}", x)
             object.__setattr__(self, f"y_{split}", y)
+        for part in "xy":  # one model evaluates every split: an example's shape is shared
+            shapes = {split: getattr(self, f"{part}_{split}").shape[1:]
+                      for split in ("train", "val", "test")}
+            if len(set(shapes.values())) > 1:
+                raise UserError(f"dataset {self.name}: {part} has examples of shape"
+                                + ", ".join(f" {shape} in {split}" for split, shape in shapes.items())
+                                + "; expected one shape in every split")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -60,7 +67,12 @@ def _as_array(values, what: str) -> np.ndarray:
     if array.ndim == 0:
         raise UserError(f"dataset {what} is a scalar; expected an array with one row per example")
     if np.issubdtype(array.dtype, np.floating):
-        return np.ascontiguousarray(array, dtype=np.float32)
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if not np.isfinite(array).all():  # every step would "diverge": the data's fault
+            bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+            raise UserError(f"dataset {what} holds {bad} NaN or infinite value(s) (as float32);"
+                            " expected finite numbers")
+        return array
     if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
         return np.ascontiguousarray(array, dtype=np.int32)
     raise UserError(f"dataset {what} has dtype {array.dtype}; expected floats or integers")

@@ -15,7 +15,7 @@ import optax
 from flax import nnx
 
 from bench.train.data import Dataset
-from workloads.registry import Workload
+from workloads.registry import Workload, WorkloadError
 from optimizers.registry import OptimizerSpec, extra_update_args
 
 if TYPE_CHECKING:
@@ -96,8 +96,41 @@ def init_key(seed: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), 0)
 
 
+def check_memory(workload: Workload, dataset: Dataset, seeds: Sequence[int]) -> None:
+    """Refuse, in one line and before allocating anything, a model whose parameters,
+    gradients and optimizer state (about 4x the parameters, per seed) cannot fit in the
+    memory free now: a width such as `mnist1d-mlp@w65536` (17 GB of parameters) would
+    otherwise have the machine kill the process. Shapes come from `nnx.eval_shape`; a
+    factory that cannot be traced abstractly is not checked."""
+    try:
+        abstract = nnx.eval_shape(lambda: workload.build_model(dataset, nnx.Rngs(params=init_key(0))))
+        need = 4 * len(seeds) * sum(leaf.size * leaf.dtype.itemsize
+                                    for leaf in jax.tree.leaves(nnx.state(abstract)))
+        free = _free_bytes()
+    except Exception:  # noqa: BLE001 - the guard only ever refuses what it can measure
+        return
+    if free is not None and need > free:
+        raise WorkloadError(f"workload {workload.name}: its parameters, gradients and"
+                            f" optimizer state for {len(seeds)} seed(s) need about"
+                            f" {need / 2**30:.1f} GiB; the device has {free / 2**30:.1f} GiB"
+                            " free (a smaller width, or fewer seeds)")
+
+
+def _free_bytes() -> int | None:
+    device = jax.devices()[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    if device.platform == "cpu":
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    return None
+
+
 def init_params(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
     """(graphdef, params stacked over seeds). Seed s initialises from `init_key(s)`."""
+    check_memory(workload, dataset, seeds)
     states = []
     graphdef = None
     for seed in seeds:
@@ -114,7 +147,7 @@ def data_keys(seeds: Sequence[int]) -> jax.Array:
 
 def make_loss_fn(workload: Workload, graphdef) -> Callable:
     def loss_fn(params, x, y):
-        return workload.loss(nnx.merge(graphdef, params)(x), y)
+        return workload.checked_loss(nnx.merge(graphdef, params)(x), y)
     return loss_fn
 
 
@@ -154,6 +187,6 @@ def make_evaluate(workload: Workload, graphdef, transformation: Transformation) 
     def evaluate(params, opt_state, splits: Mapping[str, tuple[jax.Array, jax.Array]]):
         model = nnx.merge(graphdef, transformation.eval_params(opt_state, params))
         return {f"{split}_{name}": value for split, (x, y) in splits.items()
-                for name, value in workload.metric_sums(model(x), y).items()}
+                for name, value in workload.checked_sums(model(x), y).items()}
 
     return evaluate
