@@ -15,8 +15,8 @@ import optax
 from flax import nnx
 
 from bench.train.data import Dataset
-from workloads.registry import Workload, WorkloadError
 from optimizers.registry import OptimizerSpec, extra_update_args
+from workloads.registry import Workload, WorkloadError
 
 if TYPE_CHECKING:
     from bench.plan.schedules import Schedule
