@@ -48,10 +48,12 @@ def best_learning_rates(cells: pd.DataFrame) -> pd.DataFrame:
             continue
         ascending = group["target_direction"].iloc[0] == "min"
         best = tried.sort_values("score", ascending=ascending).iloc[0]
-        rates = tried["learning_rate"]
+        # a diverged larger rate brackets the best from above as well as a worse one does
+        rates = group.loc[np.isfinite(group["learning_rate"]), "learning_rate"]
         rows.append({"base": base, "optimizer": optimizer, "width": width,
                      "learning_rate": best["learning_rate"], "score": best["score"],
-                     "target_metric": best["target_metric"], "tried": len(tried),
+                     "target_metric": best["target_metric"], "tried": len(rates),
+                     "no_score": len(rates) - len(tried),  # every seed diverged
                      # the best at the grid's edge: the optimum may lie beyond what was tried
                      "at_edge": best["learning_rate"] in (rates.min(), rates.max()),
                      "param_count": float(group["param_count"].median()),
@@ -80,6 +82,7 @@ def table(cells: pd.DataFrame) -> Table | None:
             (optimizer, None),
             (fmt_step_time(step), sort_key(step)),
             (f"{chosen.learning_rate:.3g} ({chosen.tried} tried"
+             + (f", {chosen.no_score} diverged" if chosen.no_score else "")
              + ("; at the edge of those: widen the range)" if chosen.at_edge else ")")
              if chosen else "one tried",
              sort_key(chosen.learning_rate if chosen else math.nan)),
