@@ -40,7 +40,9 @@ def draw(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> Path | None
     if not panels:
         return None
     labels = sorted({label for _, _, paths in panels for label, *_ in paths})
-    style = {label: (f"C{i % 10}", STYLES[(i // 10) % len(STYLES)])
+    # a line style per label too: optimizers that take the same path (adam and adamw at a
+    # small weight decay) still show as two lines, one dashed over the other
+    style = {label: (f"C{i % 10}", STYLES[i % len(STYLES)])
              for i, label in enumerate(labels)}
     columns = min(len(panels), 2 if len(panels) == 4 else 3)
     rows = math.ceil(len(panels) / columns)
