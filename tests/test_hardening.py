@@ -288,7 +288,7 @@ def test_contradictory_or_empty_flags_are_refused(args, words):
 def test_dry_run_sizes_the_matrix_and_writes_nothing(tmp_path):
     result = run_optbench("run", "--preset", "quick", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "14 cells in 14 compiled programs" in result.stdout
+    assert "49 cells in 49 compiled programs" in result.stdout
     assert not list(tmp_path.iterdir())
 
 

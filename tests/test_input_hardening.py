@@ -315,8 +315,10 @@ def test_too_many_cells_fail_fast_without_building_any(tmp_path, monkeypatch):
 def test_describe_sizes_a_plan_without_training():
     cells = expand.cells(matrix.load(preset="quick"))
     assert expand.describe(cells) == (
-        "14 cells in 14 compiled programs, 3 seeds per cell (0, 1, 2). Steps to train, every"
-        " seed counted: mnist1d-mlp 63,000; mnist1d-cnn 63,000; 126,000 in all.")
+        "49 cells in 49 compiled programs, 3 seeds per cell (0, 1, 2). Steps to train, every"
+        " seed counted: mnist1d-mlp 42,000; mnist1d-cnn 31,500; mnist1d-gru 21,000;"
+        " rosenbrock-2d 10,500; beale-2d 10,500; saddle-2d 10,500; rastrigin-2d 10,500;"
+        " 136,500 in all.")
     tuned = expand.cells(matrix.from_dict(
         {"seeds": 3, "budget": 4, "workloads": ["synthetic-mlp"], "optimizers": ["adam"]},
         name="t", source="t"))
@@ -350,9 +352,9 @@ def test_unknown_names_from_a_file_name_the_file_and_key(tmp_path):
 # 7. presets are names, never paths, never empty
 
 @pytest.mark.parametrize("preset,message", [
-    ("", "the preset name is empty; presets: quick, smoke, standard"),
+    ("", "the preset name is empty; presets: grokking, quick, smoke, standard"),
     ("   ", "the preset name is empty"),
-    ("../quick", "preset '../quick' is not a preset name; presets: quick, smoke, standard"),
+    ("../quick", "preset '../quick' is not a preset name; presets: grokking, quick, smoke, standard"),
     ("presets/quick", "is not a preset name"),
     ("quik", "unknown preset 'quik' (did you mean: quick?)"),
 ])
