@@ -237,17 +237,22 @@ def direction(row, column: str) -> str | None:
     metric = column.removeprefix("final_val_").removeprefix("final_test_")
     if metric == row["target_metric"].removeprefix("val_"):
         return row["target_direction"]
-    declared = json.loads(row["metrics"]) if isinstance(row.get("metrics"), str) else {}
-    return declared.get(metric, "min" if metric == "loss" else None)
+    return _declared(row).get(metric, "min" if metric == "loss" else None)
 
 
 def _declares(row, column: str) -> bool:
     """Whether the cell's workload has `column` at all (the fixed metrics: every one)."""
     if not column.startswith(("final_val_", "final_test_")):
         return True
-    declared = json.loads(row["metrics"]) if isinstance(row.get("metrics"), str) else {}
+    declared = _declared(row)
     metric = column.removeprefix("final_val_").removeprefix("final_test_")
     return metric in declared or metric == "loss" or not declared
+
+
+def _declared(row) -> dict:
+    """The cell's workload's metrics and directions (runs.parquet's `metrics`); {} for a
+    table without them."""
+    return json.loads(row["metrics"]) if isinstance(row.get("metrics"), str) else {}
 
 
 def _done(rows: pd.DataFrame, column: str) -> list[float]:
