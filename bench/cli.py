@@ -30,6 +30,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="optbench", description="Optimizer comparison benchmark on JAX.")
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="optbench's version and the versions of jax, jaxlib, flax and"
+                             " optax it runs with")
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = subcommands.add_parser("run", help="train a matrix of workloads x optimizers")
@@ -135,6 +138,10 @@ def _plugin_option(parser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # a bare `optbench`: what it can do, not an error
+        build_parser().print_help()
+        return 0
     try:
         args = build_parser().parse_args(argv)
         return args.handler(args)
@@ -155,6 +162,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"optbench: internal error: {type(exc).__name__}: {_one_line(exc)}"
               " (set OPTBENCH_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return EXIT_FAILED_CELLS
+
+
+def _version() -> str:
+    """'optbench 0.1.0 (jax 0.4.x, jaxlib ..., flax ..., optax ...)', read from the installed
+    packages' metadata: no JAX import for a version line."""
+    import importlib.metadata
+
+    from bench import __version__
+
+    def installed(package: str) -> str:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"optbench {__version__} (" + ", ".join(
+        f"{package} {installed(package)}" for package in ("jax", "jaxlib", "flax", "optax")) + ")"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -92,3 +92,24 @@ def test_list_commands():
     assert result.returncode == 0 and "optax:schedule_free_adamw" in result.stdout
     result = run_optbench("list", "workloads")
     assert result.returncode == 0 and "mnist1d-cnn" in result.stdout
+
+
+def test_a_bare_optbench_prints_its_help_and_exits_0(capsys):
+    from bench import cli
+
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: optbench") and "new-workload" in out
+
+
+def test_version_names_optbench_and_the_libraries_it_runs_with(capsys):
+    import importlib.metadata
+
+    from bench import __version__, cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"optbench {__version__} (")
+    assert f"optax {importlib.metadata.version('optax')}" in out
