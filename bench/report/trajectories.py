@@ -92,6 +92,7 @@ def _panels(runs: pd.DataFrame, curves: pd.DataFrame) -> list:
         if workload.landscape is None:
             continue
         mine = runs[runs["workload"] == name]
+        starts: dict[int, tuple[float, float] | None] = {}  # every optimizer shares a seed's
         paths = []
         for cell_id, cell in mine.groupby("cell_id", sort=False):
             seed = int(cell["seed"].min())
@@ -100,7 +101,9 @@ def _panels(runs: pd.DataFrame, curves: pd.DataFrame) -> list:
             points = points.sort_values("step")
             xs = points["val_x"].to_numpy(dtype=float)
             ys = points["val_y"].to_numpy(dtype=float)
-            start = _start(workload, seed)
+            if seed not in starts:
+                starts[seed] = _start(workload, seed)
+            start = starts[seed]
             if start is not None:
                 xs, ys = np.r_[start[0], xs], np.r_[start[1], ys]
             if len(xs):
