@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", help="a results folder (e.g. results/quick-20261126-101500)")
     report.add_argument("--out", help="where to write report.html, report.md and plots/"
                                       " (default: the results folder)")
+    report.add_argument("--format", default="png", metavar="FORMATS",
+                        help="the figures' file formats, comma-separated: png (default), svg,"
+                             " pdf; report.html shows the PNG, or the SVG without png")
     report.set_defaults(handler=commands.report)
 
     repair = subcommands.add_parser("repair", help="rebuild a results folder's manifest and"

@@ -107,11 +107,13 @@ def write_report(out: Path) -> None:
 
 def report(args) -> int:
     from bench.report import report
+    from bench.report.figure_files import parse_formats
     from bench.report.summary import wide_console
     from bench.runner.store import load
 
+    formats = parse_formats(args.format)  # before any reading: a typo costs nothing
     built = report.build(load(args.run))
-    paths = _written(lambda: report.write(built, Path(args.out) if args.out else None),
+    paths = _written(lambda: report.write(built, Path(args.out) if args.out else None, formats),
                      args.out, "report")
     console = wide_console()
     for note in built.notes:

@@ -1,8 +1,9 @@
 """The report's figures (seaborn on matplotlib figures), from the results tables only.
 
-`FIGURES` is the registered list: each entry is a title and a function that takes the
-report and the plot folder, writes one PNG and returns its path, or None when the run holds
-nothing to draw (no curves, one learning rate, ...). Figures are made with
+`FIGURES` is the registered list: each entry is a name (what `optbench plot --kind` takes),
+a title and a function that takes the report and the plot folder, writes one figure (in
+the formats figure_files.save is asked for) and returns its path, or None when the run
+holds nothing to draw (no curves, one learning rate, ...). Figures are made with
 `matplotlib.figure.Figure`, never pyplot, so no backend is chosen and no global state is
 touched; the seaborn style applies inside `draw_all` only.
 """
@@ -19,29 +20,38 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from bench.report import algoperf, analysis, trajectories, widths
-from bench.runner.files import atomic_write
+from bench.report import algoperf, analysis, figure_files, trajectories, widths
 
-DPI = 110
-FIGURES: list[tuple[str, Callable]] = []
+FIGURES: list[tuple[str, str, Callable]] = []  # (name, title, draw)
 
 
-def figure(title: str):
-    """Register a figure of the report, in the order the report shows them."""
+def figure(title: str, name: str):
+    """Register a figure of the report, in the order the report shows them. Figures that
+    share a name are variants of one kind (curves by step and by time)."""
     def register(draw: Callable) -> Callable:
-        FIGURES.append((title, draw))
+        FIGURES.append((name, title, draw))
         return draw
     return register
 
 
-def draw_all(report, out: Path) -> list[tuple[str, Path]]:
-    """Every registered figure that has something to draw: (title, path)."""
+def kinds() -> list[str]:
+    """The figures' names, each once, in the report's order."""
+    return list(dict.fromkeys(name for name, _, _ in FIGURES))
+
+
+def draw_all(report, out: Path, formats: tuple[str, ...] = ("png",),
+             only=None) -> list[tuple[str, Path]]:
+    """Every registered figure that has something to draw, or those `only(name, title)`
+    accepts, in each of `formats`: (title, the path a page embeds)."""
     drawn = []
     report = _as_text(report)
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"), warnings.catch_warnings():
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"), \
+            warnings.catch_warnings(), figure_files.formats(formats):
         # a name in a script the font lacks is drawn as boxes; one warning per glyph is noise
         warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
-        for title, draw in FIGURES:
+        for name, title, draw in FIGURES:
+            if only is not None and not only(name, title):
+                continue
             path = draw(report, out)
             if path is not None:
                 drawn.append((title, path))
@@ -75,11 +85,7 @@ def _panels(count: int, width: float = 5.2, height: float = 3.6, rows: int = 1):
 
 
 def _save(fig, path: Path, **layout) -> Path:
-    with warnings.catch_warnings():  # very long labels: a cramped figure beats a warning
-        warnings.simplefilter("ignore", UserWarning)
-        fig.tight_layout(**layout)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
-    return path
+    return figure_files.save(fig, path, **layout)  # in every format asked for
 
 
 def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) -> Path | None:
@@ -298,32 +304,37 @@ def _state_kib(cells: pd.DataFrame) -> pd.DataFrame:
     return cells.assign(state_kib=cells["state_bytes"] / 1024) if len(cells) else cells
 
 
-figure("Loss and target metric against step (line: mean over seeds; band: their range)")(
+figure("Loss and target metric against step (line: mean over seeds; band: their range)",
+       name="curves")(
     lambda r, out: curves(r.runs, r.results.curves, out, "step"))
-figure("Loss and target metric against training time")(
+figure("Loss and target metric against training time", name="curves")(
     lambda r, out: curves(r.runs, r.results.curves, out, "train_seconds"))
-figure("Paths on the 2-D test functions (each cell's lowest seed; o start, * minimum)")(
+figure("Paths on the 2-D test functions (each cell's lowest seed; o start, * minimum)",
+       name="trajectories")(
     lambda r, out: trajectories.draw(r.runs[r.runs["role"] != "trial"], r.results.curves, out))
-figure("Final target metric per seed (box over finished seeds; red crosses: diverged)")(
+figure("Final target metric per seed (box over finished seeds; red crosses: diverged)",
+       name="final-metric")(
     lambda r, out: final_metric(r.runs[r.runs["role"] != "trial"], out))
-figure("Training seconds to target (interpolated; median over seeds)")(
+figure("Training seconds to target (interpolated; median over seeds)", name="time-to-target")(
     lambda r, out: bars(r.cells, "target_seconds", "training seconds to target", out,
                         "time_to_target.png"))
-figure("Step time (median over chunks)")(
+figure("Step time (median over chunks)", name="step-time")(
     lambda r, out: bars(_step_us(r.cells), "step_us", "µs per step (all seeds)", out,
                         "step_time.png", "—"))
-figure("Optimizer state memory")(
+figure("Optimizer state memory", name="state-memory")(
     lambda r, out: bars(_state_kib(r.cells), "state_kib", "KiB of optimizer state", out,
                         "state_memory.png", "—"))
-figure("AlgoPerf performance profiles (AlgoPerf seconds)")(
+figure("AlgoPerf performance profiles (AlgoPerf seconds)", name="performance-profile")(
     lambda r, out: performance_profile(
         analysis.time_matrix(r.cells) if len(r.cells) else pd.DataFrame(), out))
-figure("Normalised final target metric (per workload: 1 best, 0 worst)")(
+figure("Normalised final target metric (per workload: 1 best, 0 worst)", name="heatmap")(
     lambda r, out: heatmap(analysis.normalised_performance(r.cells) if len(r.cells)
                            else pd.DataFrame(), out))
-figure("Learning-rate sensitivity (every cell, tuning trials included)")(
+figure("Learning-rate sensitivity (every cell, tuning trials included)", name="lr-sensitivity")(
     lambda r, out: lr_sensitivity(r.all_cells, out))
-figure("Best learning rate against width (per optimizer; of the learning rates tried)")(
+figure("Best learning rate against width (per optimizer; of the learning rates tried)",
+       name="best-lr-by-width")(
     lambda r, out: widths.draw(r.all_cells, out, _panels, _palette, _save))
 figure("Tuning curves: best validation metric after k trials (median and 10-90% over"
-       " 200 orders of the trials)")(lambda r, out: tuning_curves(r.tuning_curves, out))
+       " 200 orders of the trials)", name="tuning-curves")(
+    lambda r, out: tuning_curves(r.tuning_curves, out))

@@ -1,5 +1,6 @@
-"""`optbench report RUN`: report.html (one self-contained file), report.md, plots/*.png and a
-terminal summary, from a results folder's tables alone (no JAX, no training).
+"""`optbench report RUN`: report.html (one self-contained file), report.md, plots/*.png (and
+.svg, .pdf with --format) and a terminal summary, from a results folder's tables alone (no
+JAX, no training).
 
 A run with one seed, one optimizer, diverged or errored seeds, or no finished cell still
 reports: what is missing is said in the report, not raised.
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report import algoperf, analysis, plots, render, widths
+from bench.report import algoperf, analysis, figure_files, plots, render, widths
 from bench.report.tables import summary_table, tuning_table, workload_table
 from bench.runner.files import make_folder, write_text
 from bench.runner.store import Results
@@ -118,11 +119,13 @@ def tables(report: Report) -> list[render.Table]:
     return found + [workload_table(report.cells, w) for w in workloads]
 
 
-def write(report: Report, out: Path | None = None) -> dict[str, Path]:
-    """Write plots/, report.md and report.html into `out` (default: the run folder)."""
+def write(report: Report, out: Path | None = None,
+          formats: tuple[str, ...] = ("png",)) -> dict[str, Path]:
+    """Write plots/ (each figure in each of `formats`), report.md and report.html into
+    `out` (default: the run folder)."""
     out = make_folder(Path(out or report.results.root), link_ok=True)  # the user's choice
     plot_dir = make_folder(out / "plots")
-    figures = plots.draw_all(report, plot_dir)
+    figures = plots.draw_all(report, plot_dir, formats)
     write_text(out / "report.md", markdown(report, figures, out))
     write_text(out / "report.html", html_page(report, figures))
     return {"html": out / "report.html", "markdown": out / "report.md", "plots": plot_dir}
@@ -136,7 +139,9 @@ def markdown(report: Report, figures: list[tuple[str, Path]], out: Path) -> str:
         lines += [f"## {text(table.title)}", "", *render.markdown(
             render.Table(table.header, table.rows)), ""]
     for title, path in figures:
-        lines += [f"### {title}", "", f"![{title}]({path.relative_to(out).as_posix()})", ""]
+        where = path.relative_to(out).as_posix()  # a PDF is a link: no viewer shows it inline
+        lines += [f"### {title}", "", f"[{title} (PDF)]({where})" if path.suffix == ".pdf"
+                  else f"![{title}]({where})", ""]
     lines += ["## How to read this report", "", *[f"- {rule}" for rule in HOW_TO_READ], ""]
     return "\n".join(lines)
 
@@ -150,12 +155,22 @@ def html_page(report: Report, figures: list[tuple[str, Path]]) -> str:
         parts += [f"<h2>{e(table.title)}</h2>",
                   render.html_table(render.Table(table.header, table.rows))]
     for title, path in figures:
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        parts += [f"<h3>{e(title)}</h3>",
-                  f"<img alt=\"{e(title)}\" src=\"data:image/png;base64,{data}\">"]
+        parts += [f"<h3>{e(title)}</h3>", embed(title, path)]
     parts.append("<h2>How to read this report</h2><ul>"
                  + "".join(f"<li>{e(rule)}</li>" for rule in HOW_TO_READ) + "</ul>")
     return render.page(f"optbench: {report.name}", parts)
+
+
+def embed(title: str, path: Path) -> str:
+    """A figure inside the page (PNG or SVG as a data URL: the page stays one file); a PDF,
+    which browsers do not show inline, as a link to its file beside the page."""
+    fmt = path.suffix.lstrip(".")
+    if fmt == "pdf":
+        return (f"<p><a href=\"{html.escape(path.parent.name + '/' + path.name)}\">"
+                f"{html.escape(title)} (PDF)</a></p>")
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f"<img alt=\"{html.escape(title)}\""
+            f" src=\"data:{figure_files.MIME[fmt]};base64,{data}\">")
 
 
 def provenance(manifest: dict) -> str:

@@ -10,7 +10,6 @@ edge. Labels are user-given text, so a `$` is escaped (matplotlib would read mat
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +19,9 @@ from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from bench.report import figure_files
 from bench.report.analysis import workload_order
-from bench.runner.files import atomic_write
 
-DPI = 110
 FILE = "trajectories.png"
 STYLES = ("-", "--", "-.", ":")
 PANEL = (5.0, 4.4)  # inches per panel
@@ -34,7 +32,8 @@ _BACKGROUND = ListedColormap(colormaps["Greys"](np.linspace(0.0, 0.45, 256)))
 
 
 def draw(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> Path | None:
-    """Write `out_dir/trajectories.png` and return its path, or None when no workload of
+    """Write `out_dir/trajectories.png` (and .svg / .pdf: figure_files.save decides) and
+    return the path a page embeds, or None when no workload of
     `runs` has a landscape (or none has recorded positions)."""
     panels = _panels(runs, curves)
     if not panels:
@@ -64,12 +63,9 @@ def draw(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> Path | None
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, fontsize=9)
-    path = Path(out_dir) / FILE
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # cramped by very long labels: still drawn
-        fig.tight_layout(rect=(0, legend / (PANEL[1] * rows + legend), 1, 1))
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
-    return path
+    # cramped by very long labels: still drawn (save silences that warning)
+    return figure_files.save(fig, Path(out_dir) / FILE,
+                             rect=(0, legend / (PANEL[1] * rows + legend), 1, 1))
 
 
 def _text(name) -> str:
