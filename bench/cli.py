@@ -77,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
                              " pdf; report.html shows the PNG, or the SVG without png")
     report.set_defaults(handler=commands.report)
 
+    plot = subcommands.add_parser("plot", help="one of the report's figures, for chosen"
+                                  " workloads and optimizers", formatter_class=_KindsHelp)
+    plot.add_argument("run", help="a results folder")
+    plot.add_argument("--kind", required=True, help="which figure: ")  # _KindsHelp lists them
+    plot.add_argument("--workloads", help="comma-separated workload names (default: all)")
+    plot.add_argument("--optimizers", help="comma-separated optimizer names or labels"
+                                           " (default: all)")
+    plot.add_argument("--metric", help="--kind curves: the curve column to draw (val_loss,"
+                                       " test_accuracy, ...) instead of the training loss"
+                                       " and the target metric")
+    plot.add_argument("--x", help="--kind curves: step (default) or time (training seconds)")
+    plot.add_argument("--out", help="the file to write; its suffix (.png, .svg, .pdf) is its"
+                                    " format (default: RUN/plots/plot-KIND.png)")
+    plot.set_defaults(handler=commands.plot)
+
     repair = subcommands.add_parser("repair", help="rebuild a results folder's manifest and"
                                  " tables from its cell files")
     repair.add_argument("run", help="a results folder whose manifest or tables are damaged")
@@ -133,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="overwrite a previous template of this name")
     new.set_defaults(handler=commands.new_workload)
     return parser
+
+
+class _KindsHelp(argparse.HelpFormatter):
+    """`optbench plot --help` lists the figure kinds: the report's registry, read only
+    when help is printed (importing the plotting stack costs every command a second)."""
+    def _get_help_string(self, action):
+        if action.dest != "kind":
+            return action.help
+        from bench.report.plots import kinds
+        return action.help + ", ".join(kinds())
 
 
 def _plugin_option(parser) -> None:

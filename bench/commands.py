@@ -1,5 +1,5 @@
 """What each `optbench` command does, once its arguments are parsed (bench/cli.py parses
-them): run, report, compare, repair, list, check, new-optimizer, new-workload. Each returns
+them): run, report, plot, compare, repair, list, check, new-optimizer, new-workload. Each returns
 the exit code;
 bad input raises UserError, which the CLI prints as one line with exit code 2."""
 from __future__ import annotations
@@ -127,13 +127,28 @@ def report(args) -> int:
     return EXIT_OK
 
 
-def _written(write, out: str | None, what: str):
+def plot(args) -> int:
+    from bench.report import one_figure
+    from bench.runner.store import load
+
+    one_figure.check_kind(args.kind)  # before any reading: a typo costs nothing
+    results = one_figure.select(load(args.run), split(args.workloads), split(args.optimizers))
+    one_figure.check_request(results, args.kind, args.x, args.metric)
+    out = one_figure.target(Path(args.run), args.out, args.kind, args.x, args.metric)
+    written = _written(lambda: one_figure.plot(results, args.kind, out, x=args.x,
+                                               metric=args.metric), args.out, "figure",
+                       "--out FILE")
+    print(printable(written))
+    return EXIT_OK
+
+
+def _written(write, out: str | None, what: str, flag: str = "--out DIR"):
     """write(); where it cannot write into the default folder, the message says how to
     write elsewhere (a user who named --out already chose)."""
     try:
         return write()
     except UserError as exc:
-        advice = "" if out else f"; pass --out DIR to write the {what} elsewhere"
+        advice = "" if out else f"; pass {flag} to write the {what} elsewhere"
         raise UserError(f"{exc}{advice}") from None
 
 

@@ -40,18 +40,16 @@ def kinds() -> list[str]:
 
 
 def draw_all(report, out: Path, formats: tuple[str, ...] = ("png",),
-             only=None) -> list[tuple[str, Path]]:
-    """Every registered figure that has something to draw, or those `only(name, title)`
-    accepts, in each of `formats`: (title, the path a page embeds)."""
+             figures=None) -> list[tuple[str, Path]]:
+    """Every registered figure (or those of `figures`, entries like FIGURES') that has
+    something to draw, in each of `formats`: (title, the path a page embeds)."""
     drawn = []
     report = _as_text(report)
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"), \
             warnings.catch_warnings(), figure_files.formats(formats):
         # a name in a script the font lacks is drawn as boxes; one warning per glyph is noise
         warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
-        for name, title, draw in FIGURES:
-            if only is not None and not only(name, title):
-                continue
+        for _, title, draw in FIGURES if figures is None else figures:
             path = draw(report, out)
             if path is not None:
                 drawn.append((title, path))
@@ -88,10 +86,12 @@ def _save(fig, path: Path, **layout) -> Path:
     return figure_files.save(fig, path, **layout)  # in every format asked for
 
 
-def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) -> Path | None:
-    """Training loss and the target metric against `x` (step or train_seconds): the mean
-    over seeds, and a band from the lowest to the highest seed (a standard-deviation band
-    would dip below zero on the log-scaled loss); one column of panels per workload."""
+def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str,
+           metrics: list[str] | None = None) -> Path | None:
+    """Training loss and the target metric (or a row of panels per curve column of
+    `metrics`) against `x` (step or train_seconds): the mean over seeds, and a band from
+    the lowest to the highest seed (a standard-deviation band would dip below zero on the
+    log-scaled loss); one column of panels per workload."""
     if not len(curves_table):
         return None
     data = curves_table.merge(runs[["cell_id", "seed", "workload", "label", "target_metric",
@@ -103,11 +103,11 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
     data[numbers] = data[numbers].where(np.isfinite(data[numbers]))  # a diverged seed's inf
     workloads = analysis.workload_order(data["workload"])
     colours = _palette(data["label"])
-    fig, axes = _panels(len(workloads), rows=2)
+    fig, axes = _panels(len(workloads), rows=len(metrics) if metrics else 2)
     for column, workload in enumerate(workloads):
         frame = data[data["workload"] == workload]
         metric = frame["target_metric"].iloc[0]
-        for row, y in enumerate(["train_loss", metric]):
+        for row, y in enumerate(metrics or ["train_loss", metric]):
             ax = axes[row][column]
             for label, group in frame.groupby("label"):
                 by_step = group.groupby("step").agg(x=(x, "mean"), mean=(y, "mean"),
@@ -123,14 +123,17 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
                 else:
                     ax.text(0.5, 0.5, "no finite loss: every seed diverged", ha="center",
                             transform=ax.transAxes, color="tab:red")
-                ax.set_title(workload)
-            else:
+            elif y == metric:
                 target = analysis.target_of(frame.iloc[0])
                 ax.axhline(target.value, color="0.35", ls="--", lw=1)
                 if _log_axis(frame[y], target):
                     ax.set_yscale("log")
-            ax.set_ylabel(y.replace("_", " ") + ("" if y == "train_loss"
-                                                 else f" (dashed: target {target.value:g})"))
+            elif _spans_decades(frame[y]):  # another metric, asked for by name
+                ax.set_yscale("log")
+            if row == 0:
+                ax.set_title(workload)
+            ax.set_ylabel(y.replace("_", " ") + (f" (dashed: target {target.value:g})"
+                                                 if y == metric else ""))
             ax.set_xlabel("step" if x == "step" else "training seconds")
     legend = {}  # every workload's labels, each once
     for ax in axes[0]:
