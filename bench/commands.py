@@ -161,9 +161,11 @@ def compare(args) -> int:
         raise UserError("compare needs at least two results folders: BASELINE RUN [RUN ...]")
     comparison = compare.compare([load(run) for run in args.runs], args.metric)
     out = Path(args.out) if args.out else Path(args.runs[-1]) / "compare"
+    flags = compare.Flags(compare.HIGHLIGHT_PCT if args.fail_on_regression is None
+                          else args.fail_on_regression, args.allow_failures, args.allow_missing)
     md_path, html_path = _written(
-        lambda: compare.write(comparison, out, link_ok=args.out is not None), args.out,
-        "comparison")
+        lambda: compare.write(comparison, out, link_ok=args.out is not None, flags=flags),
+        args.out, "comparison")
     console = wide_console()
     for note in comparison.notes:
         console.print(f"note: {note}", markup=False)

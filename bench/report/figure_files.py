@@ -14,13 +14,13 @@ figure gives the same file.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
+import html
 import difflib
 import warnings
 from contextvars import ContextVar
 from pathlib import Path
-
-import matplotlib
 
 from bench.errors import UserError
 from bench.runner.files import atomic_write
@@ -79,6 +79,8 @@ def save(fig, path: Path, **layout) -> Path:
     """Lay out `fig` (tight_layout with `layout`), write it as `path` with the suffix of
     each format asked for (each file written to a temporary name, then renamed), and
     return the path of the one a page embeds."""
+    import matplotlib  # here: pages that only embed figures need not load it
+
     path = Path(path)
     with warnings.catch_warnings():  # very long labels: a cramped figure beats a warning
         warnings.simplefilter("ignore", UserWarning)
@@ -88,3 +90,15 @@ def save(fig, path: Path, **layout) -> Path:
             atomic_write(path.with_suffix(f".{fmt}"), lambda tmp, f=fmt: fig.savefig(
                 tmp, dpi=DPI, format=f, metadata=_METADATA[f]))
     return path.with_suffix(f".{embedded()}")
+
+
+def embed(title: str, path: Path) -> str:
+    """A figure inside a page (PNG or SVG as a data URL: the page stays one file); a PDF,
+    which browsers do not show inline, as a link to its file (`path` is beside the page or
+    in a folder beside it)."""
+    fmt = Path(path).suffix.lstrip(".")
+    if fmt == "pdf":
+        return (f"<p><a href=\"{html.escape(path.parent.name + '/' + path.name)}\">"
+                f"{html.escape(title)} (PDF)</a></p>")
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"<img alt=\"{html.escape(title)}\" src=\"data:{MIME[fmt]};base64,{data}\">"

@@ -24,6 +24,7 @@ class Table:
     header: list[str]
     rows: list[list[Cell]] = field(default_factory=list)
     title: str = ""
+    row_classes: list[str] = field(default_factory=list)  # HTML only: a CSS class per row
 
 
 def interval(mean: float, low: float = math.nan, high: float = math.nan, *, digits: int = 3,
@@ -77,10 +78,11 @@ def html_table(table: Table) -> str:
     """A sortable table: cells with a numeric key sort by it (data-sort), others as text."""
     e = html.escape
     head = "".join(f"<th title=\"click to sort\">{e(h)}</th>" for h in table.header)
+    classes = table.row_classes or [""] * len(table.rows)
     body = "".join(
-        "<tr>" + "".join(f"<td data-sort=\"{key:.12g}\">{e(text)}</td>" if key is not None
+        (f"<tr class=\"{e(css)}\">" if css else "<tr>") + "".join(f"<td data-sort=\"{key:.12g}\">{e(text)}</td>" if key is not None
                          else f"<td class=label>{e(text)}</td>" for text, key in row) + "</tr>"
-        for row in table.rows)
+        for row, css in zip(table.rows, classes))
     caption = f"<caption>{e(table.title)}</caption>" if table.title else ""
     return (f"<div class=scroll><table class=sortable>{caption}<thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table></div>")

@@ -7,7 +7,6 @@ reports: what is missing is said in the report, not raised.
 """
 from __future__ import annotations
 
-import base64
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,22 +154,10 @@ def html_page(report: Report, figures: list[tuple[str, Path]]) -> str:
         parts += [f"<h2>{e(table.title)}</h2>",
                   render.html_table(render.Table(table.header, table.rows))]
     for title, path in figures:
-        parts += [f"<h3>{e(title)}</h3>", embed(title, path)]
+        parts += [f"<h3>{e(title)}</h3>", figure_files.embed(title, path)]
     parts.append("<h2>How to read this report</h2><ul>"
                  + "".join(f"<li>{e(rule)}</li>" for rule in HOW_TO_READ) + "</ul>")
     return render.page(f"optbench: {report.name}", parts)
-
-
-def embed(title: str, path: Path) -> str:
-    """A figure inside the page (PNG or SVG as a data URL: the page stays one file); a PDF,
-    which browsers do not show inline, as a link to its file beside the page."""
-    fmt = path.suffix.lstrip(".")
-    if fmt == "pdf":
-        return (f"<p><a href=\"{html.escape(path.parent.name + '/' + path.name)}\">"
-                f"{html.escape(title)} (PDF)</a></p>")
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f"<img alt=\"{html.escape(title)}\""
-            f" src=\"data:{figure_files.MIME[fmt]};base64,{data}\">")
 
 
 def provenance(manifest: dict) -> str:
