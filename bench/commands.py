@@ -153,7 +153,7 @@ def _written(write, out: str | None, what: str, flag: str = "--out DIR"):
 
 
 def compare(args) -> int:
-    from bench.report import compare
+    from bench.report import compare, compare_pages
     from bench.report.summary import wide_console
     from bench.runner.store import load
 
@@ -161,15 +161,16 @@ def compare(args) -> int:
         raise UserError("compare needs at least two results folders: BASELINE RUN [RUN ...]")
     comparison = compare.compare([load(run) for run in args.runs], args.metric)
     out = Path(args.out) if args.out else Path(args.runs[-1]) / "compare"
-    flags = compare.Flags(compare.HIGHLIGHT_PCT if args.fail_on_regression is None
-                          else args.fail_on_regression, args.allow_failures, args.allow_missing)
+    flags = compare_pages.Flags(compare_pages.HIGHLIGHT_PCT if args.fail_on_regression is None
+                                else args.fail_on_regression, args.allow_failures,
+                                args.allow_missing)
     md_path, html_path = _written(
-        lambda: compare.write(comparison, out, link_ok=args.out is not None, flags=flags),
+        lambda: compare_pages.write(comparison, out, link_ok=args.out is not None, flags=flags),
         args.out, "comparison")
     console = wide_console()
     for note in comparison.notes:
         console.print(f"note: {note}", markup=False)
-    console.print(compare.terminal_table(comparison))
+    console.print(compare_pages.terminal_table(comparison))
     for run, workload, label in comparison.only_in:
         console.print(f"only in {run}: {workload} x {label}", markup=False, highlight=False)
     console.print(f"markdown: {printable(md_path)}\nhtml: {printable(html_path)}", markup=False,

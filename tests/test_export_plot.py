@@ -12,7 +12,7 @@ import pytest
 
 import bench
 from bench import cli
-from bench.report import compare, plots, report
+from bench.report import compare, compare_pages, plots, report
 from bench.runner.store import write_tables
 from tests.conftest import ROOT
 
@@ -47,7 +47,8 @@ def _sweep(runs):
     parts = []
     for width in (64, 128):
         for trial, rate in enumerate((1e-3, 3e-3, 1e-2)):
-            hparams = [json.dumps({**json.loads(h), "learning_rate": rate}) for h in base["hparams"]]
+            hparams = [json.dumps({**json.loads(h), "learning_rate": rate})
+                       for h in base["hparams"]]
             parts.append(base.assign(
                 cell_id=base["cell_id"] + f"-w{width}-{trial}", workload=f"mnist1d-mlp@w{width}",
                 match_key=base["match_key"] + f"-w{width}-{trial}", hparams=hparams,
@@ -209,10 +210,10 @@ NO_JAX = """
 import sys
 import bench
 from pathlib import Path
-from bench.report import compare, one_figure
+from bench.report import compare, compare_pages, one_figure
 results = bench.load({run!r})
 one_figure.plot(one_figure.select(results, ["mnist1d-mlp"], None), "curves", Path({out!r}))
-compare.write(compare.compare([results, results]), Path({cmp!r}))
+compare_pages.write(compare.compare([results, results]), Path({cmp!r}))
 assert "jax" not in sys.modules, "jax was imported"
 """
 
@@ -222,7 +223,8 @@ def test_plot_and_compare_pages_never_import_jax(small_run, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert_valid(tmp_path / "c.png", "png")
-    assert list((tmp_path / "cmp").glob("curves-*.png")) and (tmp_path / "cmp" / "compare.html").is_file()
+    assert list((tmp_path / "cmp").glob("curves-*.png"))
+    assert (tmp_path / "cmp" / "compare.html").is_file()
 
 
 # ---- compare.html ---------------------------------------------------------------------------
@@ -275,7 +277,7 @@ def test_compare_html_marks_at_the_default_threshold_without_the_flag(small_run,
 def test_compare_html_marks_a_missing_cell_unless_allowed(small_run, tmp_path):
     fewer = cut(tmp_path / "fewer", lambda r: _small(r)[_small(r)["optimizer"] != "sgd"])
     comparison = compare.compare([bench.load(small_run), bench.load(fewer)])
-    page = compare.html_page(comparison, compare.Flags(10.0))
+    page = compare_pages.html_page(comparison, compare_pages.Flags(10.0))
     assert len(_rows(page, "regression")) == 2 and "missing from a later run" in page
-    allowed = compare.html_page(comparison, compare.Flags(10.0, allow_missing=True))
+    allowed = compare_pages.html_page(comparison, compare_pages.Flags(10.0, allow_missing=True))
     assert not _rows(allowed, "regression")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bench
-from bench.report import compare, report
+from bench.report import compare, compare_pages, report
 from bench.runner.schema import SCHEMA_VERSION
 from bench.runner.store import write_tables
 from tests.conftest import ROOT, run_optbench
@@ -54,7 +54,7 @@ def test_names_with_html_are_escaped(smoke_run, tmp_path):
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>" not in page and "&lt;b&gt;" in page
     cmp = compare.compare([bench.load(smoke_run), bench.load(out)], "final_test_accuracy")
-    compare_page = compare.html_page(cmp)
+    compare_page = compare_pages.html_page(cmp)
     assert "<script>alert" not in compare_page and "&lt;script&gt;" in compare_page
 
 
@@ -138,7 +138,7 @@ def test_cells_in_one_run_only_are_listed(smoke_run, tmp_path):
     cmp = compare.compare([bench.load(smoke_run), bench.load(fewer)], "final_test_accuracy")
     assert list(cmp.rows["label"]) == ["optax:sgd"]
     assert cmp.only_in == [(smoke_run.name, "synthetic-mlp", "optax:adam")]
-    assert "Cells in some runs only" in compare.markdown(cmp)
+    assert "Cells in some runs only" in compare_pages.markdown(cmp)
 
 
 def test_compare_welch_difference_matches_the_seeds(smoke_run, tmp_path):

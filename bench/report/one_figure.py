@@ -47,8 +47,8 @@ def select(results: Results, workloads: list[str] | None,
         keep &= runs["optimizer"].isin(optimizers) | runs["label"].isin(optimizers)
     chosen = runs[keep]
     if not len(chosen):
-        raise UserError("the run holds no cell of "
-                        + " x ".join(", ".join(names) for names in (workloads, optimizers) if names))
+        asked = [", ".join(names) for names in (workloads, optimizers) if names]
+        raise UserError("the run holds no cell of " + " x ".join(asked))
     curves = results.curves
     if len(curves):
         curves = curves[curves["cell_id"].isin(set(chosen["cell_id"]))]
