@@ -17,7 +17,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.report import analysis, figure_files
+from bench.report import analysis, figure_files, plots
 
 STYLES = ("-", "--", ":", "-.")
 MAX_RUNS_STYLED = len(STYLES)  # beyond, styles repeat with thinner lines
@@ -45,7 +45,12 @@ def _figure(frame, workload: str, names: list[str], path: Path) -> Path:
     labels = sorted(frame["label"].unique())
     colours = dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "husl",
                                                  len(labels))))
-    fig = Figure(figsize=(7.0, 4.2 + 0.22 * len(labels)))
+    handles = [Line2D([], [], color=colours[label], lw=2, label=_text(label)) for label in labels]
+    handles += [Line2D([], [], color="0.25", ls=STYLES[i % len(STYLES)],
+                       label=_text(run) + (" (baseline)" if i == 0 else ""))
+                for i, run in enumerate(names)]
+    legend = 0.17 * -(-len(handles) // 2) + 0.15  # inches below the axes: two columns
+    fig = Figure(figsize=(7.0, 3.8 + legend))
     ax = fig.subplots()
     for label in labels:
         for index, run in enumerate(names):
@@ -56,16 +61,13 @@ def _figure(frame, workload: str, names: list[str], path: Path) -> Path:
             ax.plot(mean.index, mean.to_numpy(), color=colours[label],
                     ls=STYLES[index % len(STYLES)], lw=1.8 if index < MAX_RUNS_STYLED else 1.0,
                     marker="o" if len(mean) <= 3 else None, ms=4)
+    if plots._spans_decades(frame["value"]):  # the report's rule: a loss falling for decades
+        ax.set_yscale("log")
     ax.set_title(_text(workload))
     ax.set_xlabel("step")
     ax.set_ylabel(str(frame["metric"].iloc[0]).replace("_", " "))
-    handles = [Line2D([], [], color=colours[label], lw=2, label=_text(label)) for label in labels]
-    handles += [Line2D([], [], color="0.25", ls=STYLES[i % len(STYLES)],
-                       label=_text(run) + (" (baseline)" if i == 0 else ""))
-                for i, run in enumerate(names)]
     fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, fontsize=8)
-    rows = -(-len(handles) // 2)
-    return figure_files.save(fig, path, rect=(0, min(0.6, 0.05 * rows + 0.03), 1, 1))
+    return figure_files.save(fig, path, rect=(0, legend / (3.8 + legend), 1, 1))
 
 
 def _safe(name: str) -> str:
