@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -25,11 +26,13 @@ from bench.report import algoperf, analysis, figure_files, trajectories, widths
 FIGURES: list[tuple[str, str, Callable]] = []  # (name, title, draw)
 
 
-def figure(title: str, name: str):
-    """Register a figure of the report, in the order the report shows them. Figures that
-    share a name are variants of one kind (curves by step and by time)."""
+def figure(title: str, name: str | None = None):
+    """Register a figure of the report, in the order the report shows them, under `name`
+    (`optbench plot --kind NAME`; without one, the title's first words). Figures that share
+    a name are variants of one kind (curves by step and by time)."""
     def register(draw: Callable) -> Callable:
-        FIGURES.append((name, title, draw))
+        words = re.findall(r"[a-z0-9]+", title.lower())[:3]
+        FIGURES.append((name or "-".join(words) or f"figure-{len(FIGURES) + 1}", title, draw))
         return draw
     return register
 
