@@ -71,7 +71,7 @@ def run(args) -> int:
     plugins_ok = load_plugins([*matrix.plugins, *args.plugin])
     matrix = matrix_mod.with_overrides(
         matrix, workloads=split(args.workloads), optimizers=split(args.optimizers),
-        seeds=args.seeds, steps=args.steps)
+        seeds=args.seeds, steps=args.steps, log=split(args.log))
     cells = expand.cells(matrix, args.data_dir)
     if args.dry_run:
         print(expand.describe(cells))
