@@ -37,13 +37,15 @@ def curve_columns(curves: pd.DataFrame) -> list[str]:
 
 
 def params(runs: pd.DataFrame) -> dict[str, Any]:
-    """What the cell is: optbench's fields, every hyperparameter value, its seeds."""
+    """What the cell is: optbench's fields (those it has: a oneshot cell has no trial),
+    every hyperparameter value, its seeds."""
     first = runs.iloc[0]
     found = {name: _plain(first[name]) for name in CELL_PARAMS}
-    for name, value in json.loads(first["hparams"]).items():
-        found[f"hparam.{name}" if name in found else name] = value
+    found = {name: value for name, value in found.items() if value is not None}  # trial, budget
+    for name, value in json.loads(first["hparams"]).items():  # None too: it is the value used
+        found[f"hparam.{name}" if name in CELL_PARAMS else name] = value
     found["seeds"] = ",".join(str(s) for s in runs["seed"])
-    return {name: value for name, value in found.items() if value is not None}
+    return found
 
 
 def status(runs: pd.DataFrame) -> str:
