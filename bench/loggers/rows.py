@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.runner import schema
@@ -63,16 +64,23 @@ def failed(runs: pd.DataFrame) -> bool:
 def steps(curves: pd.DataFrame) -> Iterator[tuple[int, dict[str, float]]]:
     """(step, {name: value}) in step order: each seed's values and the mean over seeds."""
     columns = curve_columns(curves)
-    for step, at_step in curves.sort_values(["step", "seed"]).groupby("step", sort=True):
-        values: dict[str, float] = {}
+    ordered = curves.sort_values(["step", "seed"])
+    at = ordered["step"].to_numpy()
+    seeds = ordered["seed"].to_numpy()
+    values = {column: ordered[column].to_numpy(dtype=float) for column in columns}
+    if not len(at):  # a cell that failed before its first evaluation
+        return
+    bounds = [0, *(np.flatnonzero(np.diff(at)) + 1), len(at)]  # where each step's rows start
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        found: dict[str, float] = {}
         for column in columns:
-            seeds = at_step[column].to_numpy(dtype=float)
-            for seed, value in zip(at_step["seed"], seeds):
+            here = values[column][start:end]
+            for seed, value in zip(seeds[start:end], here):
                 if math.isfinite(value):
-                    values[f"seed_{seed}/{column}"] = float(value)
-            if len(seeds) and all(math.isfinite(v) for v in seeds):
-                values[column] = float(seeds.mean())
-        yield int(step), values
+                    found[f"seed_{seed}/{column}"] = float(value)
+            if np.isfinite(here).all():
+                found[column] = float(here.mean())
+        yield int(at[start]), found
 
 
 def summary(runs: pd.DataFrame) -> dict[str, float]:

@@ -39,8 +39,10 @@ class Logger:
         columns = rows_.curve_columns(curves)
         for seed in runs["seed"]:
             curve = curves[curves["seed"] == seed].sort_values("step")
-            # flush_secs: written at close, not by a background thread mid-cell
-            writer = SummaryWriter(str(folder / f"seed_{seed}"), flush_secs=3600)
+            # its writer thread takes events from a queue of max_queue (10 by default: each
+            # add waits on the thread) and writes them at close
+            writer = SummaryWriter(str(folder / f"seed_{seed}"), flush_secs=3600,
+                                   max_queue=len(columns) * len(curve) + 2)
             try:
                 writer.add_text("cell", f"```\n{text}\n```", 0)
                 for column in columns:

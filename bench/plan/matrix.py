@@ -162,6 +162,9 @@ def with_overrides(matrix: Matrix, *, workloads: list[str] | None = None,
         if not log:
             raise UserError(f"--log names no backend; give comma-separated names from"
                             f" {', '.join(BACKENDS)}, or none")
+        if "none" in log and len(log) > 1:
+            raise UserError(f"--log: none turns logging off, so it takes no other name; got"
+                            f" {_quote(','.join(log))}")
         changes["log"] = parse_log([] if list(log) == ["none"] else log, "--log")
         origins["log"] = "--log"
     if steps is not None:
