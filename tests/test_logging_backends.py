@@ -82,7 +82,8 @@ def test_mlflow_runs_hold_params_metrics_and_tables(logged, monkeypatch, tmp_pat
     results = load(logged)
     client = MlflowClient(tracking_uri=(logged / "mlruns").resolve().as_uri())
     experiment = client.get_experiment_by_name("logs <b>&:x")
-    found = {r.data.tags["optbench.cell_id"]: r for r in client.search_runs([experiment.experiment_id])}
+    found = {run.data.tags["optbench.cell_id"]: run
+             for run in client.search_runs([experiment.experiment_id])}
     assert set(found) == set(results.runs.cell_id)
     for cell_id, cell_runs in results.runs.groupby("cell_id"):
         run = found[cell_id]
@@ -161,7 +162,8 @@ def test_wandb_offline_runs_hold_config_and_history(logged):
         for seed in cell_runs.seed:
             for column in rows_.curve_columns(results.curves):
                 key = f"seed_{seed}/{column}"
-                got = [(step, items[key]) for step, items in sorted(history.items()) if key in items]
+                got = [(step, items[key]) for step, items in sorted(history.items())
+                       if key in items]
                 assert got == finite_curve(results.curves, cell_id, seed, column)
     assert seen == set(results.runs.cell_id)
 

@@ -14,11 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from bench.errors import UserError
 from bench.loggers import BACKENDS, Logger
 from bench.report.render import printable
+from bench.runner import schema
 from bench.runner.cell_files import read_cell
 
 
@@ -44,9 +43,6 @@ class Loggers:
             self._active[name] = module.Logger()
         self._root = Path(".")
 
-    def __bool__(self) -> bool:
-        return bool(self._active)
-
     def open(self, root: Path, manifest: dict[str, Any]) -> None:
         self._root = root
         for name, logger in list(self._active.items()):
@@ -59,7 +55,7 @@ class Loggers:
         stored = read_cell(cells_dir / f"{cell_id}.json")
         if stored is None:  # unreadable already: the store sets it aside, and it reruns
             return
-        runs = pd.DataFrame(stored.rows)
+        runs = schema.frame(stored.rows, "runs")  # typed as in runs.parquet
         for name, logger in list(self._active.items()):
             self._call(name, "cell", lambda lg=logger: lg.cell(stored.record, runs, stored.curves))
 
