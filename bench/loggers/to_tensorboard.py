@@ -8,7 +8,8 @@ column is a scalar of the same name against `step` (float32, as TensorBoard stor
 scalars; non-finite values left out, see bench/loggers/rows.py); the cell's parameters and
 status are a text summary named `cell`. The cell id in the folder name keeps two cells
 with the same label apart (a rerun under changed code, or labels that differ only in
-characters a folder name cannot hold).
+characters a folder name cannot hold); the same cell rerun (`--force`) replaces its
+events, as it replaces its cell files.
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ class Logger:
         columns = rows_.curve_columns(curves)
         for seed in runs["seed"]:
             curve = curves[curves["seed"] == seed].sort_values("step")
+            for old in (folder / f"seed_{seed}").glob("events.out.tfevents.*"):
+                old.unlink()  # the cell rerun (--force): TensorBoard would draw both
             # its writer thread takes events from a queue of max_queue (10 by default: each
             # add waits on the thread) and writes them at close
             writer = SummaryWriter(str(folder / f"seed_{seed}"), flush_secs=3600,
