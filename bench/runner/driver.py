@@ -47,8 +47,10 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
         return _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
                          loggers)
     finally:
-        loggers.close()
-        store.close()  # a notebook's next run into this folder must not find it locked
+        try:
+            loggers.close()
+        finally:  # even after a Ctrl-C while a backend closes
+            store.close()  # a notebook's next run into this folder must not find it locked
 
 
 def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
