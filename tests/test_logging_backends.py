@@ -204,15 +204,16 @@ def test_log_flag_replaces_the_matrix_key_and_none_turns_it_off(tmp_path):
                              source="m.toml")
 
 
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
 def test_a_missing_package_is_one_line_naming_the_extra_before_training(tmp_path, capsys,
-                                                                        monkeypatch):
+                                                                        monkeypatch, dry_run):
     # an uninstalled package, as Python sees it: importing it, or any module of it, raises
     # ImportError (an earlier test in this process may have imported it)
     for name in [m for m in sys.modules if m == "mlflow" or m.startswith("mlflow.")] + ["mlflow"]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, "bench.loggers.to_mlflow", raising=False)
     out = tmp_path / "out"
-    assert cli.main([*TINY, "--log", "tensorboard,mlflow", "--out", str(out)]) == 2
+    assert cli.main([*TINY, *dry_run, "--log", "tensorboard,mlflow", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
         "optbench: error: --log: logging to mlflow needs the package mlflow-skinny, which"
