@@ -31,10 +31,11 @@ def load(path):
 
 def run(matrix=None, *, preset: str | None = None, out=None, seeds=None, steps: int | None = None,
         executor: str = "local", force: bool = False, resume: bool = False,
-        data_dir: str | None = None):
+        data_dir: str | None = None, log: list[str] | None = None):
     """Run a matrix (a TOML path, or a preset; default: quick) into `out` and return its
     tables, as `load` gives them. The same checks as `optbench run`: bad input raises
-    bench.errors.UserError with a one-line message.
+    bench.errors.UserError with a one-line message. `log` (["tensorboard", "mlflow",
+    "wandb"]) replaces the matrix's logging backends, as `--log` does.
 
         results = bench.run(preset="smoke", out="results/smoke")
     """
@@ -46,7 +47,8 @@ def run(matrix=None, *, preset: str | None = None, out=None, seeds=None, steps: 
     from bench.plan import matrix as matrix_mod
     from bench.runner.driver import run_matrix
 
-    plan = matrix_mod.with_overrides(matrix_mod.load(matrix, preset), seeds=seeds, steps=steps)
+    plan = matrix_mod.with_overrides(matrix_mod.load(matrix, preset), seeds=seeds, steps=steps,
+                                     log=log)
     optimizers.load_builtins()
     for plugin in plan.plugins:
         optimizers.load_plugin_file(plugin)

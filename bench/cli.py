@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", help="a count (3) or a list (0,1,2)")
     run.add_argument("--steps", type=_positive_int, help="step budget for every workload")
     run.add_argument("--out", help="results folder (default: results/<matrix>-<time>)")
+    run.add_argument("--log", metavar="BACKENDS",
+                     help="also log to tensorboard, mlflow and/or wandb (comma-separated;"
+                          " replaces the matrix's `log`; `none` turns it off); each writes"
+                          " offline under the results folder and needs its extra:"
+                          " pip install 'optbench[mlflow]'")
     run.add_argument("--data-dir", help="folder with <dataset>/ IDX files (or $OPTBENCH_DATA)")
     _plugin_option(run)
     run.add_argument("--force", action="store_true",

@@ -71,10 +71,15 @@ def run(args) -> int:
     plugins_ok = load_plugins([*matrix.plugins, *args.plugin])
     matrix = matrix_mod.with_overrides(
         matrix, workloads=split(args.workloads), optimizers=split(args.optimizers),
-        seeds=args.seeds, steps=args.steps)
+        seeds=args.seeds, steps=args.steps, log=split(args.log))
     cells = expand.cells(matrix, args.data_dir)
     if args.dry_run:
+        from bench.loggers.fanout import Loggers
+
+        Loggers(matrix.log, matrix.where("log"))  # their packages import, or one line
         print(expand.describe(cells))
+        if matrix.log:
+            print(f"Logs each cell to: {', '.join(matrix.log)}.")
         return EXIT_OK if plugins_ok else EXIT_USAGE
     out = Path(args.out) if args.out else new_folder(Path("results"), folder_name(matrix.name))
     if args.cell_timeout and args.executor != "processes":

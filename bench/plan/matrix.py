@@ -8,6 +8,7 @@ validated here; `bench.plan.expand` turns it into cells.
     optimizers = ["optax:adam", {name = "optax:sgd", momentum = 0.9}]
     widths = [32, 64, 128]                      # optional: every workload that has a width
                                                 # (or per workload: widths = [...], width = 64)
+    log = ["tensorboard", "mlflow"]             # optional: also log to these (bench/loggers)
 
 Every key has a type and a range, checked here (names and hyperparameters in expand, where
 the registries are), before anything trains. The limits are far above any sensible matrix
@@ -22,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
+from bench.loggers import BACKENDS
 from bench.plan.schedules import Schedule, ScheduleError
 from optimizers.registry import did_you_mean
 
 PRESET_DIR = Path(__file__).parent / "presets"
 TOP_KEYS = {"name", "seeds", "steps", "workloads", "optimizers", "plugins", "budget",
-            "tuning_seeds", "schedules", "widths"}
+            "tuning_seeds", "schedules", "widths", "log"}
 WORKLOAD_KEYS = {"name", "steps", "eval_every", "batch_size", "widths", "width"}
 
 MAX_STEPS = 10_000_000  # steps (and eval_every) of a cell
@@ -61,6 +63,8 @@ class Matrix:
     # the widths every workload with a width runs at (a workload's own `widths` wins);
     # empty: each at its registered width
     widths: list[int] = field(default_factory=list)
+    # the logging backends a run also writes to (bench/loggers): not part of any cell
+    log: list[str] = field(default_factory=list)
     # Keys whose value came from elsewhere than `source`: {"optimizers": "--optimizers"}.
     origins: dict[str, str] = field(default_factory=dict)
 
@@ -128,15 +132,16 @@ def from_dict(raw: dict[str, Any], *, name: Any, source: str) -> Matrix:
         seeds=parse_seeds(raw.get("seeds", 3), where), workloads=workloads,
         optimizers=optimizers, steps=raw.get("steps"), plugins=plugins,
         widths=parse_widths(raw["widths"], f"{where}, key 'widths'") if "widths" in raw else [],
+        log=parse_log(raw.get("log", []), f"{where}, key 'log'"),
     ))
 
 
 def with_overrides(matrix: Matrix, *, workloads: list[str] | None = None,
                    optimizers: list[str] | None = None, seeds: Any = None,
-                   steps: int | None = None) -> Matrix:
+                   steps: int | None = None, log: list[str] | None = None) -> Matrix:
     """The matrix with command-line (or `bench.run`) choices replacing its own; a step
     budget given here overrides every workload's, its own entries' included. None leaves
-    the matrix's own; an empty list is an error naming the flag."""
+    the matrix's own; an empty list is an error naming the flag (`--log none` is none)."""
     changes: dict[str, Any] = {}
     origins = dict(matrix.origins)
     for key, names in (("workloads", workloads), ("optimizers", optimizers)):
@@ -153,6 +158,15 @@ def with_overrides(matrix: Matrix, *, workloads: list[str] | None = None,
     if seeds is not None:
         changes["seeds"] = parse_seeds(seeds, "--seeds")
         origins["seeds"] = "--seeds"
+    if log is not None:
+        if not log:
+            raise UserError(f"--log names no backend; give comma-separated names from"
+                            f" {', '.join(BACKENDS)}, or none")
+        if "none" in log and len(log) > 1:
+            raise UserError(f"--log: none turns logging off, so it takes no other name; got"
+                            f" {_quote(','.join(log))}")
+        changes["log"] = parse_log([] if list(log) == ["none"] else log, "--log")
+        origins["log"] = "--log"
     if steps is not None:
         _check_count("--steps", "steps", steps)
         changes["steps"] = steps
@@ -180,6 +194,7 @@ def check(matrix: Matrix) -> Matrix:
                             f" {len(matrix.seeds)} seeds; trials run on the first tuning_seeds"
                             " of the seeds, so give at most that many")
     parse_widths(matrix.widths, matrix.where("widths"), allow_empty=True)
+    parse_log(matrix.log, matrix.where("log"))
     size = planned_cells(matrix)
     if size > MAX_CELLS:
         per = f" x {_trials(matrix)} (the oneshot cell, budget trials, the tuned rerun)" \
@@ -208,6 +223,19 @@ def parse_widths(value: Any, where: str, *, allow_empty: bool = False) -> list[i
         return list(value)
     raise UserError(f"{where}: widths must be a list of 1 to {MAX_WIDTHS} integers from 1 to"
                     f" {MAX_WIDTH:,}, e.g. widths = [32, 64, 128]; got {_quote(value)}")
+
+
+def parse_log(value: Any, where: str) -> list[str]:
+    """Logging backend names (a list, or one name), each once: ["tensorboard", "mlflow"]."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise UserError(f"{where}: log must be a list of backend names, e.g. log ="
+                        f" [\"tensorboard\", \"mlflow\"]; got {_quote(value)}")
+    for name in names:
+        if name not in BACKENDS:
+            raise UserError(f"{where}: unknown logging backend {_quote(name)}"
+                            f"{did_you_mean(name, BACKENDS)}; backends: {', '.join(BACKENDS)}")
+    return list(dict.fromkeys(names))
 
 
 def parse_seeds(value: Any, where: str = "--seeds") -> list[int]:

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench.plan import expand, tuning
 from bench.plan.cells import Cell, changed_code
 from bench.errors import UserError
+from bench.loggers.fanout import Loggers
 from bench.plan.matrix import Matrix
 from bench.records import CellResult, Status
 from bench.report.render import printable
@@ -35,16 +36,25 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
         raise UserError("--resume and --force contradict each other: --resume skips finished"
                         " cells, --force reruns them; pass one")
     console = wide_console(stderr=True)
+    # a missing backend package is one line here, before the folder is made or a cell trains
+    loggers = Loggers(matrix.log, matrix.where("log"),
+                      warn=lambda line: console.print(line, markup=False, highlight=False))
     store = RunStore(out)
     config = {"matrix": dataclasses.asdict(matrix), "cells": sorted(c.spec_key for c in cells)}
     store.open(config, environment(), resume=resume, force=force)
     try:
-        return _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console)
+        loggers.open(out, store.manifest())
+        return _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
+                         loggers)
     finally:
-        store.close()  # a notebook's next run into this folder must not find it locked
+        try:
+            loggers.close()
+        finally:  # even after a Ctrl-C while a backend closes
+            store.close()  # a notebook's next run into this folder must not find it locked
 
 
-def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console) -> int:
+def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
+              loggers) -> int:
     finished = {} if force else store.finished()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -79,6 +89,7 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
                 failures += any(s.status in (Status.ERROR, Status.TIMEOUT) for s in result.seeds)
                 console.print(printable(_cell_line(written, count, cell, result)), markup=False,
                               highlight=False)
+                loggers.cell(store.cells_dir, cell.id)  # from the files just written
             return failures
 
         try:
