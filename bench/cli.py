@@ -13,7 +13,7 @@ import signal
 import sys
 
 from bench import commands
-from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_USAGE
+from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from bench.errors import UserError
 from bench.report.render import printable
 from bench.runner.executors import EXECUTORS
@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                           " clock (--executor processes)")
     run.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--dry-run", action="store_true",
-                     help="check the matrix and print its size (cells, programs, steps);"
-                          " train nothing")
+                     help="check the matrix and print its cells, the programs they compile"
+                          " into and an estimated time (from results/reference); train"
+                          " nothing")
     run.set_defaults(handler=commands.run)
 
     listing = subcommands.add_parser("list", help="list optimizers, workloads or presets")
@@ -148,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, RegistryError) as exc:
         print(f"optbench: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `optbench ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return EXIT_OK
     except OSError as exc:  # a path the user gave that the system refuses (too long, a loop)
         where = f"{str(exc.filename)[:120]}: " if exc.filename else ""
         print(f"optbench: error: {_one_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)

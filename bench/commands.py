@@ -74,7 +74,11 @@ def run(args) -> int:
         seeds=args.seeds, steps=args.steps)
     cells = expand.cells(matrix, args.data_dir)
     if args.dry_run:
+        from bench.plan.estimate import describe as describe_time
+
         print(expand.describe(cells))
+        print(expand.describe_programs(cells))
+        print(describe_time(expand.programs(cells)))
         return EXIT_OK if plugins_ok else EXIT_USAGE
     out = Path(args.out) if args.out else new_folder(Path("results"), folder_name(matrix.name))
     if args.cell_timeout and args.executor != "processes":
