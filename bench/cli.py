@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--optimizers", help="comma-separated optimizer names (replace the matrix's)")
     run.add_argument("--seeds", help="a count (3) or a list (0,1,2)")
     run.add_argument("--steps", type=_positive_int, help="step budget for every workload")
+    run.add_argument("--set", action="append", default=[], dest="settings",
+                     metavar="KEY=VALUE",
+                     help="set a matrix key as a TOML value (repeatable): budget=8,"
+                          " 'schedules=[\"constant\",\"cosine\"]', tuning_seeds=2,"
+                          " workloads.mnist1d-mlp.steps=500 (every entry of that name);"
+                          " applied before --workloads, --optimizers, --seeds, --steps")
     run.add_argument("--out", help="results folder (default: results/<matrix>-<time>)")
     run.add_argument("--data-dir", help="folder with <dataset>/ IDX files (or $OPTBENCH_DATA)")
     _plugin_option(run)

@@ -67,7 +67,7 @@ def run(args) -> int:
     for flag in ("out", "data_dir"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
             raise UserError(f"--{flag.replace('_', '-')} is empty; give a folder")
-    matrix = matrix_mod.load(args.matrix, args.preset)
+    matrix = matrix_mod.load(args.matrix, args.preset, args.settings)
     plugins_ok = load_plugins([*matrix.plugins, *args.plugin])
     matrix = matrix_mod.with_overrides(
         matrix, workloads=split(args.workloads), optimizers=split(args.optimizers),
