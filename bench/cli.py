@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = subcommands.add_parser("list", help="list optimizers, workloads or presets")
     listing.add_argument("what", choices=["optimizers", "workloads", "presets"])
+    listing.add_argument("--json", action="store_true",
+                         help="print a JSON list: every field, defaults and search spaces"
+                              " included (for scripts)")
+    listing.add_argument("--filter", metavar="TEXT",
+                         help="only names containing TEXT, or matching it as a glob"
+                              " (optax:*, *adam*); case ignored")
     _plugin_option(listing)
     listing.set_defaults(handler=commands.list_)
 

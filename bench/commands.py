@@ -178,41 +178,61 @@ def repair(args) -> int:
 
 
 def list_(args) -> int:
+    import json
+
     from rich.markup import escape
     from rich.table import Table
 
+    from bench import listing
     from bench.report.summary import wide_console
 
-    console = wide_console()
     plugins_ok = load_plugins(args.plugin)
-    if args.what == "optimizers":
+    if args.what == "presets":
+        rows = listing.presets()
+    else:
         import optimizers
-        from optimizers.space import describe
-
-        table = Table("name", "defaults", "search space", "reference")
-        for name in optimizers.names():
-            spec = optimizers.get(name)
-            space = ", ".join(f"{k}: {describe(d)}" for k, d in spec.space.items())
-            defaults = ", ".join(f"{k}={spec.defaults[k]}" for k in spec.space)
-            table.add_row(name, defaults, space or "-", spec.reference or "-")
-        console.print(table)
-    elif args.what == "workloads":
         import workloads
 
+        registry = optimizers if args.what == "optimizers" else workloads
+        names = listing.chosen(registry.names(), args.filter)
+        if not names:
+            print(f"optbench: note: {listing.no_match(args.what, args.filter, registry.names())}",
+                  file=sys.stderr)
+        describe = listing.optimizer if args.what == "optimizers" else listing.workload
+        rows = [describe(name) for name in names]
+    if args.what == "presets" and args.filter is not None:
+        names = set(listing.chosen([row["name"] for row in rows], args.filter))
+        rows = [row for row in rows if row["name"] in names]
+    if args.json:
+        print(json.dumps(rows, indent=2, allow_nan=False))
+        return EXIT_OK if plugins_ok else EXIT_USAGE
+    console = wide_console()
+    if not rows:
+        return EXIT_OK if plugins_ok else EXIT_USAGE
+    if args.what == "optimizers":
+        from optimizers.space import describe as describe_dimension
+
+        table = Table("name", "defaults", "search space", "reference")
+        for row in rows:
+            spec = optimizers.get(row["name"])
+            space = ", ".join(f"{k}: {describe_dimension(d)}" for k, d in spec.space.items())
+            defaults = ", ".join(f"{k}={spec.defaults[k]}" for k in spec.space)
+            table.add_row(escape(row["name"]), escape(defaults), escape(space or "-"),
+                          escape(row["reference"] or "-"))
+        console.print(table)
+    elif args.what == "workloads":
         table = Table("name", "data", "batch", "steps", "eval every", "target", "width",
                       "model")
-        for name in workloads.names():
-            w = workloads.get(name)
-            data = w.data if isinstance(w.data, str) else "generated"
-            table.add_row(name, data, str(w.batch_size), str(w.steps), str(w.eval_every),
-                          w.target.describe(), str(w.width or "-"), w.description)
+        for row in rows:
+            w = workloads.get(row["name"])
+            table.add_row(*(escape(str(v)) for v in (
+                row["name"], row["data"], w.batch_size, w.steps, w.eval_every,
+                w.target.describe(), w.width or "-", w.description)))
         console.print(table)
     else:
-        from bench.plan.matrix import PRESET_DIR
-
-        for path in sorted(PRESET_DIR.glob("*.toml")):
-            first = path.read_text().splitlines()[0].lstrip("# ")
-            console.print(f"[bold]{path.stem}[/bold]: {escape(first)}", markup=True)
+        for row in rows:
+            console.print(f"[bold]{escape(row['name'])}[/bold]: {escape(row['description'])}",
+                          markup=True)
     return EXIT_OK if plugins_ok else EXIT_USAGE
 
 
