@@ -4,6 +4,7 @@ the exit code;
 bad input raises UserError, which the CLI prints as one line with exit code 2."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from datetime import datetime
@@ -72,6 +73,9 @@ def run(args) -> int:
     matrix = matrix_mod.with_overrides(
         matrix, workloads=split(args.workloads), optimizers=split(args.optimizers),
         seeds=args.seeds, steps=args.steps)
+    if args.matrix is None and args.preset is None and {"workloads", "optimizers"} <= set(
+            matrix.origins):  # the flags named the whole matrix: it is not the quick preset
+        matrix = dataclasses.replace(matrix, source="flags")
     cells = expand.cells(matrix, args.data_dir)
     if args.dry_run:
         from bench.plan.estimate import describe as describe_time
@@ -88,9 +92,19 @@ def run(args) -> int:
         check_address(args.address, args.executor)
     limits = Limits(args.workers, args.cell_timeout, args.address)
     code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
-                      resume=args.resume, executor=args.executor, limits=limits)
+                      resume=args.resume, executor=args.executor, limits=limits,
+                      overrides=_overrides(args))
     write_report(out)
     return code if plugins_ok else EXIT_USAGE
+
+
+def _overrides(args) -> list[str]:
+    """The flags that changed the matrix, as given: ["--set budget=8", "--steps 20"]."""
+    given = [f"--set {setting}" for setting in args.settings]
+    for flag in ("workloads", "optimizers", "seeds", "steps"):
+        if getattr(args, flag) is not None:
+            given.append(f"--{flag} {getattr(args, flag)}")
+    return given
 
 
 def write_report(out: Path) -> None:

@@ -16,6 +16,7 @@ and low enough that a typo fails at once instead of building a million cells.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,8 @@ class Matrix:
     widths: list[int] = field(default_factory=list)
     # Keys whose value came from elsewhere than `source`: {"optimizers": "--optimizers"}.
     origins: dict[str, str] = field(default_factory=dict)
+    # sha256 of the matrix file (or preset file) as it was read; None for one built in Python
+    source_sha256: str | None = None
 
     def where(self, key: str) -> str:
         """Where `key`'s value came from, for messages: '--optimizers' or
@@ -90,7 +93,8 @@ def load(path: str | Path | None = None, preset: str | None = None,
         source = str(path)
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        content = path.read_bytes()
+        raw = tomllib.loads(content.decode())
     except FileNotFoundError:
         raise UserError(f"matrix file {_path(path)} does not exist") from None
     except IsADirectoryError:
@@ -100,9 +104,10 @@ def load(path: str | Path | None = None, preset: str | None = None,
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"matrix file {_path(path)} is not valid TOML: {_one_line(exc)}") from None
     default_name = path.stem.lstrip(".").replace("\\", "-") or "matrix"
+    digest = hashlib.sha256(content).hexdigest()
     matrix = from_dict(raw, name=raw.get("name", default_name), source=source)
     if not settings:
-        return matrix
+        return dataclasses.replace(matrix, source_sha256=digest)
     from bench.plan.settings import apply
 
     origins = {}
@@ -111,7 +116,7 @@ def load(path: str | Path | None = None, preset: str | None = None,
         from_dict(raw, name=raw.get("name", default_name), source=source, where=f"--set {text}")
         origins[key] = f"--set {text}"
     matrix = from_dict(raw, name=raw.get("name", default_name), source=source)
-    return dataclasses.replace(matrix, origins=origins)
+    return dataclasses.replace(matrix, origins=origins, source_sha256=digest)
 
 
 def from_dict(raw: dict[str, Any], *, name: Any, source: str, where: str | None = None) -> Matrix:
