@@ -23,8 +23,11 @@ def chosen(names: list[str], pattern: str | None) -> list[str]:
     """The names `pattern` picks (all of them without one)."""
     if pattern is None:
         return names
-    if not pattern.strip() or not pattern.isprintable():
+    if not pattern.strip():
         raise UserError("--filter is empty; give part of a name (adam) or a glob (optax:*)")
+    if not pattern.isprintable():
+        raise UserError(f"--filter {pattern!r} holds control characters; give part of a name"
+                        " (adam) or a glob (optax:*)")
     lowered = pattern.lower()
     if any(mark in pattern for mark in "*?["):
         return [n for n in names if fnmatch.fnmatchcase(n.lower(), lowered)]

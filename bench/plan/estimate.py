@@ -16,6 +16,7 @@ figure leans long. The reference's machine is named, since another machine diffe
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ class Estimate:
     other_s: float
     exact: int  # programs guessed from the same workload x optimizer
     by_workload: int  # programs guessed from the workload's other optimizers
-    unknown: tuple[str, ...]  # "workload x optimizer" of programs nothing is known about
+    unknown: tuple[str, ...]  # the workload of each program nothing is known about
     basis: str  # where the figures come from, in words
 
     @property
@@ -93,7 +94,7 @@ def estimate(programs: Sequence[Sequence[Cell]], folder: Path = REFERENCE) -> Es
         else:
             found = workloads.get(first.workload)
             if found is None:
-                unknown.append(f"{first.workload} x {first.optimizer}")
+                unknown.append(first.workload)
                 continue
             by_workload += 1
         members = sum(len(cell.seeds) for cell in program)  # seeds x trials
@@ -118,14 +119,29 @@ def describe(programs: Sequence[Sequence[Cell]], folder: Path = REFERENCE) -> st
              f" compile {_duration(guess.compile_s)}, data, setup, eval and probe"
              f" {_duration(guess.other_s)}), plus start-up and the report."]
     if guess.unknown:
-        lines.append(f"Unknown for {len(guess.unknown)} program(s), whose workload the"
+        lines.append(f"Unknown for {len(guess.unknown)} program(s), of workloads the"
                      f" reference never ran: {_names(guess.unknown)}.")
+    busy = _busy()
+    if busy:
+        lines.append(busy)
     lines.append(
         f"Based on: {guess.basis}; {guess.exact} program(s) from the same workload x"
         f" optimizer, {guess.by_workload} from the workload's median over other optimizers;"
         " training scaled linearly by steps x seeds x trials (vmapped seeds usually cost"
         " less), compile and the rest per program as measured there.")
     return "\n".join(lines)
+
+
+def _busy() -> str:
+    """A line when this machine is busier than its CPUs (the guess assumes it is idle)."""
+    try:
+        load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    except (AttributeError, OSError):
+        return ""
+    if load <= cpus:
+        return ""
+    return (f"This machine is busy (load average {load:.1f} on {cpus} CPUs): other work"
+            " will stretch these figures.")
 
 
 def _basis(folder: Path, cells: int) -> str:
@@ -156,6 +172,8 @@ def _names(names: Sequence[str], shown: int = 5) -> str:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
