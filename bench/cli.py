@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         args = build_parser().parse_args(argv)
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
     except (UserError, RegistryError) as exc:
         print(f"optbench: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE

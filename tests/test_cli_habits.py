@@ -307,3 +307,26 @@ def test_the_dask_dashboard_line_gives_the_url_or_says_why_not(monkeypatch):
     # Dask still gives a link without bokeh, to a page asking for it: not a dashboard
     assert "needs bokeh" in dashboard_line(_Client(link), own_cluster=True)
     assert dashboard_line(_Client(link), own_cluster=False) == f"Dask dashboard: {link}"
+
+
+def test_output_into_a_closed_pipe_is_not_an_error():
+    """`optbench list presets | head -1`: the reader left; nothing to report, no traceback.
+    Plain output exits 0; a rich table exits 1, rich's own choice (also silent)."""
+    import os
+    import subprocess
+    import sys
+
+    def into_closed_pipe(*argv: str) -> subprocess.CompletedProcess:
+        read, write = os.pipe()
+        os.close(read)  # closed before the command writes a byte: every write fails, always
+        try:
+            return subprocess.run([sys.executable, "-m", "bench.cli", *argv], cwd=ROOT,
+                                  stdout=write, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+        finally:
+            os.close(write)
+
+    plain = into_closed_pipe("list", "presets", "--json")
+    assert (plain.returncode, plain.stderr) == (0, "")
+    table = into_closed_pipe("list", "presets")
+    assert (table.returncode, table.stderr) == (1, "")
