@@ -194,59 +194,17 @@ def repair(args) -> int:
 def list_(args) -> int:
     import json
 
-    from rich.markup import escape
-    from rich.table import Table
-
     from bench import listing
     from bench.report.summary import wide_console
 
     plugins_ok = load_plugins(args.plugin)
-    if args.what == "presets":
-        rows = listing.presets()
-    else:
-        import optimizers
-        import workloads
-
-        registry = optimizers if args.what == "optimizers" else workloads
-        names = listing.chosen(registry.names(), args.filter)
-        if not names:
-            print(f"optbench: note: {listing.no_match(args.what, args.filter, registry.names())}",
-                  file=sys.stderr)
-        describe = listing.optimizer if args.what == "optimizers" else listing.workload
-        rows = [describe(name) for name in names]
-    if args.what == "presets" and args.filter is not None:
-        names = set(listing.chosen([row["name"] for row in rows], args.filter))
-        rows = [row for row in rows if row["name"] in names]
+    rows, unmatched = listing.rows(args.what, args.filter)
+    if unmatched:
+        print(f"optbench: note: {unmatched}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2, allow_nan=False))
-        return EXIT_OK if plugins_ok else EXIT_USAGE
-    console = wide_console()
-    if not rows:
-        return EXIT_OK if plugins_ok else EXIT_USAGE
-    if args.what == "optimizers":
-        from optimizers.space import describe as describe_dimension
-
-        table = Table("name", "defaults", "search space", "reference")
-        for row in rows:
-            spec = optimizers.get(row["name"])
-            space = ", ".join(f"{k}: {describe_dimension(d)}" for k, d in spec.space.items())
-            defaults = ", ".join(f"{k}={spec.defaults[k]}" for k in spec.space)
-            table.add_row(escape(row["name"]), escape(defaults), escape(space or "-"),
-                          escape(row["reference"] or "-"))
-        console.print(table)
-    elif args.what == "workloads":
-        table = Table("name", "data", "batch", "steps", "eval every", "target", "width",
-                      "model")
-        for row in rows:
-            w = workloads.get(row["name"])
-            table.add_row(*(escape(str(v)) for v in (
-                row["name"], row["data"], w.batch_size, w.steps, w.eval_every,
-                w.target.describe(), w.width or "-", w.description)))
-        console.print(table)
-    else:
-        for row in rows:
-            console.print(f"[bold]{escape(row['name'])}[/bold]: {escape(row['description'])}",
-                          markup=True)
+    elif rows:
+        listing.show(wide_console(), args.what, rows)
     return EXIT_OK if plugins_ok else EXIT_USAGE
 
 

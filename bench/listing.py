@@ -19,6 +19,60 @@ _PACKAGES = {"optimizers": Path(__file__).resolve().parents[1] / "optimizers",
              "workloads": Path(__file__).resolve().parents[1] / "workloads"}
 
 
+def rows(what: str, pattern: str | None) -> tuple[list[dict[str, Any]], str]:
+    """The rows of `optbench list WHAT` that `pattern` picks, and a note when it picks
+    none ("" otherwise)."""
+    if what == "presets":
+        found = presets()
+        names = [row["name"] for row in found]
+        picked = set(chosen(names, pattern))
+        found = [row for row in found if row["name"] in picked]
+    else:
+        import optimizers
+        import workloads
+
+        names = (optimizers if what == "optimizers" else workloads).names()
+        describe = optimizer if what == "optimizers" else workload
+        found = [describe(name) for name in chosen(names, pattern)]
+    return found, (no_match(what, pattern, names) if not found and pattern else "")
+
+
+def show(console, what: str, rows: list[dict[str, Any]]) -> None:
+    """The rows as a terminal table (presets: a paragraph each); every value is data."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    if what == "presets":
+        for row in rows:
+            console.print(f"[bold]{escape(row['name'])}[/bold]: {escape(row['description'])}",
+                          markup=True)
+        return
+    if what == "optimizers":
+        table = Table("name", "defaults", "search space", "reference")
+        for row in rows:
+            space = ", ".join(f"{k}: {_dimension(d)}" for k, d in row["search_space"].items())
+            defaults = ", ".join(f"{k}={row['defaults'][k]}" for k in row["search_space"])
+            table.add_row(*map(escape, (row["name"], defaults, space or "-",
+                                        row["reference"] or "-")))
+    else:
+        table = Table("name", "data", "batch", "steps", "eval every", "target", "width",
+                      "model")
+        for row in rows:
+            target = row["target"]
+            table.add_row(*(escape(str(v)) for v in (
+                row["name"], row["data"], row["batch_size"], row["steps"], row["eval_every"],
+                f"{target['metric']} {'≥' if target['direction'] == 'max' else '≤'}"
+                f" {target['value']:g}", row["width"] or "-", row["model"])))
+    console.print(table)
+
+
+def _dimension(dim: dict[str, Any]) -> str:
+    """A search-space entry as `optbench list` has always shown it."""
+    if dim["kind"] == "choice":
+        return "one of " + ", ".join(map(repr, dim["options"]))
+    return f"{dim['kind']}[{dim['low']:g}, {dim['high']:g}]"
+
+
 def chosen(names: list[str], pattern: str | None) -> list[str]:
     """The names `pattern` picks (all of them without one)."""
     if pattern is None:
