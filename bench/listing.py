@@ -8,6 +8,7 @@ substring of it; both ignore case.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def optimizer(name: str) -> dict[str, Any]:
     return {"name": spec.name, "defaults": {k: _plain(v) for k, v in spec.defaults.items()},
             "search_space": space, "reference": spec.reference,
             "source": spec.source, "origin": _origin(spec.source, "optimizers", spec.name),
-            "caveats": dict(spec.caveats)}
+            "sha256": _digest(spec.source), "caveats": dict(spec.caveats)}
 
 
 def workload(name: str) -> dict[str, Any]:
@@ -122,7 +123,8 @@ def workload(name: str) -> dict[str, Any]:
             "target": {"metric": w.target.metric, "value": _plain(w.target.value),
                        "direction": w.target.direction},
             "metrics": dict(w.metrics), "width": w.width, "model": w.description,
-            "source": w.source, "origin": _origin(w.source, "workloads", w.name)}
+            "source": w.source, "origin": _origin(w.source, "workloads", w.name),
+            "sha256": _digest(w.source)}
 
 
 def presets() -> list[dict[str, Any]]:
@@ -151,6 +153,14 @@ def _origin(source: str, package: str, name: str) -> str:
     except (OSError, ValueError):
         inside = False
     return "builtin" if inside else "plugin"
+
+
+def _digest(source: str) -> str | None:
+    """sha256 of the file that registered it, as it is now (None if unreadable)."""
+    try:
+        return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return None
 
 
 def _plain(value: Any) -> Any:

@@ -161,6 +161,7 @@ def test_list_optimizers_json_is_complete_and_filtered(capsys):
     assert adam["search_space"]["learning_rate"]["kind"] == "log-uniform"
     assert adam["origin"] == "builtin" and adam["source"].endswith("adam.py")
     assert by_name["optax:adam"]["origin"] == "optax"
+    assert adam["sha256"] == hashlib.sha256(Path(adam["source"]).read_bytes()).hexdigest()
 
     code, out, _ = optbench(capsys, "list", "optimizers", "--json", "--filter", "optax:ad*")
     names = [row["name"] for row in json.loads(out)]

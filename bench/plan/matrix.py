@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 from bench.errors import UserError
