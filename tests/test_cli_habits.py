@@ -331,3 +331,13 @@ def test_output_into_a_closed_pipe_is_not_an_error():
     assert (plain.returncode, plain.stderr) == (0, "")
     table = into_closed_pipe("list", "presets")
     assert (table.returncode, table.stderr) == (1, "")
+
+
+def test_list_json_marks_a_plugins_optimizer_with_its_file(tmp_path):
+    plugin = ROOT / "tests" / "plugins" / "gate.py"
+    result = run_optbench("list", "optimizers", "--json", "--filter", "test:gate",
+                          "--plugin", str(plugin))
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["origin"] == "plugin" and Path(row["source"]) == plugin.resolve()
+    assert row["sha256"] == hashlib.sha256(plugin.read_bytes()).hexdigest()
