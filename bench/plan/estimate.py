@@ -117,7 +117,10 @@ def describe(programs: Sequence[Sequence[Cell]], folder: Path = REFERENCE) -> st
     lines = [f"Estimated time: about {_duration(guess.total_s)} for {known} of"
              f" {known + len(guess.unknown)} programs (train {_duration(guess.train_s)},"
              f" compile {_duration(guess.compile_s)}, data, setup, eval and probe"
-             f" {_duration(guess.other_s)}), plus start-up and the report."]
+             f" {_duration(guess.other_s)}), plus start-up and the report"
+             + (", and the tuned reruns (one program per sweep, planned once its trials"
+                " end)" if any(c.tuning.role == "trial" for p in programs for c in p) else "")
+             + "."]
     if guess.unknown:
         lines.append(f"Unknown for {len(guess.unknown)} program(s), of workloads the"
                      f" reference never ran: {_names(guess.unknown)}.")
