@@ -13,7 +13,7 @@ import signal
 import sys
 
 from bench import commands
-from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_USAGE
+from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from bench.errors import UserError
 from bench.report.render import printable
 from bench.runner.executors import EXECUTORS
@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--optimizers", help="comma-separated optimizer names (replace the matrix's)")
     run.add_argument("--seeds", help="a count (3) or a list (0,1,2)")
     run.add_argument("--steps", type=_positive_int, help="step budget for every workload")
+    run.add_argument("--set", action="append", default=[], dest="settings",
+                     metavar="KEY=VALUE",
+                     help="set a matrix key as a TOML value (repeatable): budget=8,"
+                          " 'schedules=[\"constant\",\"cosine\"]', tuning_seeds=2,"
+                          " workloads.mnist1d-mlp.steps=500 (every entry of that name);"
+                          " applied before --workloads, --optimizers, --seeds, --steps")
     run.add_argument("--out", help="results folder (default: results/<matrix>-<time>)")
     run.add_argument("--log", metavar="BACKENDS",
                      help="also log to tensorboard, mlflow and/or wandb (comma-separated;"
@@ -64,12 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
                           " clock (--executor processes)")
     run.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--dry-run", action="store_true",
-                     help="check the matrix and print its size (cells, programs, steps);"
-                          " train nothing")
+                     help="check the matrix and print its cells, the programs they compile"
+                          " into and an estimated time (from results/reference); train"
+                          " nothing")
     run.set_defaults(handler=commands.run)
 
     listing = subcommands.add_parser("list", help="list optimizers, workloads or presets")
     listing.add_argument("what", choices=["optimizers", "workloads", "presets"])
+    listing.add_argument("--json", action="store_true",
+                         help="print a JSON list: every field, defaults and search spaces"
+                              " included (for scripts)")
+    listing.add_argument("--filter", metavar="TEXT",
+                         help="only names containing TEXT, or matching it as a glob"
+                              " (optax:*, *adam*); case ignored")
     _plugin_option(listing)
     listing.set_defaults(handler=commands.list_)
 
@@ -177,10 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         args = build_parser().parse_args(argv)
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
     except (UserError, RegistryError) as exc:
         print(f"optbench: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `optbench ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return EXIT_OK
     except OSError as exc:  # a path the user gave that the system refuses (too long, a loop)
         where = f"{str(exc.filename)[:120]}: " if exc.filename else ""
         print(f"optbench: error: {_one_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)

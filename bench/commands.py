@@ -4,6 +4,7 @@ the exit code;
 bad input raises UserError, which the CLI prints as one line with exit code 2."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from datetime import datetime
@@ -67,17 +68,23 @@ def run(args) -> int:
     for flag in ("out", "data_dir"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
             raise UserError(f"--{flag.replace('_', '-')} is empty; give a folder")
-    matrix = matrix_mod.load(args.matrix, args.preset)
+    matrix = matrix_mod.load(args.matrix, args.preset, args.settings)
     plugins_ok = load_plugins([*matrix.plugins, *args.plugin])
     matrix = matrix_mod.with_overrides(
         matrix, workloads=split(args.workloads), optimizers=split(args.optimizers),
         seeds=args.seeds, steps=args.steps, log=split(args.log))
+    if args.matrix is None and args.preset is None and {"workloads", "optimizers"} <= set(
+            matrix.origins):  # the flags named the whole matrix: it is not the quick preset
+        matrix = dataclasses.replace(matrix, source="flags")
     cells = expand.cells(matrix, args.data_dir)
     if args.dry_run:
         from bench.loggers.fanout import Loggers
+        from bench.plan.estimate import describe as describe_time
 
         Loggers(matrix.log, matrix.where("log"))  # their packages import, or one line
         print(expand.describe(cells))
+        print(expand.describe_programs(cells))
+        print(describe_time(expand.programs(cells)))
         if matrix.log:
             print(f"Logs each cell to: {', '.join(matrix.log)}.")
         return EXIT_OK if plugins_ok else EXIT_USAGE
@@ -89,9 +96,19 @@ def run(args) -> int:
         check_address(args.address, args.executor)
     limits = Limits(args.workers, args.cell_timeout, args.address)
     code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
-                      resume=args.resume, executor=args.executor, limits=limits)
+                      resume=args.resume, executor=args.executor, limits=limits,
+                      overrides=_overrides(args))
     write_report(out)
     return code if plugins_ok else EXIT_USAGE
+
+
+def _overrides(args) -> list[str]:
+    """The flags that changed the matrix, as given: ["--set budget=8", "--steps 20"]."""
+    given = [f"--set {setting}" for setting in args.settings]
+    for flag in ("workloads", "optimizers", "seeds", "steps"):
+        if getattr(args, flag) is not None:
+            given.append(f"--{flag} {getattr(args, flag)}")
+    return given
 
 
 def write_report(out: Path) -> None:
@@ -199,41 +216,19 @@ def repair(args) -> int:
 
 
 def list_(args) -> int:
-    from rich.markup import escape
-    from rich.table import Table
+    import json
 
+    from bench import listing
     from bench.report.summary import wide_console
 
-    console = wide_console()
     plugins_ok = load_plugins(args.plugin)
-    if args.what == "optimizers":
-        import optimizers
-        from optimizers.space import describe
-
-        table = Table("name", "defaults", "search space", "reference")
-        for name in optimizers.names():
-            spec = optimizers.get(name)
-            space = ", ".join(f"{k}: {describe(d)}" for k, d in spec.space.items())
-            defaults = ", ".join(f"{k}={spec.defaults[k]}" for k in spec.space)
-            table.add_row(name, defaults, space or "-", spec.reference or "-")
-        console.print(table)
-    elif args.what == "workloads":
-        import workloads
-
-        table = Table("name", "data", "batch", "steps", "eval every", "target", "width",
-                      "model")
-        for name in workloads.names():
-            w = workloads.get(name)
-            data = w.data if isinstance(w.data, str) else "generated"
-            table.add_row(name, data, str(w.batch_size), str(w.steps), str(w.eval_every),
-                          w.target.describe(), str(w.width or "-"), w.description)
-        console.print(table)
-    else:
-        from bench.plan.matrix import PRESET_DIR
-
-        for path in sorted(PRESET_DIR.glob("*.toml")):
-            first = path.read_text().splitlines()[0].lstrip("# ")
-            console.print(f"[bold]{path.stem}[/bold]: {escape(first)}", markup=True)
+    rows, unmatched = listing.rows(args.what, args.filter)
+    if unmatched:
+        print(f"optbench: note: {unmatched}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=2, allow_nan=False))
+    elif rows:
+        listing.show(wide_console(), args.what, rows)
     return EXIT_OK if plugins_ok else EXIT_USAGE
 
 

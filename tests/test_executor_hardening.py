@@ -68,6 +68,7 @@ def test_a_long_lived_dask_worker_runs_edited_and_new_plugins(tmp_path, dask_clu
                          *address, "--out", str(tmp_path / "first"))
     assert first.returncode == 0, first.stderr
     assert statuses(tmp_path / "first") == {"hx:edited": {"done"}}
+    assert "Dask dashboard: http://" in first.stderr  # the scheduler's, on stderr
 
     edited.write_text(edited.read_text().replace("* 1)", "* 1e30)"))  # now it diverges
     fresh = plugin(tmp_path, "fresh", SGD.format(name="hx:fresh", scale=1))

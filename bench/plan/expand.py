@@ -124,6 +124,28 @@ def describe(cells: Sequence[Cell]) -> str:
     return text + (f"; {sum(steps.values()):,} in all." if len(steps) > 1 else ".")
 
 
+def describe_programs(cells: Sequence[Cell], shown: int = 40) -> str:
+    """The programs a plan compiles, one line each with the cells that share it (a sweep's
+    trials, cells differing only in float hyperparameters); the first `shown` of them."""
+    groups = programs(list(cells))
+    lines = [f"{_count(len(groups), 'compiled program')} (cells on one line share one"
+             " program: they compile once and train together):"]
+    for index, program in enumerate(groups[:shown], 1):
+        first = program[0]
+        labels = ", ".join(cell.label for cell in program[:4])
+        if len(program) > 4:
+            labels += f", and {len(program) - 4} more"
+        shared = f"{len(program)} cells: " if len(program) > 1 else ""
+        lines.append(f"  {index}. {first.workload} x {shared}{labels}"
+                     f" ({_count(len(first.seeds), 'seed')}, {first.steps:,} steps)")
+    if len(groups) > shown:
+        lines.append(f"  ... and {len(groups) - shown:,} more programs")
+    if any(cell.tuning.role == "trial" for cell in cells):
+        lines.append("  (the tuned reruns are planned after their trials finish: one more"
+                     " program each)")
+    return "\n".join(lines)
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 

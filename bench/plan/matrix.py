@@ -17,7 +17,9 @@ and low enough that a typo fails at once instead of building a million cells.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,8 @@ class Matrix:
     log: list[str] = field(default_factory=list)
     # Keys whose value came from elsewhere than `source`: {"optimizers": "--optimizers"}.
     origins: dict[str, str] = field(default_factory=dict)
+    # sha256 of the matrix file (or preset file) as it was read; None for one built in Python
+    source_sha256: str | None = None
 
     def where(self, key: str) -> str:
         """Where `key`'s value came from, for messages: '--optimizers' or
@@ -78,8 +82,10 @@ def presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
-def load(path: str | Path | None = None, preset: str | None = None) -> Matrix:
-    """Read a matrix file, or the named preset (default: quick)."""
+def load(path: str | Path | None = None, preset: str | None = None,
+         settings: Sequence[str] = ()) -> Matrix:
+    """Read a matrix file, or the named preset (default: quick), with `settings` (`--set
+    KEY=VALUE`, see bench.plan.settings) applied in order, each checked as a file is."""
     if path is not None and preset is not None:
         raise UserError("give a matrix file or --preset, not both")
     if path is None:
@@ -91,7 +97,8 @@ def load(path: str | Path | None = None, preset: str | None = None) -> Matrix:
         source = str(path)
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        content = path.read_bytes()
+        raw = tomllib.loads(content.decode())
     except FileNotFoundError:
         raise UserError(f"matrix file {_path(path)} does not exist") from None
     except IsADirectoryError:
@@ -101,12 +108,25 @@ def load(path: str | Path | None = None, preset: str | None = None) -> Matrix:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"matrix file {_path(path)} is not valid TOML: {_one_line(exc)}") from None
     default_name = path.stem.lstrip(".").replace("\\", "-") or "matrix"
-    return from_dict(raw, name=raw.get("name", default_name), source=source)
+    digest = hashlib.sha256(content).hexdigest()
+    matrix = from_dict(raw, name=raw.get("name", default_name), source=source)
+    if not settings:
+        return dataclasses.replace(matrix, source_sha256=digest)
+    from bench.plan.settings import apply
+
+    origins = {}
+    for text in settings:  # each checked as it lands, so an error names its own --set
+        raw, key = apply(raw, text)
+        from_dict(raw, name=raw.get("name", default_name), source=source, where=f"--set {text}")
+        origins[key] = f"--set {text}"
+    matrix = from_dict(raw, name=raw.get("name", default_name), source=source)
+    return dataclasses.replace(matrix, origins=origins, source_sha256=digest)
 
 
-def from_dict(raw: dict[str, Any], *, name: Any, source: str) -> Matrix:
-    """A Matrix from a parsed TOML table; raises UserError (one line) on the first problem."""
-    where = f"matrix {source}"
+def from_dict(raw: dict[str, Any], *, name: Any, source: str, where: str | None = None) -> Matrix:
+    """A Matrix from a parsed TOML table; raises UserError (one line) on the first problem,
+    starting with `where` (default: "matrix SOURCE")."""
+    where = where or f"matrix {source}"
     unknown = set(raw) - TOP_KEYS
     if unknown:
         key = sorted(unknown)[0]
@@ -133,7 +153,7 @@ def from_dict(raw: dict[str, Any], *, name: Any, source: str) -> Matrix:
         optimizers=optimizers, steps=raw.get("steps"), plugins=plugins,
         widths=parse_widths(raw["widths"], f"{where}, key 'widths'") if "widths" in raw else [],
         log=parse_log(raw.get("log", []), f"{where}, key 'log'"),
-    ))
+    ), where=where)
 
 
 def with_overrides(matrix: Matrix, *, workloads: list[str] | None = None,
@@ -175,17 +195,22 @@ def with_overrides(matrix: Matrix, *, workloads: list[str] | None = None,
     return check(dataclasses.replace(matrix, origins=origins, **changes))
 
 
-def check(matrix: Matrix) -> Matrix:
+def check(matrix: Matrix, where: str | None = None) -> Matrix:
     """The whole matrix (also one built or changed in Python): no empty axis, every number
     in range, and its size within MAX_CELLS, before a single cell is built. Returns it."""
-    where = f"matrix {matrix.source}"
+    given = where  # a caller's (a file, a --set) names the key there; else the key's origin
+
+    def at(key: str) -> str:
+        return f"{given}, key '{key}'" if given else matrix.where(key)
+
+    where = where or f"matrix {matrix.source}"
     for key in ("workloads", "optimizers", "schedules", "seeds"):
         if not getattr(matrix, key):
-            raise UserError(f"{matrix.where(key)} is empty: the matrix would have no cells;"
+            raise UserError(f"{at(key)} is empty: the matrix would have no cells;"
                             f" give at least one, e.g. {key} = {_EXAMPLE[key]}")
     if matrix.steps is not None:
         _check_count(where, "steps", matrix.steps)
-    parse_seeds(matrix.seeds, matrix.where("seeds"))
+    parse_seeds(matrix.seeds, at("seeds"))
     _check_count(where, "tuning_seeds", matrix.tuning_seeds)
     if matrix.budget != "oneshot":
         _check_budget(where, matrix.budget)
@@ -193,8 +218,8 @@ def check(matrix: Matrix) -> Matrix:
             raise UserError(f"{where}: tuning_seeds = {matrix.tuning_seeds} but the matrix has"
                             f" {len(matrix.seeds)} seeds; trials run on the first tuning_seeds"
                             " of the seeds, so give at most that many")
-    parse_widths(matrix.widths, matrix.where("widths"), allow_empty=True)
-    parse_log(matrix.log, matrix.where("log"))
+    parse_widths(matrix.widths, at("widths"), allow_empty=True)
+    parse_log(matrix.log, at("log"))
     size = planned_cells(matrix)
     if size > MAX_CELLS:
         per = f" x {_trials(matrix)} (the oneshot cell, budget trials, the tuned rerun)" \

@@ -102,10 +102,10 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
                      + ", ".join(f"{w} x {label}" for w, label in sorted(without)) + ".")
     if not shared:
         notes.append("The runs share no cell: nothing to compare side by side.")
-    machines = {_machine(r.manifest) for r in runs}
-    if len(machines) > 1:
-        notes.append("The runs come from different machines (" + "; ".join(sorted(machines))
-                     + "): speed ratios compare the machines as much as the code.")
+    setup = setup_differences(names, [r.manifest for r in runs])
+    if setup:
+        notes.append("The runs ran differently: " + "; ".join(setup)
+                     + ". Speed ratios compare these as much as the code.")
     return Comparison(names, metric, pd.DataFrame(rows), only_in, notes, missing,
                       _curves(names, keyed, [r.curves for r in runs], shared))
 
@@ -234,7 +234,44 @@ def _names(runs: list[Results]) -> list[str]:
     return names
 
 
-def _machine(manifest: dict) -> str:
-    device, host = manifest.get("device", {}), manifest.get("host", {})
-    return f"{device.get('platform', '?')} {device.get('kind', '?')} x{device.get('count', '?')}," \
-           f" {host.get('cpus', '?')} CPUs"
+UNKNOWN = "unknown"  # a field the run's manifest lacks (written before it was recorded)
+
+
+def setup_differences(names: list[str], manifests: list[dict]) -> list[str]:
+    """One phrase per way the runs' set-ups differ ("executor: a local, b processes"),
+    each run's value or "unknown" where its manifest does not say."""
+    setups = [run_setup(m) for m in manifests]
+    found = []
+    for field in setups[0]:
+        values = [setup[field] for setup in setups]
+        if len(set(values)) > 1:
+            found.append(f"{field}: " + ", ".join(f"{name} {value}"
+                                                  for name, value in zip(names, values)))
+    return found
+
+
+def run_setup(manifest: dict) -> dict[str, str]:
+    """What a run's speed depends on besides the code, as text: device, CPU model, cores,
+    usable CPUs, executor and workers ("unknown" for what the manifest lacks)."""
+    def part(table: str) -> dict:
+        value = manifest.get(table)
+        return value if isinstance(value, dict) else {}
+
+    device, host = part("device"), part("host")
+    executor = part("provenance").get("executor")
+    executor = executor if isinstance(executor, dict) else {}
+
+    def known(value) -> str:
+        return UNKNOWN if value is None or value == "" else str(value)
+
+    return {
+        "device": UNKNOWN if not device else
+        f"{device.get('platform', '?')} {device.get('kind', '?')} x{device.get('count', '?')}",
+        "CPU model": known(host.get("cpu_model")),
+        "cores": known(host.get("cores")),
+        "usable CPUs": known(host.get("cpus")),
+        "executor": known(executor.get("name")),
+        "workers": (known(executor.get("workers")) if "workers" in executor and
+                    executor.get("workers") is not None else
+                    "a scheduler's own" if executor.get("address") else UNKNOWN),
+    }

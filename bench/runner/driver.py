@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.markup import escape
@@ -20,16 +21,17 @@ from bench.plan.matrix import Matrix
 from bench.records import CellResult, Status
 from bench.report.render import printable
 from bench.report.summary import summary_table, wide_console
-from bench.runner.environment import environment
+from bench.runner.environment import environment, provenance
 from bench.runner.executors import EXECUTORS, Limits
 from bench.runner.store import RunStore
 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,
                force: bool = False, resume: bool = False, executor: str = "local",
-               limits: Limits = Limits()) -> int:
+               limits: Limits = Limits(), overrides: Sequence[str] = ()) -> int:
     """Returns the exit code: 0 if every cell ended done or diverged, 1 if any errored or
-    timed out (after all the others ran), 130 when interrupted."""
+    timed out (after all the others ran), 130 when interrupted. `overrides`: the flags
+    that changed the matrix, for the manifest."""
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if resume and force:
@@ -41,7 +43,9 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
                       warn=lambda line: console.print(line, markup=False, highlight=False))
     store = RunStore(out)
     config = {"matrix": dataclasses.asdict(matrix), "cells": sorted(c.spec_key for c in cells)}
-    store.open(config, environment(), resume=resume, force=force)
+    store.open(config, {**environment(),
+                        "provenance": provenance(matrix, executor, limits, overrides)},
+               resume=resume, force=force)
     try:
         loggers.open(out, store.manifest())
         return _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,

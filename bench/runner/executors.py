@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -247,8 +248,9 @@ def run_dask(programs: Sequence[Program], data_dir: str | None, limits: Limits,
         raise UserError("--executor dask needs dask.distributed: pip install 'optbench[dask]'") from None
     cluster = None
     if limits.address is None:
+        # ":0": any free port, so two runs (or a notebook's cluster) never clash
         cluster = LocalCluster(n_workers=limits.workers, threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+                               processes=True, dashboard_address=":0")
     try:
         client = _connect(limits.address or cluster)
     except Exception as exc:  # noqa: BLE001  refused, timed out, not a scheduler at all
@@ -257,6 +259,7 @@ def run_dask(programs: Sequence[Program], data_dir: str | None, limits: Limits,
         raise UserError(f"cannot reach the Dask scheduler at {limits.address or 'a LocalCluster'}:"
                         f" {error_summary(exc)}; check the address and that the scheduler is"
                         " running") from None
+    print(dashboard_line(client, own_cluster=cluster is not None), file=sys.stderr)
     code = worker_code()
     try:
         if cluster is not None:  # our own workers, in the terminal's process group
@@ -277,6 +280,32 @@ def run_dask(programs: Sequence[Program], data_dir: str | None, limits: Limits,
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def dashboard_line(client, *, own_cluster: bool) -> str:
+    """Where to watch the workers: the dashboard's URL, or why there is none. Without bokeh
+    Dask serves only a page asking for it at the same URL, so our own cluster's link is
+    given only when this process can serve the dashboard (a remote scheduler's own
+    packages decide for it)."""
+    try:
+        link = client.dashboard_link
+    except Exception:  # noqa: BLE001  an old or odd scheduler: the run goes on without it
+        link = None
+    if own_cluster and not dashboard_installed():
+        return ("optbench: note: no Dask dashboard: it needs bokeh>=3.1 (pip install"
+                " 'bokeh>=3.1'); the run goes on without it")
+    if not link:
+        return "optbench: note: the Dask scheduler serves no dashboard"
+    return f"Dask dashboard: {link}"
+
+
+def dashboard_installed() -> bool:
+    """Whether Dask can serve its dashboard here (its own test: bokeh imports)."""
+    try:
+        import distributed.dashboard.scheduler  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
