@@ -330,7 +330,8 @@ def tuning_curves(runs: pd.DataFrame, orders: int = 200, seed: int = 0) -> pd.Da
             low, median, high = np.percentile(best[:, k], [10, 50, 90])
             rows.append({"workload": workload, "optimizer": name, "trials": k + 1,
                          "metric": metric, "median": median, "low": low, "high": high,
-                         "target_value": float(group["target_value"].iloc[0])})
+                         "target_value": float(group["target_value"].iloc[0])
+                         if "target_value" in group else math.nan})
     return pd.DataFrame(rows)
 
 

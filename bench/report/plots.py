@@ -154,6 +154,10 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
                 else:
                     ax.text(0.5, 0.5, "no finite loss: every seed diverged", ha="center",
                             transform=ax.transAxes, color="tab:red")
+                lost = _all_diverged(runs[runs["workload"] == workload])
+                if lost:  # no line to see: say whose
+                    ax.text(0.02, 0.02, "every seed diverged: " + ", ".join(lost), fontsize=8,
+                            transform=ax.transAxes, color="tab:red", wrap=True)
                 ax.set_title(workload)
             else:
                 target = analysis.target_of(frame.iloc[0])
@@ -177,6 +181,14 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
     return _save(fig, out / name, rect=(0, legend_inches / fig.get_figheight(), 1, 1))
 
 
+def _all_diverged(runs: pd.DataFrame) -> list[str]:
+    """Labels of `runs` whose every seed diverged."""
+    if "status" not in runs:
+        return []
+    statuses = runs.groupby("label")["status"].agg(set)
+    return sorted(label for label, found in statuses.items() if found == {"diverged"})
+
+
 def _log_axis(values: pd.Series, target) -> bool:
     """Whether a target metric's panel takes a log axis: one minimised towards zero
     (suboptimality, excess loss, a loss target far below; benchopt's log scale) whose values
@@ -197,7 +209,7 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
     if not len(runs):
         return None
     workloads = analysis.workload_order(runs["workload"])
-    height = 0.45 * runs.groupby("workload")["label"].nunique().max() + 1.6
+    height = 0.45 * runs.groupby("workload")["label"].nunique().max() + 2.0
     fig, groups = _grid(len(workloads), 3.6 + label_inches(runs["label"]), height)
     for (ax,), workload in zip(groups, workloads):
         frame = runs[runs["workload"] == workload]
@@ -218,10 +230,19 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
                        marker="x", color="tab:red", s=50, zorder=5,
                        label="diverged seed" + (f" ({len(diverged) - len(shown)} with no finite"
                                                 " value)" if len(shown) < len(diverged) else ""))
+        for label in _all_diverged(frame):  # a row with nothing to draw still gets its name
+            if label not in set(shown["label"]):
+                ax.text(0.02, order.index(label), "every seed diverged (no finite value)",
+                        transform=ax.get_yaxis_transform(), va="center", fontsize=8,
+                        color="tab:red")
+        ax.set_yticks(range(len(order)), order)
+        ax.set_ylim(len(order) - 0.5, -0.5)
         target = analysis.target_of(frame.iloc[0])
         if metric == "final_" + target.metric:
             ax.axvline(target.value, color="0.35", ls="--", lw=1, label=f"target {target.value:g}")
-        ax.legend(loc="lower right", fontsize=8)
+        # under the panel: inside, it would cover a row's points or its note
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8,
+                  frameon=False)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # tick labels never run together
         ax.set_title(workload)
         ax.set_xlabel(metric.replace("_", " "))
@@ -248,7 +269,7 @@ def bars(cells: pd.DataFrame, column: str, xlabel: str, out: Path, name: str,
                 xerr=half, error_kw=dict(ecolor="0.15", capsize=3, lw=1))
         ends = values + (half if half is not None else 0)
         for i, (value, shown) in enumerate(zip(frame[column], ends)):
-            ax.text(shown, i, f" {value:.3g}" if np.isfinite(value) else f" {missing}",
+            ax.text(shown, i, f" {_number(value)}" if np.isfinite(value) else f" {missing}",
                     va="center", fontsize=8, color="0.2" if np.isfinite(value) else "tab:red")
         ax.invert_yaxis()
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
@@ -256,6 +277,11 @@ def bars(cells: pd.DataFrame, column: str, xlabel: str, out: Path, name: str,
         ax.set_title(workload)
         ax.set_xlabel(xlabel)
     return _save(fig, out / name)
+
+
+def _number(value: float) -> str:
+    """'2,310' rather than '2.31e+03'; three significant figures below a thousand."""
+    return f"{value:,.0f}" if 1e3 <= abs(value) < 1e7 else f"{value:.3g}"
 
 
 def performance_profile(times: pd.DataFrame, out: Path) -> Path | None:
@@ -304,6 +330,7 @@ def heatmap(cells: pd.DataFrame, out: Path) -> Path | None:
                 cbar_kws={"label": "rank in the workload (1 best)"})
     ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0)  # seaborn turns crowded rows on end
+    ax.collections[0].colorbar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # ranks
     ax.set_xlabel("")
     ax.set_ylabel("")
     return _save(fig, out / "heatmap.png")
@@ -398,7 +425,7 @@ def tuning_curves(curves: pd.DataFrame, out: Path) -> Path | None:
                         color=style["color"], lw=0)
         ax.set_xlabel("trials")
         ax.set_ylabel("best " + group["metric"].iloc[0].replace("_", " ") + " so far")
-        if "target_value" in group:
+        if np.isfinite(group.get("target_value", pd.Series([math.nan]))).all():
             _target_line(ax, float(group["target_value"].iloc[0]))
 
     return _per_optimizer(curves, draw, out, "tuning_curves.png")

@@ -76,7 +76,7 @@ def workload_table(cells: pd.DataFrame, workload: str, *, brief: bool = False) -
 def _rank(r: dict) -> tuple[str, float]:
     """'2', or '=2' when the cell's interval overlaps a better one's (analysis.tied_ranks)."""
     rank = r.get("tied_rank", r["rank"])
-    if not np.isfinite(rank):
+    if not (np.isfinite(rank) and np.isfinite(r.get("score", rank))):  # no finished seed
         return "—", sort_key(rank)
     return ("=" if r.get("tied") else "") + f"{rank:g}", rank
 
