@@ -13,7 +13,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
-from bench.report import aliases, analysis, plots, report
+from bench.report import aliases, analysis, layout, plots, report
 from bench.report.tables import workload_table
 from bench.runner.store import Results
 
@@ -189,7 +189,7 @@ def test_heatmap_shows_ranks_with_rows_ordered_by_mean_rank(tmp_path):
 
 def test_learning_rate_sensitivity_only_for_one_dimensional_sweeps(tmp_path, figures):
     result = built(tmp_path, tuning_runs())
-    kept, skipped = plots.one_dimensional_sweeps(result.all_cells)
+    kept, skipped = analysis.one_dimensional_sweeps(result.all_cells)
     assert set(kept["optimizer"]) == {"sgd"}
     assert [(w, o, others) for w, o, _, others in skipped] == [("w", "adam", ["b1"])]
     assert any("w x adam: no learning-rate sensitivity plot" in n and "b1" in n
@@ -221,19 +221,19 @@ def test_figures_grow_with_their_labels_and_clip_nothing(tmp_path, figures, leng
                 for tick in ax.get_yticklabels():
                     assert inside(fig, tick), (name, tick.get_text())
     width = figures["final_metric.png"][0].get_figwidth()
-    expected = 2 * (3.6 + plots.label_inches([label + "0"]))
+    expected = 2 * (3.6 + layout.label_inches([label + "0"]))
     assert width == pytest.approx(expected)
-    assert plots.label_inches(["x" * 23]) > plots.label_inches(["x" * 5]) + 1.5
+    assert layout.label_inches(["x" * 23]) > layout.label_inches(["x" * 5]) + 1.5
 
 
 def test_many_lines_get_distinct_styles():
-    styles = plots._styles([f"label{i}" for i in range(25)])
+    styles = layout.line_styles([f"label{i}" for i in range(25)])
     assert len({(s["color"], s["ls"]) for s in styles.values()}) == 25
 
 
 def test_many_workloads_wrap_into_rows():
-    fig, groups = plots._grid(7, 4.0, 3.0)
+    fig, groups = layout.grid(7, 4.0, 3.0)
     assert len(groups) == 7 and fig.get_figwidth() == pytest.approx(3 * 4.0)
     assert fig.get_figheight() == pytest.approx(3 * 3.0)
     assert sum(ax.get_visible() for ax in fig.axes) == 7
-    assert np.isclose(plots._grid(2, 4.0, 3.0, rows_each=2)[0].get_figheight(), 6.0)
+    assert np.isclose(layout.grid(2, 4.0, 3.0, rows_each=2)[0].get_figheight(), 6.0)

@@ -355,3 +355,40 @@ def oneshot_vs_tuned(cells: pd.DataFrame) -> pd.DataFrame:
             **{f"oneshot{suffix}": untuned[column + suffix] if untuned is not None else math.nan
                for suffix in ("", "_low", "_high")}})
     return pd.DataFrame(rows)
+
+
+def one_dimensional_sweeps(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple]]:
+    """(cells of the sweeps where only the learning rate varies, [(workload, optimizer,
+    schedule, other varying names)] of the sweeps where more varies)."""
+    if not len(cells) or "learning_rate" not in cells:
+        return cells.iloc[:0], []
+    swept = cells[np.isfinite(cells["learning_rate"])]
+    keep, skipped = [], []
+    for key, group in swept.groupby(["workload", "optimizer", "schedule"]):
+        if group["learning_rate"].nunique() < 2:
+            continue
+        values = pd.DataFrame([_parsed(h) for h in group["hparams"]])
+        others = sorted(c for c in values if c != "learning_rate"
+                        and values[c].astype(str).nunique() > 1)
+        if others:
+            skipped.append((*key, others))
+        else:
+            keep.append(group)
+    return (pd.concat(keep) if keep else cells.iloc[:0]), skipped
+
+
+def _parsed(hparams) -> dict:
+    try:
+        values = json.loads(hparams)
+    except (TypeError, ValueError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def lr_sensitivity_skipped(cells: pd.DataFrame) -> list[str]:
+    """The report's notes for sweeps left out of the learning-rate sensitivity figure."""
+    return [f"{workload} x {optimizer}" + ("" if schedule == "constant" else f" @ {schedule}")
+            + f": no learning-rate sensitivity plot, its trials vary {', '.join(others)} as well"
+            " as the learning rate, so a line through them would mix effects (the key table"
+            " lists every trial's values)." for workload, optimizer, schedule, others
+            in one_dimensional_sweeps(cells)[1]]

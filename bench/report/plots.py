@@ -9,7 +9,6 @@ touched; the seaborn style applies inside `draw_all` only.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import warnings
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from bench.report import algoperf, analysis, trajectories, widths
+from bench.report.layout import grid, label_inches, line_styles
 from bench.runner.files import atomic_write
 
 DPI = 110
@@ -71,45 +71,9 @@ def _palette(labels) -> dict:
     return dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "husl", len(labels))))
 
 
-LINE_STYLES = ("-", "--", ":", "-.")
-
-
-def _styles(labels) -> dict[str, dict]:
-    """A colour and a line style per label: ten colours that stay apart (tab10), then the
-    same ten dashed, dotted, dash-dotted, so forty lines can still be told apart; a husl
-    wheel of forty hues could not."""
-    labels = sorted(set(labels))
-    return {label: dict(color=f"C{i % 10}", ls=LINE_STYLES[(i // 10) % len(LINE_STYLES)])
-            for i, label in enumerate(labels)}
-
-
 def _panels(count: int, width: float = 5.2, height: float = 3.6, rows: int = 1):
     fig = Figure(figsize=(width * count, height * rows))
     return fig, fig.subplots(rows, count, squeeze=False)
-
-
-MAX_COLUMNS = 3  # panels side by side: more, and a 1300-pixel page shrinks each to a sliver
-CHAR_INCHES = 0.085  # one character of a tick label at the notebook context's 11 pt
-
-
-def label_inches(labels) -> float:
-    """The width the longest of `labels` takes as a tick label, in inches."""
-    return CHAR_INCHES * max((len(str(label)) for label in labels), default=1) + 0.3
-
-
-def _grid(count: int, width: float, height: float, rows_each: int = 1):
-    """A figure of `count` panel groups (each `rows_each` panels tall) wrapped at
-    MAX_COLUMNS: (fig, [[axes of group 0's rows], ...]); unused panels are hidden."""
-    columns = max(1, min(count, MAX_COLUMNS))
-    bands = math.ceil(count / columns)
-    fig = Figure(figsize=(width * columns, height * rows_each * bands))
-    axes = fig.subplots(rows_each * bands, columns, squeeze=False)
-    groups = [[axes[(i // columns) * rows_each + row][i % columns] for row in range(rows_each)]
-              for i in range(count)]
-    for i in range(count, bands * columns):
-        for row in range(rows_each):
-            axes[(bands - 1) * rows_each + row][i % columns].set_visible(False)
-    return fig, groups
 
 
 def _save(fig, path: Path, **layout) -> Path:
@@ -134,8 +98,8 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
     numbers = data.select_dtypes("number").columns
     data[numbers] = data[numbers].where(np.isfinite(data[numbers]))  # a diverged seed's inf
     workloads = analysis.workload_order(data["workload"])
-    styles = _styles(data["label"])
-    fig, groups = _grid(len(workloads), 5.2, 3.6, rows_each=2)
+    style = line_styles(data["label"])
+    fig, groups = grid(len(workloads), 5.2, 3.6, rows_each=2)
     for workload, panels in zip(workloads, groups):
         frame = data[data["workload"] == workload]
         metric = frame["target_metric"].iloc[0]
@@ -145,9 +109,9 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str) ->
                                                     low=(y, "min"), high=(y, "max"))
                 # a run shorter than eval_every has one point per seed: a line would not show it
                 ax.plot(by_step["x"], by_step["mean"], label=label, lw=1.6,
-                        marker="o" if len(by_step) <= 3 else None, ms=4, **styles[label])
+                        marker="o" if len(by_step) <= 3 else None, ms=4, **style[label])
                 ax.fill_between(by_step["x"], by_step["low"], by_step["high"],
-                                color=styles[label]["color"], alpha=0.15, lw=0)
+                                color=style[label]["color"], alpha=0.15, lw=0)
             if y == "train_loss":
                 if (frame[y] > 0).any():  # log scale needs a positive value to show
                     ax.set_yscale("log")
@@ -210,7 +174,7 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
         return None
     workloads = analysis.workload_order(runs["workload"])
     height = 0.45 * runs.groupby("workload")["label"].nunique().max() + 2.0
-    fig, groups = _grid(len(workloads), 3.6 + label_inches(runs["label"]), height)
+    fig, groups = grid(len(workloads), 3.6 + label_inches(runs["label"]), height)
     for (ax,), workload in zip(groups, workloads):
         frame = runs[runs["workload"] == workload]
         metric = "final_" + frame["target_metric"].iloc[0]
@@ -259,7 +223,7 @@ def bars(cells: pd.DataFrame, column: str, xlabel: str, out: Path, name: str,
         return None
     workloads = analysis.workload_order(cells["workload"])
     height = 0.4 * cells.groupby("workload")["label"].nunique().max() + 1.6
-    fig, groups = _grid(len(workloads), 3.8 + label_inches(cells["label"]), height)
+    fig, groups = grid(len(workloads), 3.8 + label_inches(cells["label"]), height)
     for (ax,), workload in zip(groups, workloads):
         frame = cells[cells["workload"] == workload].sort_values(column)
         values = frame[column].where(np.isfinite(frame[column]), 0.0)
@@ -290,11 +254,11 @@ def performance_profile(times: pd.DataFrame, out: Path) -> Path | None:
         return None
     profile = algoperf.algoperf_profile(times)
     taus = profile.columns.to_numpy(dtype=float)
-    styles = _styles(profile.index)
+    style = line_styles(profile.index)
     fig = Figure(figsize=(6.4 + label_inches(profile.index), 4.2))
     ax = fig.subplots()
     for label, row in profile.iterrows():
-        ax.plot(taus, row.to_numpy(), label=label, lw=1.6, **styles[label])
+        ax.plot(taus, row.to_numpy(), label=label, lw=1.6, **style[label])
     ax.set_xlim(taus.min(), taus.max())
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("tau: AlgoPerf seconds / fastest on the workload")
@@ -339,12 +303,12 @@ def heatmap(cells: pd.DataFrame, out: Path) -> Path | None:
 def _per_optimizer(data: pd.DataFrame, draw, out: Path, name: str) -> Path:
     """One panel per workload; draw(ax, group, colour) once per optimizer, then labels."""
     workloads = analysis.workload_order(data["workload"])
-    styles = _styles(data["optimizer"])
-    fig, groups = _grid(len(workloads), 5.2, 3.6)
+    style = line_styles(data["optimizer"])
+    fig, groups = grid(len(workloads), 5.2, 3.6)
     for (ax,), workload in zip(groups, workloads):
         frame = data[data["workload"] == workload]
         for optimizer, group in frame.groupby("optimizer"):
-            draw(ax, group, dict(label=optimizer, **styles[optimizer]))
+            draw(ax, group, dict(label=optimizer, **style[optimizer]))
         ax.set_title(workload)
         ax.legend(fontsize=8)
     return _save(fig, out / name)
@@ -356,46 +320,9 @@ def _target_line(ax, value: float) -> None:
         ax.axhline(value, color="0.35", ls="--", lw=1, label=f"target {value:g}")
 
 
-def one_dimensional_sweeps(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple]]:
-    """(cells of the sweeps where only the learning rate varies, [(workload, optimizer,
-    schedule, other varying names)] of the sweeps where more varies)."""
-    if not len(cells) or "learning_rate" not in cells:
-        return cells.iloc[:0], []
-    swept = cells[np.isfinite(cells["learning_rate"])]
-    keep, skipped = [], []
-    for key, group in swept.groupby(["workload", "optimizer", "schedule"]):
-        if group["learning_rate"].nunique() < 2:
-            continue
-        values = pd.DataFrame([_parsed(h) for h in group["hparams"]])
-        others = sorted(c for c in values if c != "learning_rate"
-                        and values[c].astype(str).nunique() > 1)
-        if others:
-            skipped.append((*key, others))
-        else:
-            keep.append(group)
-    return (pd.concat(keep) if keep else cells.iloc[:0]), skipped
-
-
-def _parsed(hparams) -> dict:
-    try:
-        values = json.loads(hparams)
-    except (TypeError, ValueError):
-        return {}
-    return values if isinstance(values, dict) else {}
-
-
-def lr_sensitivity_skipped(cells: pd.DataFrame) -> list[str]:
-    """The report's notes for sweeps left out of the learning-rate sensitivity figure."""
-    return [f"{workload} x {optimizer}" + ("" if schedule == "constant" else f" @ {schedule}")
-            + f": no learning-rate sensitivity plot, its trials vary {', '.join(others)} as well"
-            " as the learning rate, so a line through them would mix effects (the key table"
-            " lists every trial's values)." for workload, optimizer, schedule, others
-            in one_dimensional_sweeps(cells)[1]]
-
-
 def lr_sensitivity(cells: pd.DataFrame, out: Path) -> Path | None:
     """Final target metric against learning rate, when an optimizer ran at several."""
-    swept = one_dimensional_sweeps(cells)[0]
+    swept = analysis.one_dimensional_sweeps(cells)[0]
     if not len(swept):
         return None
 

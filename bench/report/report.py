@@ -99,7 +99,7 @@ def build(results: Results) -> Report:
             if "trial" in found and "tuned" not in found:
                 notes.append(f"{workload} x {optimizer}: no tuning trial ended done (all"
                              " diverged or failed), so it has no tuned cell.")
-        notes += plots.lr_sensitivity_skipped(all_cells)
+        notes += analysis.lr_sensitivity_skipped(all_cells)
         if (runs["label"] != runs["full_label"]).any():
             notes.append("Long labels are shown as short names (adam·t4: trial 4, adam·tuned);"
                          " the key after the figures gives each one's hyperparameters.")
