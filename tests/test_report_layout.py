@@ -177,12 +177,12 @@ def test_heatmap_shows_ranks_with_rows_ordered_by_mean_rank(tmp_path):
     runs = pd.concat([pd.DataFrame(
         seed_rows(f"{w}-{name}", name, name, "oneshot", [score, score + 0.001, score + 0.002], {},
                   workload=w))
-        for w, order in (("w1", ("c", "a", "b")), ("w2", ("c", "b", "a")))
+        for w, order in (("w1", ("c", "a", "b")), ("w2", ("c", "b", "a")), ("w3", ("a", "c", "b")))
         for name, score in zip(order, (0.9, 0.5, 0.1))], ignore_index=True)
     cells = built(tmp_path, runs).cells
     ranks, text = plots.rank_grid(cells)
-    assert ranks.index.tolist() == ["c", "a", "b"] or ranks.index.tolist() == ["c", "b", "a"]
-    assert ranks.loc["c"].tolist() == [1, 1]  # ranks, not scores stretched to [0, 1]
+    assert ranks.index.tolist() == ["c", "a", "b"]  # mean ranks 1.33, 2, 2.67; not by name
+    assert ranks.loc["c"].tolist() == [1, 1, 2]  # ranks, not scores stretched to [0, 1]
     assert ranks.loc["a", "w1"] == 2 and ranks.loc["a", "w2"] == 3
     assert text.loc["c", "w1"] == "1\n0.901"  # the absolute value beside the rank
 
@@ -220,6 +220,12 @@ def test_figures_grow_with_their_labels_and_clip_nothing(tmp_path, figures, leng
                 assert inside(fig, ax.title), (name, ax.get_title())
                 for tick in ax.get_yticklabels():
                     assert inside(fig, tick), (name, tick.get_text())
+    fig, _ = figures["final_metric.png"]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    for ax in fig.axes:  # tick labels never run together ("00.25")
+        boxes = sorted((t.get_window_extent(renderer) for t in ax.get_xticklabels()
+                        if t.get_text()), key=lambda b: b.x0)
+        assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:]))
     width = figures["final_metric.png"][0].get_figwidth()
     expected = 2 * (3.6 + layout.label_inches([label + "0"]))
     assert width == pytest.approx(expected)

@@ -276,9 +276,10 @@ def rank_grid(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     ranks = cells.pivot_table(index="label", columns="workload", values="tied_rank", aggfunc="first")
     ranks = ranks.loc[analysis.mean_rank(cells).index, analysis.workload_order(ranks.columns)]
     text = pd.DataFrame("", index=ranks.index, columns=ranks.columns)
-    for r in cells.to_dict("records"):
-        score = f"{r['score']:.3g}" if np.isfinite(r["score"]) else "no score"
-        text.at[r["label"], r["workload"]] = ("=" if r["tied"] else "") + f"{r['tied_rank']:g}\n{score}"
+    for r in cells.to_dict("records"):  # no finished seed: coloured last, written as such
+        text.at[r["label"], r["workload"]] = (
+            ("=" if r["tied"] else "") + f"{r['tied_rank']:g}\n{r['score']:.3g}"
+            if np.isfinite(r["score"]) else "no\nscore")
     return ranks, text
 
 
