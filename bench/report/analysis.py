@@ -292,17 +292,6 @@ def mean_rank(cells: pd.DataFrame) -> pd.Series:
     return cells.groupby("label")[column].mean().sort_values()
 
 
-def normalised_performance(cells: pd.DataFrame) -> pd.DataFrame:
-    """label x workload in [0, 1]: 1 the workload's best final target metric, 0 its worst."""
-    norm = pd.Series(math.nan, index=cells.index)
-    for _, group in cells.groupby("workload"):
-        score = group["score"] if group["target_direction"].iloc[0] == "max" else -group["score"]
-        spread = score.max() - score.min()
-        norm[group.index] = (score - score.min()) / spread if spread > 0 else 1.0
-    return cells.assign(norm=norm).pivot_table(index="label", columns="workload", values="norm",
-                                               aggfunc="first")
-
-
 def _hparam(hparams_json: str, name: str) -> float:
     try:
         value = json.loads(hparams_json).get(name)
