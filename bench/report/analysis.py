@@ -21,6 +21,12 @@ Rules, stated once (the report repeats them):
   cell's median `algoperf_seconds`.
 - Which way is better comes from the stored `target_direction` (the workload's Target),
   never from a metric's name.
+- Ties within noise: in a workload, cells are taken best first; a cell whose 95% interval
+  overlaps the interval of its group's best cell joins that group and shares its rank
+  (`tied_rank`). With one seed there is no interval, and only equal values tie.
+- Step-time spread: the interquartile range over chunks (`step_time_iqr_s`), drawn centred
+  on the median; a ratio's interval divides the low end by the other's high end and back,
+  so a ratio whose interval holds 1 is within noise.
 """
 from __future__ import annotations
 
@@ -149,6 +155,8 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
         test_metric = test_column(first["target_metric"])
         row = {
             "cell_id": cell_id, "workload": first["workload"], "label": first["label"],
+            "full_label": first.get("full_label", first["label"]),  # aliases.assign's
+            "trial": first.get("trial", math.nan),
             "optimizer": first["optimizer"], "role": first["role"], "schedule": first["schedule"],
             "target_metric": first["target_metric"], "target_value": float(first["target_value"]),
             "target_direction": first["target_direction"],
@@ -158,6 +166,8 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
             "reached": int(np.isfinite(group["target_step"]).sum()),
             **{column: median_time(group[column]) for column in TIME_COLUMNS},
             "step_time_s": float(group["step_time_median_s"].median()),
+            "step_time_iqr_s": (float(group["step_time_iqr_s"].median())
+                                if "step_time_iqr_s" in group else math.nan),
             "steps_per_s": float(group["steps_per_s"].median()),
             "learning_rate": _hparam(first["hparams"], "learning_rate"),
             "hparams": first["hparams"],
@@ -169,22 +179,77 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
             row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
         # the target's metric on the test split, under one name whatever the workload
         row.update({f"test_target{end}": row[test_metric + end] for end in ("", "_low", "_high")})
-        for column in ("state_bytes", "state_to_param", "update_share", "mfu", "param_count"):
+        for column in ("state_bytes", "state_to_param", "update_share", "update_s", "mfu",
+                       "param_count"):
             row[column] = float(group[column].median()) if column in group else math.nan
         rows.append(row)
     table = pd.DataFrame(rows)
     if not len(table):
         return table
-    table["step_time_vs_sgd"] = math.nan  # DeepOBS's relative cost, where SGD ran too
+    for column in ("step_time_vs_sgd", "step_time_vs_sgd_low", "step_time_vs_sgd_high"):
+        table[column] = math.nan  # DeepOBS's relative cost, where SGD ran too
     table["rank"] = math.nan
+    table["tied_rank"] = math.nan
+    table["tied"] = False
     for _, group in table.groupby("workload"):
         sgd = group[group["optimizer"].isin(SGD_LABELS) & (group["label"] == group["optimizer"])]
         if len(sgd):
-            table.loc[group.index, "step_time_vs_sgd"] = group["step_time_s"] / sgd["step_time_s"].iloc[0]
+            ratio = ratio_interval(group, sgd.iloc[0])
+            for column in ratio:
+                table.loc[group.index, column] = ratio[column]
+        ascending = group["target_direction"].iloc[0] == "min"
         table.loc[group.index, "rank"] = group["score"].rank(
-            ascending=group["target_direction"].iloc[0] == "min", method="average",
-            na_option="bottom")
+            ascending=ascending, method="average", na_option="bottom")
+        tied_rank, tied = tied_ranks(group, "final_" + group["target_metric"].iloc[0], ascending)
+        table.loc[group.index, "tied_rank"] = tied_rank
+        table.loc[group.index, "tied"] = tied
+    table["tied"] = table["tied"].astype(bool)
     return table.sort_values(["workload", "rank"]).reset_index(drop=True)
+
+
+def step_time_spread(cells: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(low, high) of each cell's step time: the median -/+ half the IQR over chunks; the
+    median itself where the IQR is unknown."""
+    half = cells.get("step_time_iqr_s", pd.Series(math.nan, index=cells.index)).fillna(0) / 2
+    return cells["step_time_s"] - half, cells["step_time_s"] + half
+
+
+def ratio_interval(cells: pd.DataFrame, baseline) -> dict[str, pd.Series]:
+    """Each cell's step time over `baseline`'s, with the widest interval their spreads allow."""
+    low, high = step_time_spread(cells)
+    base = pd.DataFrame([baseline])
+    base_low, base_high = (float(v.iloc[0]) for v in step_time_spread(base))
+    return {"step_time_vs_sgd": cells["step_time_s"] / float(baseline["step_time_s"]),
+            "step_time_vs_sgd_low": low / base_high,
+            "step_time_vs_sgd_high": high / base_low if base_low > 0 else pd.Series(
+                math.inf, index=cells.index)}
+
+
+def within_noise(low: float, high: float, value: float = 1.0) -> bool:
+    """Whether an interval holds `value` (a ratio of 1: no difference)."""
+    return bool(np.isfinite(low) and np.isfinite(high) and low <= value <= high)
+
+
+def tied_ranks(group: pd.DataFrame, column: str, ascending: bool) -> tuple[pd.Series, pd.Series]:
+    """(rank, tied) per cell of one workload by `column` (its mean) and its 95% interval
+    (`column`_low/_high): taken best first, a cell whose interval overlaps the interval of
+    the current group's best cell joins that group and shares its rank; otherwise it starts
+    a group at its own position. Cells with no value come last, untied."""
+    values = group[column].astype(float)
+    low = group[column + "_low"].astype(float).fillna(values)
+    high = group[column + "_high"].astype(float).fillna(values)
+    order = values[np.isfinite(values)].sort_values(ascending=ascending, kind="stable").index
+    rank = pd.Series(math.nan, index=group.index)
+    tied = pd.Series(False, index=group.index)
+    leader = None
+    for position, i in enumerate(order, start=1):
+        if leader is not None and low[i] <= high[leader] and low[leader] <= high[i]:
+            rank[i] = rank[leader]
+            tied[i] = tied[leader] = True
+        else:
+            leader, rank[i] = i, position
+    rank[rank.isna()] = len(order) + 1
+    return rank, tied
 
 
 DISTINGUISHING = ("steps", "batch_size", "eval_every", "schedule", "hparams", "trial",
@@ -222,18 +287,9 @@ def time_matrix(cells: pd.DataFrame, column: str = "algoperf_seconds") -> pd.Dat
 
 
 def mean_rank(cells: pd.DataFrame) -> pd.Series:
-    return cells.groupby("label")["rank"].mean().sort_values()
-
-
-def normalised_performance(cells: pd.DataFrame) -> pd.DataFrame:
-    """label x workload in [0, 1]: 1 the workload's best final target metric, 0 its worst."""
-    norm = pd.Series(math.nan, index=cells.index)
-    for _, group in cells.groupby("workload"):
-        score = group["score"] if group["target_direction"].iloc[0] == "max" else -group["score"]
-        spread = score.max() - score.min()
-        norm[group.index] = (score - score.min()) / spread if spread > 0 else 1.0
-    return cells.assign(norm=norm).pivot_table(index="label", columns="workload", values="norm",
-                                               aggfunc="first")
+    """Mean over workloads of the rank with ties within noise shared (`tied_rank`)."""
+    column = "tied_rank" if "tied_rank" in cells else "rank"
+    return cells.groupby("label")[column].mean().sort_values()
 
 
 def _hparam(hparams_json: str, name: str) -> float:
@@ -262,7 +318,9 @@ def tuning_curves(runs: pd.DataFrame, orders: int = 200, seed: int = 0) -> pd.Da
         for k in range(best.shape[1]):
             low, median, high = np.percentile(best[:, k], [10, 50, 90])
             rows.append({"workload": workload, "optimizer": name, "trials": k + 1,
-                         "metric": metric, "median": median, "low": low, "high": high})
+                         "metric": metric, "median": median, "low": low, "high": high,
+                         "target_value": float(group["target_value"].iloc[0])
+                         if "target_value" in group else math.nan})
     return pd.DataFrame(rows)
 
 
@@ -286,3 +344,40 @@ def oneshot_vs_tuned(cells: pd.DataFrame) -> pd.DataFrame:
             **{f"oneshot{suffix}": untuned[column + suffix] if untuned is not None else math.nan
                for suffix in ("", "_low", "_high")}})
     return pd.DataFrame(rows)
+
+
+def one_dimensional_sweeps(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple]]:
+    """(cells of the sweeps where only the learning rate varies, [(workload, optimizer,
+    schedule, other varying names)] of the sweeps where more varies)."""
+    if not len(cells) or "learning_rate" not in cells:
+        return cells.iloc[:0], []
+    swept = cells[np.isfinite(cells["learning_rate"])]
+    keep, skipped = [], []
+    for key, group in swept.groupby(["workload", "optimizer", "schedule"]):
+        if group["learning_rate"].nunique() < 2:
+            continue
+        values = pd.DataFrame([_parsed(h) for h in group["hparams"]])
+        others = sorted(c for c in values if c != "learning_rate"
+                        and values[c].astype(str).nunique() > 1)
+        if others:
+            skipped.append((*key, others))
+        else:
+            keep.append(group)
+    return (pd.concat(keep) if keep else cells.iloc[:0]), skipped
+
+
+def _parsed(hparams) -> dict:
+    try:
+        values = json.loads(hparams)
+    except (TypeError, ValueError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def lr_sensitivity_skipped(cells: pd.DataFrame) -> list[str]:
+    """The report's notes for sweeps left out of the learning-rate sensitivity figure."""
+    return [f"{workload} x {optimizer}" + ("" if schedule == "constant" else f" @ {schedule}")
+            + f": no learning-rate sensitivity plot, its trials vary {', '.join(others)} as well"
+            " as the learning rate, so a line through them would mix effects (the key table"
+            " lists every trial's values)." for workload, optimizer, schedule, others
+            in one_dimensional_sweeps(cells)[1]]

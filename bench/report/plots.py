@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from bench.report import algoperf, analysis, figure_files, trajectories, widths
+from bench.report.layout import grid, label_inches, line_styles
 
 FIGURES: list[tuple[str, str, Callable]] = []  # (name, title, draw)
 
@@ -105,27 +107,30 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str,
     numbers = data.select_dtypes("number").columns
     data[numbers] = data[numbers].where(np.isfinite(data[numbers]))  # a diverged seed's inf
     workloads = analysis.workload_order(data["workload"])
-    colours = _palette(data["label"])
-    fig, axes = _panels(len(workloads), rows=len(metrics) if metrics else 2)
-    for column, workload in enumerate(workloads):
+    style = line_styles(data["label"])
+    fig, groups = grid(len(workloads), 5.2, 3.6, rows_each=len(metrics) if metrics else 2)
+    for workload, panels in zip(workloads, groups):
         frame = data[data["workload"] == workload]
         metric = frame["target_metric"].iloc[0]
-        for row, y in enumerate(metrics or ["train_loss", metric]):
-            ax = axes[row][column]
+        for row, (ax, y) in enumerate(zip(panels, metrics or ["train_loss", metric])):
             for label, group in frame.groupby("label"):
                 by_step = group.groupby("step").agg(x=(x, "mean"), mean=(y, "mean"),
                                                     low=(y, "min"), high=(y, "max"))
                 # a run shorter than eval_every has one point per seed: a line would not show it
-                ax.plot(by_step["x"], by_step["mean"], label=label, color=colours[label], lw=1.6,
-                        marker="o" if len(by_step) <= 3 else None, ms=4)
+                ax.plot(by_step["x"], by_step["mean"], label=label, lw=1.6,
+                        marker="o" if len(by_step) <= 3 else None, ms=4, **style[label])
                 ax.fill_between(by_step["x"], by_step["low"], by_step["high"],
-                                color=colours[label], alpha=0.15, lw=0)
+                                color=style[label]["color"], alpha=0.15, lw=0)
             if y == "train_loss":
                 if (frame[y] > 0).any():  # log scale needs a positive value to show
                     ax.set_yscale("log")
                 else:
                     ax.text(0.5, 0.5, "no finite loss: every seed diverged", ha="center",
                             transform=ax.transAxes, color="tab:red")
+                lost = _all_diverged(runs[runs["workload"] == workload])
+                if lost:  # no line to see: say whose
+                    ax.text(0.02, 0.02, "every seed diverged: " + ", ".join(lost), fontsize=8,
+                            transform=ax.transAxes, color="tab:red", wrap=True)
             elif y == metric:
                 target = analysis.target_of(frame.iloc[0])
                 ax.axhline(target.value, color="0.35", ls="--", lw=1)
@@ -139,15 +144,25 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str,
                                                  if y == metric else ""))
             ax.set_xlabel("step" if x == "step" else "training seconds")
     legend = {}  # every workload's labels, each once
-    for ax in axes[0]:
-        legend.update({label: handle for handle, label in zip(*ax.get_legend_handles_labels())})
+    for panels in groups:
+        legend.update({label: handle for handle, label in zip(*panels[0].get_legend_handles_labels())})
     handles, labels = list(legend.values()), list(legend)
-    fits = int(5.2 * len(workloads) * 11 // (max(map(len, labels), default=1) + 5))  # ~11 chars/inch
+    fits = int(fig.get_figwidth() * 11 // (max(map(len, labels), default=1) + 5))  # ~11 chars/inch
     columns = max(1, min(len(labels), fits))
     rows_of_legend = math.ceil(len(labels) / columns)
+    legend_inches = 0.22 * rows_of_legend + 0.15  # 9-pt entries, whatever the figure's height
+    fig.set_figheight(fig.get_figheight() + legend_inches)
     fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False, fontsize=9)
     name = "curves_by_step.png" if x == "step" else "curves_by_time.png"
-    return _save(fig, out / name, rect=(0, 0.035 * rows_of_legend + 0.02, 1, 1))
+    return _save(fig, out / name, rect=(0, legend_inches / fig.get_figheight(), 1, 1))
+
+
+def _all_diverged(runs: pd.DataFrame) -> list[str]:
+    """Labels of `runs` whose every seed diverged."""
+    if "status" not in runs:
+        return []
+    statuses = runs.groupby("label")["status"].agg(set)
+    return sorted(label for label, found in statuses.items() if found == {"diverged"})
 
 
 def _log_axis(values: pd.Series, target) -> bool:
@@ -170,8 +185,9 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
     if not len(runs):
         return None
     workloads = analysis.workload_order(runs["workload"])
-    fig, axes = _panels(len(workloads), width=5.6, height=0.45 * runs["label"].nunique() + 1.6)
-    for ax, workload in zip(axes[0], workloads):
+    height = 0.45 * runs.groupby("workload")["label"].nunique().max() + 2.0
+    fig, groups = grid(len(workloads), 3.6 + label_inches(runs["label"]), height)
+    for (ax,), workload in zip(groups, workloads):
         frame = runs[runs["workload"] == workload]
         metric = "final_" + frame["target_metric"].iloc[0]
         order = (frame[frame["status"] == "done"].groupby("label")[metric].mean()
@@ -190,7 +206,20 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
                        marker="x", color="tab:red", s=50, zorder=5,
                        label="diverged seed" + (f" ({len(diverged) - len(shown)} with no finite"
                                                 " value)" if len(shown) < len(diverged) else ""))
-            ax.legend(loc="lower right", fontsize=8)
+        for label in _all_diverged(frame):  # a row with nothing to draw still gets its name
+            if label not in set(shown["label"]):
+                ax.text(0.02, order.index(label), "every seed diverged (no finite value)",
+                        transform=ax.get_yaxis_transform(), va="center", fontsize=8,
+                        color="tab:red")
+        ax.set_yticks(range(len(order)), order)
+        ax.set_ylim(len(order) - 0.5, -0.5)
+        target = analysis.target_of(frame.iloc[0])
+        if metric == "final_" + target.metric:
+            ax.axvline(target.value, color="0.35", ls="--", lw=1, label=f"target {target.value:g}")
+        # under the panel: inside, it would cover a row's points or its note
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8,
+                  frameon=False)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # tick labels never run together
         ax.set_title(workload)
         ax.set_xlabel(metric.replace("_", " "))
         ax.set_ylabel("")
@@ -198,23 +227,37 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
 
 
 def bars(cells: pd.DataFrame, column: str, xlabel: str, out: Path, name: str,
-         missing: str = "not reached") -> Path | None:
-    """One horizontal bar per optimizer per workload; `missing` where the value is not finite."""
+         missing: str = "not reached", spread: str | None = None) -> Path | None:
+    """One horizontal bar per optimizer per workload; `missing` where the value is not finite.
+    `spread`: a column whose value is drawn as a whisker of that width centred on the bar's
+    end (the step time's interquartile range over chunks)."""
     if not len(cells) or column not in cells or not np.isfinite(cells[column]).any():
         return None
     workloads = analysis.workload_order(cells["workload"])
-    fig, axes = _panels(len(workloads), width=5.6, height=0.4 * cells["label"].nunique() + 1.6)
-    for ax, workload in zip(axes[0], workloads):
+    height = 0.4 * cells.groupby("workload")["label"].nunique().max() + 1.6
+    fig, groups = grid(len(workloads), 3.8 + label_inches(cells["label"]), height)
+    for (ax,), workload in zip(groups, workloads):
         frame = cells[cells["workload"] == workload].sort_values(column)
         values = frame[column].where(np.isfinite(frame[column]), 0.0)
-        ax.barh(frame["label"], values, color="tab:blue", alpha=0.8)
-        for i, (value, shown) in enumerate(zip(frame[column], values)):
-            ax.text(shown, i, f" {value:.3g}" if np.isfinite(value) else f" {missing}",
+        half = (frame[spread].where(np.isfinite(frame[spread]), 0.0) / 2 if spread in frame
+                else None)
+        ax.barh(frame["label"], values, color="tab:blue", alpha=0.8,
+                xerr=half, error_kw=dict(ecolor="0.15", capsize=3, lw=1))
+        ends = values + (half if half is not None else 0)
+        for i, (value, shown) in enumerate(zip(frame[column], ends)):
+            ax.text(shown, i, f" {_number(value)}" if np.isfinite(value) else f" {missing}",
                     va="center", fontsize=8, color="0.2" if np.isfinite(value) else "tab:red")
         ax.invert_yaxis()
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.margins(x=0.18)  # room for the value written after the longest bar
         ax.set_title(workload)
         ax.set_xlabel(xlabel)
     return _save(fig, out / name)
+
+
+def _number(value: float) -> str:
+    """'2,310' rather than '2.31e+03'; three significant figures below a thousand."""
+    return f"{value:,.0f}" if 1e3 <= abs(value) < 1e7 else f"{value:.3g}"
 
 
 def performance_profile(times: pd.DataFrame, out: Path) -> Path | None:
@@ -223,26 +266,48 @@ def performance_profile(times: pd.DataFrame, out: Path) -> Path | None:
         return None
     profile = algoperf.algoperf_profile(times)
     taus = profile.columns.to_numpy(dtype=float)
-    colours = _palette(profile.index)
-    fig = Figure(figsize=(6.4, 4.2))
+    style = line_styles(profile.index)
+    fig = Figure(figsize=(6.4 + label_inches(profile.index), 4.2))
     ax = fig.subplots()
     for label, row in profile.iterrows():
-        ax.plot(taus, row.to_numpy(), label=label, color=colours[label], lw=1.6)
+        ax.plot(taus, row.to_numpy(), label=label, lw=1.6, **style[label])
     ax.set_xlim(taus.min(), taus.max())
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("tau: AlgoPerf seconds / fastest on the workload")
     ax.set_ylabel("share of workloads within tau")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return _save(fig, out / "performance_profile.png")
 
 
-def heatmap(normalised: pd.DataFrame, out: Path) -> Path | None:
-    if normalised.empty:
+def rank_grid(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ranks, text): label x workload, rows by mean rank (best first). The colour is the
+    rank with ties within noise shared; the text the rank and the absolute final target
+    metric, so a gap of 0.001 never looks like one of 0.3."""
+    if not len(cells):
+        return pd.DataFrame(), pd.DataFrame()
+    ranks = cells.pivot_table(index="label", columns="workload", values="tied_rank", aggfunc="first")
+    ranks = ranks.loc[analysis.mean_rank(cells).index, analysis.workload_order(ranks.columns)]
+    text = pd.DataFrame("", index=ranks.index, columns=ranks.columns)
+    for r in cells.to_dict("records"):  # no finished seed: coloured last, written as such
+        text.at[r["label"], r["workload"]] = (
+            ("=" if r["tied"] else "") + f"{r['tied_rank']:g}\n{r['score']:.3g}"
+            if np.isfinite(r["score"]) else "no\nscore")
+    return ranks, text
+
+
+def heatmap(cells: pd.DataFrame, out: Path) -> Path | None:
+    ranks, text = rank_grid(cells)
+    if ranks.empty:
         return None
-    fig = Figure(figsize=(1.6 * normalised.shape[1] + 3.2, 0.42 * normalised.shape[0] + 1.4))
+    fig = Figure(figsize=(1.3 * ranks.shape[1] + label_inches(ranks.index) + 2.2,
+                          0.5 * ranks.shape[0] + 1.8))
     ax = fig.subplots()
-    sns.heatmap(normalised, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, ax=ax,
-                cbar_kws={"label": "0 worst, 1 best final target metric"})
+    sns.heatmap(ranks, annot=text.to_numpy(), fmt="", cmap="viridis_r", vmin=1,
+                vmax=max(2.0, float(np.nanmax(ranks.to_numpy()))), ax=ax, annot_kws={"fontsize": 8},
+                cbar_kws={"label": "rank in the workload (1 best)"})
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
+    ax.set_yticklabels(ax.get_yticklabels(), rotation=0)  # seaborn turns crowded rows on end
+    ax.collections[0].colorbar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # ranks
     ax.set_xlabel("")
     ax.set_ylabel("")
     return _save(fig, out / "heatmap.png")
@@ -251,23 +316,26 @@ def heatmap(normalised: pd.DataFrame, out: Path) -> Path | None:
 def _per_optimizer(data: pd.DataFrame, draw, out: Path, name: str) -> Path:
     """One panel per workload; draw(ax, group, colour) once per optimizer, then labels."""
     workloads = analysis.workload_order(data["workload"])
-    colours = _palette(data["optimizer"])
-    fig, axes = _panels(len(workloads))
-    for ax, workload in zip(axes[0], workloads):
+    style = line_styles(data["optimizer"])
+    fig, groups = grid(len(workloads), 5.2, 3.6)
+    for (ax,), workload in zip(groups, workloads):
         frame = data[data["workload"] == workload]
         for optimizer, group in frame.groupby("optimizer"):
-            draw(ax, group, dict(label=optimizer, color=colours[optimizer]))
+            draw(ax, group, dict(label=optimizer, **style[optimizer]))
         ax.set_title(workload)
         ax.legend(fontsize=8)
     return _save(fig, out / name)
 
 
+def _target_line(ax, value: float) -> None:
+    """The dashed target, once per panel."""
+    if not any(line.get_label().startswith("target") for line in ax.get_lines()):
+        ax.axhline(value, color="0.35", ls="--", lw=1, label=f"target {value:g}")
+
+
 def lr_sensitivity(cells: pd.DataFrame, out: Path) -> Path | None:
     """Final target metric against learning rate, when an optimizer ran at several."""
-    if not len(cells):
-        return None
-    swept = cells[np.isfinite(cells["learning_rate"])]
-    swept = swept.groupby(["workload", "optimizer"]).filter(lambda g: g["learning_rate"].nunique() > 1)
+    swept = analysis.one_dimensional_sweeps(cells)[0]
     if not len(swept):
         return None
 
@@ -282,6 +350,7 @@ def lr_sensitivity(cells: pd.DataFrame, out: Path) -> Path | None:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel(column.replace("_", " "))
+        _target_line(ax, float(group["target_value"].iloc[0]))
 
     return _per_optimizer(swept, draw, out, "lr_sensitivity.png")
 
@@ -296,14 +365,24 @@ def tuning_curves(curves: pd.DataFrame, out: Path) -> Path | None:
                         color=style["color"], lw=0)
         ax.set_xlabel("trials")
         ax.set_ylabel("best " + group["metric"].iloc[0].replace("_", " ") + " so far")
+        if np.isfinite(group.get("target_value", pd.Series([math.nan]))).all():
+            _target_line(ax, float(group["target_value"].iloc[0]))
 
     return _per_optimizer(curves, draw, out, "tuning_curves.png")
 
 
 # ---- the report's figures, in order ---------------------------------------------------------
 
+def _ranked(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs the ranked figures show: tuning trials are the tuning section's."""
+    return runs[runs["role"] != "trial"] if len(runs) else runs
+
+
 def _step_us(cells: pd.DataFrame) -> pd.DataFrame:
-    return cells.assign(step_us=cells["step_time_s"] * 1e6) if len(cells) else cells
+    if not len(cells):
+        return cells
+    iqr = cells["step_time_iqr_s"] if "step_time_iqr_s" in cells else math.nan
+    return cells.assign(step_us=cells["step_time_s"] * 1e6, iqr_us=iqr * 1e6)
 
 
 def _state_kib(cells: pd.DataFrame) -> pd.DataFrame:
@@ -312,9 +391,9 @@ def _state_kib(cells: pd.DataFrame) -> pd.DataFrame:
 
 figure("Loss and target metric against step (line: mean over seeds; band: their range)",
        name="curves")(
-    lambda r, out: curves(r.runs, r.results.curves, out, "step"))
+    lambda r, out: curves(_ranked(r.runs), r.results.curves, out, "step"))
 figure("Loss and target metric against training time", name="curves")(
-    lambda r, out: curves(r.runs, r.results.curves, out, "train_seconds"))
+    lambda r, out: curves(_ranked(r.runs), r.results.curves, out, "train_seconds"))
 figure("Paths on the 2-D test functions (each cell's lowest seed; o start, * minimum)",
        name="trajectories")(
     lambda r, out: trajectories.draw(r.runs[r.runs["role"] != "trial"], r.results.curves, out))
@@ -324,19 +403,21 @@ figure("Final target metric per seed (box over finished seeds; red crosses: dive
 figure("Training seconds to target (interpolated; median over seeds)", name="time-to-target")(
     lambda r, out: bars(r.cells, "target_seconds", "training seconds to target", out,
                         "time_to_target.png"))
-figure("Step time (median over chunks)", name="step-time")(
+figure("Step time (median over chunks; whiskers: the interquartile range over chunks)",
+       name="step-time")(
     lambda r, out: bars(_step_us(r.cells), "step_us", "µs per step (all seeds)", out,
-                        "step_time.png", "—"))
+                        "step_time.png", "—", spread="iqr_us"))
 figure("Optimizer state memory", name="state-memory")(
     lambda r, out: bars(_state_kib(r.cells), "state_kib", "KiB of optimizer state", out,
                         "state_memory.png", "—"))
 figure("AlgoPerf performance profiles (AlgoPerf seconds)", name="performance-profile")(
     lambda r, out: performance_profile(
         analysis.time_matrix(r.cells) if len(r.cells) else pd.DataFrame(), out))
-figure("Normalised final target metric (per workload: 1 best, 0 worst)", name="heatmap")(
-    lambda r, out: heatmap(analysis.normalised_performance(r.cells) if len(r.cells)
-                           else pd.DataFrame(), out))
-figure("Learning-rate sensitivity (every cell, tuning trials included)", name="lr-sensitivity")(
+figure("Rank per workload (colour and first line; '=' tied within noise) and the final target"
+       " metric (second line); rows by mean rank", name="heatmap")(
+    lambda r, out: heatmap(r.cells, out))
+figure("Learning-rate sensitivity (sweeps where only the learning rate varies; tuning trials"
+       " included)", name="lr-sensitivity")(
     lambda r, out: lr_sensitivity(r.all_cells, out))
 figure("Best learning rate against width (per optimizer; of the learning rates tried)",
        name="best-lr-by-width")(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report import algoperf, analysis, figure_files, plots, render, widths
+from bench.report import aliases, algoperf, analysis, figure_files, plots, render, widths
 from bench.report.tables import summary_table, tuning_table, workload_table
 from bench.runner.files import make_folder, write_text
 from bench.runner.store import Results
@@ -25,7 +25,21 @@ HOW_TO_READ = [
     "Cells are ranked within each workload by the final value of the workload's target "
     "metric on the validation split; the direction (higher or lower is better) is the "
     "workload's own. The same metric on the test split is shown, never used to rank or to"
-    " tune.",
+    " tune. Tuning trials are never ranked: the tables and the ranked figures show the "
+    "untuned and the tuned cells, the tuning section the trials.",
+    "Ties within noise: taken best first, a cell whose 95% interval overlaps the interval of "
+    "the best cell of the current group shares that cell's rank, written '=2'. Their "
+    "difference is within noise; with one seed there is no interval, and only equal values "
+    "tie. The mean rank across workloads uses these shared ranks.",
+    "Step time: the median over chunks, with the interquartile range over chunks as its "
+    "spread (in the tables '± half of it', in the figure whiskers of its width around the "
+    "median). 'Step time vs SGD' "
+    "divides by the untuned SGD cell's; its interval divides each end by the other's "
+    "opposite end, and 'within noise' means that interval holds 1. The update share "
+    "(update alone / whole step) carries the step time's spread the same way.",
+    "Long labels (a tuning trial's hyperparameters) are shown as short aliases, e.g. "
+    "'adam·t4' (trial 4), 'adam·tuned'; the key after the figures maps each alias to its full "
+    "label and hyperparameters.",
     "Time to target (the 'interpolated' columns): where a seed's target-metric curve first "
     "reaches the target, linearly interpolated between the two evaluations around the "
     "crossing (the first evaluation's own step and time when it is already there); seconds "
@@ -62,10 +76,11 @@ class Report:
 
 
 def build(results: Results) -> Report:
-    runs = analysis.label_cells(results.runs)
+    runs = aliases.assign(analysis.label_cells(results.runs))
     all_cells = analysis.cell_table(runs) if len(runs) else pd.DataFrame()
-    cells = all_cells[all_cells["role"] != "trial"].reset_index(drop=True) if len(all_cells) \
-        else all_cells
+    # ranked on their own: a tuning trial never takes a rank (nor a tie) from a cell shown
+    ranked = runs[runs["role"] != "trial"] if len(runs) else runs
+    cells = analysis.cell_table(ranked) if len(ranked) else pd.DataFrame()
     notes = list(results.notes)
     if not len(runs):
         notes.append("This run has no finished cell yet: nothing to compare.")
@@ -85,6 +100,10 @@ def build(results: Results) -> Report:
             if "trial" in found and "tuned" not in found:
                 notes.append(f"{workload} x {optimizer}: no tuning trial ended done (all"
                              " diverged or failed), so it has no tuned cell.")
+        notes += analysis.lr_sensitivity_skipped(all_cells)
+        if (runs["label"] != runs["full_label"]).any():
+            notes.append("Long labels are shown as short names (adam·t4: trial 4, adam·tuned);"
+                         " the key after the figures gives each one's hyperparameters.")
     summary = _summary(cells) if len(cells) else pd.DataFrame()
     tuning = analysis.oneshot_vs_tuned(cells) if len(cells) else pd.DataFrame()
     return Report(results, runs, cells, summary, notes, tuning, analysis.tuning_curves(runs),
@@ -118,6 +137,12 @@ def tables(report: Report) -> list[render.Table]:
     return found + [workload_table(report.cells, w) for w in workloads]
 
 
+def appendix(report: Report) -> list[render.Table]:
+    """The tables after the figures: the key to the short names (long with a tuning run)."""
+    key = aliases.key_table(report.all_cells)
+    return [key] if key else []
+
+
 def write(report: Report, out: Path | None = None,
           formats: tuple[str, ...] = ("png",)) -> dict[str, Path]:
     """Write plots/ (each figure in each of `formats`), report.md and report.html into
@@ -141,6 +166,9 @@ def markdown(report: Report, figures: list[tuple[str, Path]], out: Path) -> str:
         where = path.relative_to(out).as_posix()  # a PDF is a link: no viewer shows it inline
         lines += [f"### {title}", "", f"[{title} (PDF)]({where})" if path.suffix == ".pdf"
                   else f"![{title}]({where})", ""]
+    for table in appendix(report):
+        lines += [f"## {text(table.title)}", "", *render.markdown(
+            render.Table(table.header, table.rows)), ""]
     lines += ["## How to read this report", "", *[f"- {rule}" for rule in HOW_TO_READ], ""]
     return "\n".join(lines)
 
@@ -155,6 +183,9 @@ def html_page(report: Report, figures: list[tuple[str, Path]]) -> str:
                   render.html_table(render.Table(table.header, table.rows))]
     for title, path in figures:
         parts += [f"<h3>{e(title)}</h3>", figure_files.embed(title, path)]
+    for table in appendix(report):
+        parts += [f"<h2>{e(table.title)}</h2>",
+                  render.html_table(render.Table(table.header, table.rows))]
     parts.append("<h2>How to read this report</h2><ul>"
                  + "".join(f"<li>{e(rule)}</li>" for rule in HOW_TO_READ) + "</ul>")
     return render.page(f"optbench: {report.name}", parts)

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from bench.report import analysis
+from bench.report.aliases import hyperparameters
 from bench.report.analysis import target_of
 from bench.report.render import Table, interval, sort_key
 
@@ -56,23 +58,35 @@ def workload_table(cells: pd.DataFrame, workload: str, *, brief: bool = False) -
     rows = []
     for r in frame.to_dict("records"):
         row = [
-            (f"{r['rank']:g}", r["rank"]), (r["label"], None),
+            _rank(r), (r["label"], None),
             (interval(r[metric], r[metric + "_low"], r[metric + "_high"]), sort_key(r[metric])),
             (interval(r["test_target"], r["test_target_low"], r["test_target_high"]),
              sort_key(r["test_target"])),
             (fmt_time(r["target_step"], "steps"), sort_key(r["target_step"])),
             (fmt_time(r["target_seconds"], "s"), sort_key(r["target_seconds"])),
             (f"{r['reached']}/{r['seeds']}", r["reached"]),
-            (fmt_step_time(r["step_time_s"]),
-             sort_key(r["step_time_s"])),
+            (fmt_step_time(r["step_time_s"]) + _iqr(r), sort_key(r["step_time_s"])),
             (f"{r['done']} / {r['diverged']} / {r['error']}", r["done"]),
         ]
-        row[8:8] = [_extra(column, r[column]) for column, _ in extras]
+        row[8:8] = [_extra(column, r[column], r) for column, _ in extras]
         rows.append(row)
     return Table(header, rows, title=workload)
 
 
-def _extra(column: str, value: float) -> tuple[str, float]:
+def _rank(r: dict) -> tuple[str, float]:
+    """'2', or '=2' when the cell's interval overlaps a better one's (analysis.tied_ranks)."""
+    rank = r.get("tied_rank", r["rank"])
+    if not (np.isfinite(rank) and np.isfinite(r.get("score", rank))):  # no finished seed
+        return "—", sort_key(rank)
+    return ("=" if r.get("tied") else "") + f"{rank:g}", rank
+
+
+def _iqr(r: dict) -> str:
+    iqr = r.get("step_time_iqr_s", math.nan)
+    return f" ± {fmt_step_time(iqr / 2)}" if np.isfinite(iqr) and iqr > 0 else ""
+
+
+def _extra(column: str, value: float, r: dict) -> tuple[str, float]:
     if not np.isfinite(value):
         return ("not reached" if column == "algoperf_seconds" else "—"), sort_key(value)
     if column == "algoperf_seconds":
@@ -80,8 +94,22 @@ def _extra(column: str, value: float) -> tuple[str, float]:
     if column == "state_bytes":
         return fmt_bytes(value), value
     if column == "update_share":
-        return f"{100 * value:.0f}%", value
-    return f"{value:.2f}x", value
+        return _update_share(value, r), value
+    low, high = r.get("step_time_vs_sgd_low", math.nan), r.get("step_time_vs_sgd_high", math.nan)
+    if not (np.isfinite(low) and np.isfinite(high)) or low == high:
+        return f"{value:.2f}x", value
+    noise = ", within noise" if analysis.within_noise(low, high) else ""
+    return f"{value:.2f}x [{low:.2f}, {high:.2f}]{noise}", value
+
+
+def _update_share(share: float, r: dict) -> str:
+    """The update's share with the step time's spread: update_s over the step's high and
+    low ends."""
+    update, step, iqr = (r.get(k, math.nan) for k in ("update_s", "step_time_s", "step_time_iqr_s"))
+    if not all(np.isfinite(v) for v in (update, step, iqr)) or iqr <= 0 or step - iqr / 2 <= 0:
+        return f"{100 * share:.0f}%"
+    return (f"{100 * share:.0f}% [{100 * update / (step + iqr / 2):.0f},"
+            f" {100 * update / (step - iqr / 2):.0f}]")
 
 
 def summary_table(summary: pd.DataFrame) -> Table:
@@ -99,5 +127,5 @@ def tuning_table(tuning: pd.DataFrame) -> Table:
     rows = [[(r.workload, None), (r.optimizer, None),
              (interval(r.oneshot, r.oneshot_low, r.oneshot_high), sort_key(r.oneshot)),
              (interval(r.tuned, r.tuned_low, r.tuned_high), sort_key(r.tuned)),
-             (r.tuned_hparams, None)] for r in tuning.itertuples()]
+             (hyperparameters(r.tuned_hparams), None)] for r in tuning.itertuples()]
     return Table(header, rows, title="Untuned vs tuned (final target metric)")
