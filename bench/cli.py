@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", help="a results folder (e.g. results/quick-20261126-101500)")
     report.add_argument("--out", help="where to write report.html, report.md and plots/"
                                       " (default: the results folder)")
+    report.add_argument("--watch", action="store_true",
+                        help="keep the report current while the run goes on: rebuild it as"
+                             " cells finish, stop when the run ends (or on Ctrl-C)")
+    report.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                        help="with --watch: how often to look for finished cells (default: 5)")
     report.set_defaults(handler=commands.report)
 
     repair = subcommands.add_parser("repair", help="rebuild a results folder's manifest and"

@@ -83,15 +83,15 @@ def _train(store, matrix, cells, out, data_dir, executor, limits, console, progr
     many cells failed or timed out."""
 
     def on_event(program, event) -> None:
-        progress.event(program, event)
-        problem = live.add(program, event)
+        problem = live.add(program, event)  # first: what progress shows is on disk
         if problem:
             console.print(f"optbench: warning: {printable(problem)}", markup=False)
+        progress.event(program, event)
 
     def run(batch: list[Cell]) -> int:
         todo = _unfinished_programs(batch, finished, console)
         count = sum(c.id not in finished for p in todo for c in p)
-        progress.plan(count, sum(p[0].steps for p in todo))
+        progress.plan(count, sum(p[0].steps for p in todo), len(todo))
         failures = 0
         results = EXECUTORS[executor](todo, data_dir, limits, on_event)
         written = 0

@@ -18,8 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.records import ProgramEvent
 from bench.report.render import printable
@@ -34,11 +33,9 @@ def program_label(program: Program) -> str:
     return printable(f"{first.workload} x {first.label}{trials}")
 
 
-def eta_text(done: int, total: int, elapsed_s: float) -> str:
-    """'ETA 1m05s' from the steps trained so far and the time they took; '' before any."""
-    if done <= 0 or elapsed_s <= 0 or total <= done:
-        return ""
-    seconds = round((total - done) * elapsed_s / done)
+def eta_text(seconds: float) -> str:
+    """'ETA 1m05s', 'ETA 2h03m', 'ETA 4s'."""
+    seconds = round(seconds)
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     text = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes \
@@ -55,8 +52,8 @@ class SilentProgress:
     def __exit__(self, *exc) -> None:
         return None
 
-    def plan(self, cells: int, steps: int) -> None:
-        """`cells` more cells to write, in programs of `steps` steps in all."""
+    def plan(self, cells: int, steps: int, programs: int) -> None:
+        """`cells` more cells to write, in `programs` programs of `steps` steps in all."""
 
     def event(self, program: Program, event: ProgramEvent) -> None:
         """A program's event, as the executor relays it."""
@@ -66,39 +63,65 @@ class SilentProgress:
 
 
 class _Totals:
-    """Steps trained across programs (each program's latest `done`), for the ETA."""
+    """The run so far, for the ETA: steps planned and trained (each program's latest
+    `done`), and per program when it started, when its training started, its last event."""
 
-    def __init__(self):
-        self.cells = self.cells_written = self.steps = 0
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+        self.cells = self.cells_written = self.steps = self.programs = 0
         self._done: dict[str, int] = {}
+        self._times: dict[str, list[float | None]] = {}  # program -> [start, train start, last]
+
+    def plan(self, cells: int, steps: int, programs: int) -> None:
+        self.cells += cells
+        self.steps += steps
+        self.programs += programs
 
     def record(self, program: Program, event: ProgramEvent) -> None:
-        self._done[program[0].id] = event.done
+        now = self.clock()
+        key = program[0].id
+        self._done[key] = event.done
+        times = self._times.setdefault(key, [now, None, now])
+        if event.phase == "train" and times[1] is None:
+            times[1] = now
+        times[2] = now
 
     @property
     def steps_done(self) -> int:
         return sum(self._done.values())
 
+    def eta(self) -> str:
+        """Steps left at the training speed so far, plus, for each program not started,
+        the mean time programs took before training (data, compile): those are seconds a
+        step rate alone would leave out."""
+        started = [t for t in self._times.values() if t[1] is not None]
+        train_s = sum(t[2] - t[1] for t in started)
+        if not started or train_s <= 0 or self.steps_done <= 0:
+            return ""
+        before = sum(t[1] - t[0] for t in started) / len(started)
+        left = max(self.programs - len(self._times), 0) * before \
+            + max(self.steps - self.steps_done, 0) * train_s / self.steps_done
+        return eta_text(left)
+
 
 class TerminalProgress(SilentProgress):
-    def __init__(self, console):
+    def __init__(self, console, clock: Callable[[], float] = time.monotonic):
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn())
+                   TimeElapsedColumn(), TextColumn("{task.fields[eta]}"))
         self._bars = Progress(*columns, console=console, transient=True)
-        self._totals = _Totals()
+        self._totals = _Totals(clock)
 
     def __enter__(self):
         self._bars.__enter__()
-        self._run = self._bars.add_task("steps, cells 0/0", total=0)
-        self._program = self._bars.add_task("", total=1)
+        self._run = self._bars.add_task("steps, cells 0/0", total=0, eta="")
+        self._program = self._bars.add_task("", total=1, eta="")
         return self
 
     def __exit__(self, *exc) -> None:
         self._bars.__exit__(*exc)
 
-    def plan(self, cells: int, steps: int) -> None:
-        self._totals.cells += cells
-        self._totals.steps += steps
+    def plan(self, cells: int, steps: int, programs: int) -> None:
+        self._totals.plan(cells, steps, programs)
         self._update_run()
 
     def event(self, program: Program, event: ProgramEvent) -> None:
@@ -115,7 +138,7 @@ class TerminalProgress(SilentProgress):
     def _update_run(self) -> None:
         t = self._totals
         self._bars.update(self._run, description=f"steps, cells {t.cells_written}/{t.cells}",
-                          completed=t.steps_done, total=max(t.steps, 1))
+                          completed=t.steps_done, total=max(t.steps, 1), eta=t.eta())
 
 
 class PlainProgress(SilentProgress):
@@ -124,14 +147,12 @@ class PlainProgress(SilentProgress):
     def __init__(self, stream: TextIO, *, every_s: float = 10.0,
                  clock: Callable[[], float] = time.monotonic):
         self.stream, self.every_s, self.clock = stream, every_s, clock
-        self._totals = _Totals()
-        self._start = clock()
+        self._totals = _Totals(clock)
         self._last_line = -math.inf  # when the last step line was written
         self._tenths: dict[str, int] = {}  # program -> tenths trained at its last step line
 
-    def plan(self, cells: int, steps: int) -> None:
-        self._totals.cells += cells
-        self._totals.steps += steps
+    def plan(self, cells: int, steps: int, programs: int) -> None:
+        self._totals.plan(cells, steps, programs)
 
     def event(self, program: Program, event: ProgramEvent) -> None:
         self._totals.record(program, event)
@@ -147,7 +168,7 @@ class PlainProgress(SilentProgress):
             return
         self._tenths[key], self._last_line = tenths, now
         t = self._totals
-        eta = eta_text(t.steps_done, t.steps, now - self._start)
+        eta = t.eta()
         self._write(f"train: {program_label(program)}: step {event.done}/{event.total}"
                     f" ({100 * event.done // max(event.total, 1)}%); cells {t.cells_written}"
                     f"/{t.cells} written" + (f"; {eta}" if eta else ""))
