@@ -292,6 +292,9 @@ def run_dask(programs: Sequence[Program], data_dir: str | None, limits: Limits,
         while pending:
             _relay_events(events, programs, progress)
             for future in [f for f in pending if f.done()]:
+                # a program's events reach this client before its result does (the same
+                # worker and scheduler streams, in order): all of them are queued by now
+                _relay_events(events, programs, progress, wait_s=0)
                 pending.remove(future)
                 program = by_key[future.key]
                 try:
