@@ -12,6 +12,8 @@ that opens the folder clears what a killed run left here.
 from __future__ import annotations
 
 import dataclasses
+import io
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -134,10 +136,11 @@ def _read_pair(path: Path) -> tuple[list[dict[str, Any]], pd.DataFrame] | None:
         record = read_json(path)
         if record.get("schema_version") != SCHEMA_VERSION or record.get("id") != path.stem:
             return None
-        parquet = path.with_suffix(".parquet")
-        if parquet.is_symlink():
-            return None
-        curves = schema.frame(pd.read_parquet(parquet), "curves")
+        # one open, read whole: pyarrow given a path opens it more than once, and the
+        # driver may replace the file in between (a torn read)
+        fd = os.open(path.with_suffix(".parquet"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            curves = schema.frame(pd.read_parquet(io.BytesIO(handle.read())), "curves")
         if set(curves["cell_id"]) - {record["id"]}:
             return None
         rows = tables.run_rows(record, curves)

@@ -115,6 +115,7 @@ class TerminalProgress(SilentProgress):
         self._bars.__enter__()
         self._run = self._bars.add_task("steps, cells 0/0", total=0, eta="")
         self._program = self._bars.add_task("", total=1, eta="")
+        self._shown: str | None = None  # the program the second bar shows
         return self
 
     def __exit__(self, *exc) -> None:
@@ -127,6 +128,9 @@ class TerminalProgress(SilentProgress):
     def event(self, program: Program, event: ProgramEvent) -> None:
         self._totals.record(program, event)
         label = escape(f"  [{event.phase}] {program_label(program)}")
+        if program[0].id != self._shown:  # a new program: its own elapsed time
+            self._shown = program[0].id
+            self._bars.reset(self._program)
         self._bars.update(self._program, description=label, completed=event.done,
                           total=event.total)
         self._update_run()
