@@ -263,3 +263,16 @@ def test_the_dask_executor_relays_every_event_with_its_rows():
     rows = [e.rows for _, e in events if e.rows]
     assert [r[0]["step"].tolist() for r in rows] == [[10, 10], [20, 20]]
     np.testing.assert_array_equal(rows[-1][0]["val_loss"], results[0][1].curves["val_loss"][-2:])
+
+
+def test_a_sweeps_chunk_rows_are_split_by_trial():
+    from bench.train.engine import CurveRows
+
+    curves = CurveRows([0, 1, 0, 1])  # two trials of seeds 0 and 1, trial-major
+    losses = np.arange(8, dtype=float).reshape(4, 2)  # (members, steps in the chunk)
+    curves.add(10, 0.5, losses, {"val_loss": np.array([1.0, 2.0, 3.0, 4.0])})
+    first, second = curves.last_by_trial(2)
+    assert first["seed"].tolist() == second["seed"].tolist() == [0, 1]
+    assert first["val_loss"].tolist() == [1.0, 2.0] and second["val_loss"].tolist() == [3.0, 4.0]
+    assert second["train_loss"].tolist() == [4.5, 6.5]  # the chunk's mean minibatch loss
+    assert "member" not in first
