@@ -16,6 +16,11 @@ Workers run the code the driver planned with: each task carries the driver's plu
 from a cell's record fails that cell, saying which, instead of training stale code. Worker
 processes started here leave Ctrl-C to the driver, which alone reports the interruption.
 
+Every executor relays its programs' events (`records.ProgramEvent`: the phase, steps done,
+each chunk's curve rows) to the driver's `progress` callback, in this thread, as they come:
+`local` directly, `processes` through its result queue, `dask` as Dask events (plain lists,
+msgpack) on a topic of the run's own. The driver turns them into progress and partial curves.
+
 `EXECUTORS` is the table the CLI offers its choices from.
 """
 from __future__ import annotations
