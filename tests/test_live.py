@@ -41,9 +41,12 @@ def chunk_rows(seeds: list[int], step: int) -> dict[str, np.ndarray]:
             "val_accuracy": np.full(n, 0.8), "test_accuracy": np.full(n, 0.8)}
 
 
-def test_partial_curves_during_a_local_run(tmp_path):
+def test_partial_curves_during_a_local_run(tmp_path, monkeypatch):
+    from bench.runner import live
     from bench.runner.driver import run_matrix
     from bench.runner.progress import SilentProgress
+
+    monkeypatch.setattr(live, "EVERY_S", 0)  # every chunk written, whatever the machine's speed
 
     matrix, cells = plan(["optax:sgd", "optax:adam"])
     out = tmp_path / "run"
@@ -86,7 +89,8 @@ def test_partial_files_left_by_a_killed_run_are_not_shown_and_damaged_ones_are_s
     _, cells = plan(["optax:sgd", "optax:adam"])
     out = tmp_path / "run"
     store = open_folder(out, cells)
-    live = LiveCurves(out)
+    seconds = iter([0.0, 5.0, 10.0])
+    live = LiveCurves(out, clock=lambda: next(seconds))
     for step in (10, 20):
         live.add(cells[:1], ProgramEvent("train", step, 40, (chunk_rows([0, 1], step),)))
     live.add(cells[1:], ProgramEvent("train", 10, 40, (chunk_rows([0, 1], 10),)))
@@ -276,3 +280,20 @@ def test_a_sweeps_chunk_rows_are_split_by_trial():
     assert first["val_loss"].tolist() == [1.0, 2.0] and second["val_loss"].tolist() == [3.0, 4.0]
     assert second["train_loss"].tolist() == [4.5, 6.5]  # the chunk's mean minibatch loss
     assert "member" not in first
+
+
+def test_a_cells_curves_are_written_at_its_first_chunk_then_at_most_once_a_second(tmp_path):
+    import pandas as pd
+
+    from bench.runner.live import EVERY_S, LiveCurves
+
+    _, cells = plan(["optax:sgd"])
+    now = [0.0]
+    live = LiveCurves(tmp_path, clock=lambda: now[0])
+    stored = tmp_path / "live" / f"{cells[0].id}.parquet"
+    written = []
+    for step, at in [(10, 0.0), (20, EVERY_S / 2), (30, EVERY_S * 1.2)]:
+        now[0] = at
+        live.add(cells, ProgramEvent("train", step, 40, (chunk_rows([0, 1], step),)))
+        written.append(sorted(set(pd.read_parquet(stored)["step"])))
+    assert written == [[10], [10], [10, 20, 30]]  # held rows are written with the next

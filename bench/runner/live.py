@@ -3,8 +3,9 @@
     results/<run>/live/<id>.parquet   the curve rows of a running cell so far (written first)
     results/<run>/live/<id>.json      its record, seeds marked `running` (its presence marks it)
 
-The driver rewrites a cell's pair after every chunk (temporary name, rename: a kill mid-write
-leaves the previous pair), and removes it once the cell's final files are in cells/. Nothing
+The driver rewrites a cell's curves with every row so far after a chunk, at most every
+`EVERY_S` seconds (temporary name, rename: a kill mid-write leaves the previous file), and
+removes the pair once the cell's final files are in cells/. Nothing
 that reads finished results looks in live/: `bench.load(path)`, the merged tables, report and
 compare are the same as without it; `bench.load(path, partial=True)` adds these rows. A run
 that opens the folder clears what a killed run left here.
@@ -13,8 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,16 +41,23 @@ if TYPE_CHECKING:
 
 LIVE = "live"
 RUNNING = "running"  # the status of a seed whose cell has not finished (partial rows only)
+# A cell's curves are rewritten at most this often (and at its first chunk): a write costs
+# milliseconds, a chunk may take less, and a run must not wait on its own progress files.
+EVERY_S = 1.0
 
 
 class LiveCurves:
     """The driver's writer of live/: accumulates each program's chunk rows per cell and
-    rewrites that cell's pair. Cells already finished (or skipped) are never written."""
+    rewrites that cell's curves (every row so far) at most every `EVERY_S` seconds; its
+    record once. Cells already finished (or skipped) are never written."""
 
-    def __init__(self, root: Path, skip: set[str] | None = None):
+    def __init__(self, root: Path, skip: set[str] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.folder = Path(root) / LIVE
         self.skip = set(skip or ())  # ids whose final files exist, or are being written
+        self.clock = clock
         self._rows: dict[str, list[dict[str, np.ndarray]]] = {}
+        self._written: dict[str, float] = {}  # cell id -> when its curves were last written
         self.failed: str | None = None  # why live/ is no longer written
 
     def clear(self) -> None:
@@ -64,8 +75,12 @@ class LiveCurves:
             if cell.id in self.skip:
                 continue
             self._rows.setdefault(cell.id, []).append(rows)
+            now = self.clock()
+            if now - self._written.get(cell.id, -math.inf) < EVERY_S:
+                continue  # its rows wait in memory for the next write
             try:
-                self._write(cell, event.done)
+                self._write(cell)
+                self._written[cell.id] = now
             except UserError as exc:
                 self.failed = f"partial curves are no longer written ({exc}); the run goes on"
                 return self.failed
@@ -76,18 +91,21 @@ class LiveCurves:
         it, a leftover parquet is ignored) and later events for it are ignored."""
         self.skip.add(cell_id)
         self._rows.pop(cell_id, None)
+        self._written.pop(cell_id, None)
         for suffix in (".json", ".parquet"):
             (self.folder / f"{cell_id}{suffix}").unlink(missing_ok=True)
 
-    def _write(self, cell: Cell, done: int) -> None:
+    def _write(self, cell: Cell) -> None:
         make_folder(self.folder)
         chunks = self._rows[cell.id]
         rows = {c: np.concatenate([chunk[c] for chunk in chunks]) for c in chunks[-1]}
         curves = schema.frame({"cell_id": cell.id, **rows}, "curves")
         atomic_write(self.folder / f"{cell.id}.parquet",
                      lambda tmp: curves.to_parquet(tmp, index=False))
+        if cell.id in self._written:
+            return  # its record is there: the reader takes steps trained from the curves
         write_json(self.folder / f"{cell.id}.json", {
-            "schema_version": SCHEMA_VERSION, **cell.record(), "steps_trained": done,
+            "schema_version": SCHEMA_VERSION, **cell.record(), "steps_trained": 0,
             "error": None, "seeds": [{"seed": s, "status": RUNNING, "diverged_step": None}
                                      for s in cell.seeds],
             "status_counts": {RUNNING: len(cell.seeds)}, "timings": Timings().record(),
@@ -141,6 +159,7 @@ def _read_pair(path: Path) -> tuple[list[dict[str, Any]], pd.DataFrame] | None:
         fd = os.open(path.with_suffix(".parquet"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
             curves = schema.frame(pd.read_parquet(io.BytesIO(handle.read())), "curves")
+        record["steps_trained"] = int(curves["step"].max()) if len(curves) else 0
         if set(curves["cell_id"]) - {record["id"]}:
             return None
         rows = tables.run_rows(record, curves)
