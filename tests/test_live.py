@@ -297,3 +297,24 @@ def test_a_cells_curves_are_written_at_its_first_chunk_then_at_most_once_a_secon
         live.add(cells, ProgramEvent("train", step, 40, (chunk_rows([0, 1], step),)))
         written.append(sorted(set(pd.read_parquet(stored)["step"])))
     assert written == [[10], [10], [10, 20, 30]]  # held rows are written with the next
+
+
+def test_a_run_stopped_by_an_error_says_so_in_its_manifest_and_leaves_no_partial_curves(tmp_path):
+    from bench.errors import UserError
+    from bench.runner.driver import run_matrix
+    from bench.runner.files import folder_in_use
+    from bench.runner.progress import SilentProgress
+
+    matrix, cells = plan(["optax:sgd"])
+    out = tmp_path / "run"
+
+    class StopsAtChunkTwo(SilentProgress):
+        def event(self, program, event):
+            if event.done == 20 and event.phase == "train":
+                assert (out / "live" / f"{cells[0].id}.json").exists()
+                raise UserError("stopped here")
+
+    with pytest.raises(UserError, match="stopped here"):
+        run_matrix(matrix, cells, out, progress=StopsAtChunkTwo())
+    assert json.loads((out / "manifest.json").read_text())["state"] == "failed"
+    assert not (out / "live").exists() and not folder_in_use(out)
