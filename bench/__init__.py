@@ -16,9 +16,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-def load(path):
+def load(path, *, partial: bool = False):
     """The tables of a results folder, for notebooks: `.runs`, `.curves` (pandas
     DataFrames, columns in results/README.md) and `.manifest` (a dict). Imports no JAX.
+    `partial=True` adds the cells a run is training now (status `running`, curves up to
+    their last chunk); by default only finished cells are read.
 
         import bench
         results = bench.load("results/reference")
@@ -26,7 +28,7 @@ def load(path):
     """
     from bench.runner.store import load as load_results
 
-    return load_results(path)
+    return load_results(path, partial=partial)
 
 
 def run(matrix=None, *, preset: str | None = None, out=None, seeds=None, steps: int | None = None,

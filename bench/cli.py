@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", default="png", metavar="FORMATS",
                         help="the figures' file formats, comma-separated: png (default), svg,"
                              " pdf; report.html shows the PNG, or the SVG without png")
+    report.add_argument("--watch", action="store_true",
+                        help="keep the report current while the run goes on: rebuild it as"
+                             " cells finish, stop when the run ends (or on Ctrl-C)")
+    report.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                        help="with --watch: how often to look for finished cells (default: 5)")
     report.set_defaults(handler=commands.report)
 
     plot = subcommands.add_parser("plot", help="one of the report's figures, for chosen"

@@ -128,15 +128,35 @@ def write_report(out: Path) -> None:
 
 
 def report(args) -> int:
-    from bench.report import report
+    from bench.report import report, watch
     from bench.report.figure_files import parse_formats
     from bench.report.summary import wide_console
-    from bench.runner.store import load
+    from bench.runner.store import RunStore, load
 
     formats = parse_formats(args.format)  # before any reading: a typo costs nothing
-    built = report.build(load(args.run))
-    paths = _written(lambda: report.write(built, Path(args.out) if args.out else None, formats),
-                     args.out, "report")
+    if args.interval is not None and not args.watch:
+        raise UserError("--interval is for --watch (how often to look for finished cells)")
+    store = RunStore(args.run)
+    last: dict = {}
+
+    def build() -> None:
+        results = load(args.run)
+        note = watch.progress_note(store) if args.watch else None
+        last["built"] = report.build(results if note is None else dataclasses.replace(
+            results, notes=(*results.notes, note)))
+        last["paths"] = _written(lambda: report.write(last["built"], Path(args.out)
+                                                      if args.out else None, formats), args.out, "report")
+        if args.watch:
+            print(f"report: rebuilt at {datetime.now():%H:%M:%S} with"
+                  f" {results.runs['cell_id'].nunique()} finished cell(s)"
+                  + ("" if note is None else "; the run goes on"), file=sys.stderr, flush=True)
+
+    if args.watch:
+        store.manifest()  # a folder that is not a run: one line, before any waiting
+        watch.watch(args.run, build, interval_s=args.interval or watch.DEFAULT_INTERVAL_S)
+    else:
+        build()
+    built, paths = last["built"], last["paths"]
     console = wide_console()
     for note in built.notes:
         console.print(f"note: {note}", markup=False)

@@ -119,6 +119,39 @@ class Usage:
     missing: dict[str, str] = field(default_factory=dict)
 
 
+Phase = Literal["data", "compile", "train", "eval"]
+
+
+@dataclass(frozen=True)
+class ProgramEvent:
+    """What a program reports while it runs, in order: `data` (loading its dataset),
+    `compile` (setting up and compiling), `train` with `done=0` (compiled: training starts),
+    then per chunk `eval` (evaluating after `done` steps) and `train` with that chunk's curve
+    rows. The executors carry it to the driver (across worker processes and Dask too); the
+    progress display, partial curves and loggers read it.
+
+    `rows` is empty except at the end of a chunk, where it holds the rows that chunk added,
+    one mapping per trial of the program (the columns of `CellResult.curves`: seed, step,
+    train_seconds, train_loss and the evaluated metrics, one entry per seed)."""
+
+    phase: Phase
+    done: int   # steps trained so far
+    total: int  # the program's step budget
+    rows: tuple[dict[str, np.ndarray], ...] = ()
+
+    def to_message(self) -> dict:
+        """Plain lists and numbers (msgpack for Dask's event stream; no pickle)."""
+        return {"phase": self.phase, "done": self.done, "total": self.total,
+                "rows": [{k: np.asarray(v).tolist() for k, v in trial.items()}
+                         for trial in self.rows]}
+
+    @classmethod
+    def from_message(cls, message: dict) -> ProgramEvent:
+        return cls(message["phase"], int(message["done"]), int(message["total"]),
+                   tuple({k: np.asarray(v) for k, v in trial.items()}
+                         for trial in message["rows"]))
+
+
 @dataclass
 class CellResult:
     seeds: list[SeedRecord]

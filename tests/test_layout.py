@@ -9,9 +9,11 @@ from tests.conftest import ROOT
 
 READERS = """
 import sys, bench
-from bench.report import compare, report, summary
+from bench.report import compare, report, summary, watch
 from bench.runner.executors import EXECUTORS
 results = bench.load({run!r})
+bench.load({run!r}, partial=True)
+watch.progress_note(bench.runner.store.RunStore({run!r}))
 report.write(report.build(results), {out!r})
 summary.summary_table(results.runs)
 compare.compare([results, results], "final_test_accuracy")

@@ -79,6 +79,7 @@ def test_killed_mid_run_then_rerun_loses_only_cells_in_flight(tmp_path, uninterr
     _, stderr = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, stderr
     assert "5 of 6 cells already finished" in stderr
+    assert not (out / "live").exists()  # no partial curves outlive the run that ended
     for name, mtime in finished.items():  # not recomputed, not rewritten
         assert (out / "cells" / name).stat().st_mtime_ns == mtime
     same_results(out, uninterrupted)

@@ -10,9 +10,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from bench.plan import expand, tuning
 from bench.plan.cells import Cell, changed_code
 from bench.errors import UserError
@@ -23,15 +20,20 @@ from bench.report.render import printable
 from bench.report.summary import summary_table, wide_console
 from bench.runner.environment import environment, provenance
 from bench.runner.executors import EXECUTORS, Limits
+from bench.runner.live import LiveCurves
+from bench.runner.progress import SilentProgress, default_progress
 from bench.runner.store import RunStore
 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,
                force: bool = False, resume: bool = False, executor: str = "local",
-               limits: Limits = Limits(), overrides: Sequence[str] = ()) -> int:
+               limits: Limits = Limits(), overrides: Sequence[str] = (),
+               progress: SilentProgress | None = None) -> int:
     """Returns the exit code: 0 if every cell ended done or diverged, 1 if any errored or
     timed out (after all the others ran), 130 when interrupted. `overrides`: the flags
-    that changed the matrix, for the manifest."""
+    that changed the matrix, for the manifest. `progress` shows the run's progress
+    (bench/runner/progress.py; `SilentProgress()` shows none); None: bars on a terminal,
+    plain lines otherwise. Cells in progress keep their curves so far in live/."""
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if resume and force:
@@ -46,76 +48,39 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
     store.open(config, {**environment(),
                         "provenance": provenance(matrix, executor, limits, overrides)},
                resume=resume, force=force)
+    state = "failed"
     try:
         loggers.open(out, store.manifest())
-        return _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
-                         loggers)
+        code = _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
+                         progress or default_progress(console), loggers)
+        state = "interrupted" if code == 130 else "finished"
+        return code
     finally:
         try:
             loggers.close()
         finally:  # even after a Ctrl-C while a backend closes
+            with contextlib.suppress(UserError):  # a full disk: the lock's release says it ended
+                store.mark_ended(state)
             store.close()  # a notebook's next run into this folder must not find it locked
 
 
 def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
-              loggers) -> int:
+              progress: SilentProgress, loggers) -> int:
     finished = {} if force else store.finished()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    errors = 0
-    with Progress(*columns, console=console, transient=True,
-                  disable=not console.is_terminal) as progress:
-        overall = progress.add_task("cells", total=0)
-        steps_task = progress.add_task("", total=1)
-
-        def on_chunk(cell: Cell, done: int, total: int) -> None:
-            progress.update(steps_task, description=escape(printable(f"  {cell.workload} x {cell.label}")),
-                            completed=done, total=total)
-
-        def run(batch: list[Cell]) -> int:
-            todo = _unfinished_programs(batch, finished, console)
-            count = sum(c.id not in finished for p in todo for c in p)
-            progress.update(overall, total=progress.tasks[overall].total + count)
-            failures = 0
-            results = EXECUTORS[executor](todo, data_dir, limits, on_chunk)
-            written = 0
-            for cell, result in results:
-                if cell.id in finished:  # retrained with its program; its files stay as they are
-                    continue
-                try:
-                    store.write_cell(cell, result)
-                except UserError as exc:  # a full disk, say: what is saved stays saved
-                    raise UserError(f"{exc}; the {written} cell(s) saved before it are kept in"
-                                    f" {out}: fix this and rerun the same command to finish"
-                                    " the rest") from None
-                written += 1
-                progress.advance(overall)
-                failures += any(s.status in (Status.ERROR, Status.TIMEOUT) for s in result.seeds)
-                console.print(printable(_cell_line(written, count, cell, result)), markup=False,
-                              highlight=False)
-                loggers.cell(store.cells_dir, cell.id)  # from the files just written
-            return failures
-
-        try:
-            errors += run(cells)
-            trials = [c for c in cells if c.tuning.role == "trial"]
-            if trials:  # phase 2: each sweep's best trial, with every seed
-                finals = {t.id: store.final_values(t.id, t.target.metric) for t in trials}
-                tuned = tuning.tuned_cells(trials, tuple(matrix.seeds), finals)
-                for workload, optimizer in sorted({(t.workload, t.optimizer) for t in trials}
-                                                  - {(c.workload, c.optimizer) for c in tuned}):
-                    console.print(printable(f"tuning: no trial of {workload} x {optimizer} ended"
-                                            " done (all diverged or failed): no tuned cell"))
-                console.print(f"tuning: rerunning the best of each sweep with every seed"
-                              f" ({len(tuned)} cells)")
-                errors += run(tuned)
-        except KeyboardInterrupt:
-            with _interrupts_ignored():  # a second Ctrl-C must not cut the merge short
-                store.merge()
-            console.print(f"interrupted: finished cells are saved in {printable(out)}; rerun the same"
-                          " command to finish the rest", markup=False)
-            return 130
-
+    live = LiveCurves(out, skip=set(finished))
+    live.clear()  # what a killed run left: we hold the lock
+    try:
+        with progress:
+            errors = _train(store, matrix, cells, out, data_dir, executor, limits, console,
+                            progress, finished, live, loggers)
+    except KeyboardInterrupt:
+        with _interrupts_ignored():  # a second Ctrl-C must not cut the merge short
+            store.merge()
+        console.print(f"interrupted: finished cells are saved in {printable(out)}; rerun the same"
+                      " command to finish the rest", markup=False)
+        return 130
+    finally:
+        live.clear()  # the run has ended, however: nothing of it is in progress now
     runs, _ = store.merge()
     wide_console().print(summary_table(runs))
     console.print(f"results: {printable(out.resolve())}", markup=False, highlight=False)
@@ -123,6 +88,57 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
         console.print(f"{errors} cell(s) failed or timed out; the reasons are in"
                       f" {out}/cells/*.json and the error column of runs.parquet", markup=False)
     return 1 if errors else 0
+
+
+def _train(store, matrix, cells, out, data_dir, executor, limits, console, progress,
+           finished, live, loggers) -> int:
+    """Train and save every unfinished cell, then each sweep's tuned cells; returns how
+    many cells failed or timed out."""
+
+    def on_event(program, event) -> None:
+        problem = live.add(program, event)  # first: what progress shows is on disk
+        if problem:
+            console.print(f"optbench: warning: {printable(problem)}", markup=False)
+        progress.event(program, event)
+
+    def run(batch: list[Cell]) -> int:
+        todo = _unfinished_programs(batch, finished, console)
+        count = sum(c.id not in finished for p in todo for c in p)
+        progress.plan(count, sum(p[0].steps for p in todo), len(todo))
+        failures = 0
+        results = EXECUTORS[executor](todo, data_dir, limits, on_event)
+        written = 0
+        for cell, result in results:
+            if cell.id in finished:  # retrained with its program; its files stay as they are
+                continue
+            try:
+                store.write_cell(cell, result)
+            except UserError as exc:  # a full disk, say: what is saved stays saved
+                raise UserError(f"{exc}; the {written} cell(s) saved before it are kept in"
+                                f" {out}: fix this and rerun the same command to finish"
+                                " the rest") from None
+            live.finish(cell.id)
+            written += 1
+            progress.cell_written()
+            failures += any(s.status in (Status.ERROR, Status.TIMEOUT) for s in result.seeds)
+            console.print(printable(_cell_line(written, count, cell, result)), markup=False,
+                          highlight=False)
+            loggers.cell(store.cells_dir, cell.id)  # from the files just written
+        return failures
+
+    errors = run(cells)
+    trials = [c for c in cells if c.tuning.role == "trial"]
+    if trials:  # phase 2: each sweep's best trial, with every seed
+        finals = {t.id: store.final_values(t.id, t.target.metric) for t in trials}
+        tuned = tuning.tuned_cells(trials, tuple(matrix.seeds), finals)
+        for workload, optimizer in sorted({(t.workload, t.optimizer) for t in trials}
+                                          - {(c.workload, c.optimizer) for c in tuned}):
+            console.print(printable(f"tuning: no trial of {workload} x {optimizer} ended"
+                                    " done (all diverged or failed): no tuned cell"))
+        console.print(f"tuning: rerunning the best of each sweep with every seed"
+                      f" ({len(tuned)} cells)")
+        errors += run(tuned)
+    return errors
 
 
 @contextlib.contextmanager

@@ -16,22 +16,29 @@ Workers run the code the driver planned with: each task carries the driver's plu
 from a cell's record fails that cell, saying which, instead of training stale code. Worker
 processes started here leave Ctrl-C to the driver, which alone reports the interruption.
 
+Every executor relays its programs' events (`records.ProgramEvent`: the phase, steps done,
+each chunk's curve rows) to the driver's `progress` callback, in this thread, as they come:
+`local` directly, `processes` through its result queue, `dask` as Dask events (plain lists,
+msgpack) on a topic of the run's own. The driver turns them into progress and partial curves.
+
 `EXECUTORS` is the table the CLI offers its choices from.
 """
 from __future__ import annotations
 
 import contextlib
+import queue
 import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.errors import UserError
-from bench.records import CellResult, Status, error_summary, failed
+from bench.records import CellResult, ProgramEvent, Status, error_summary, failed
 
 if TYPE_CHECKING:  # the table of executors is read by the CLI, which must start fast
     from bench.plan.cells import Cell
@@ -41,7 +48,8 @@ if TYPE_CHECKING:  # the table of executors is read by the CLI, which must start
     from optimizers.registry import OptimizerSpec
     from workloads.registry import Workload
 
-ProgressCallback = Callable[["Cell", int, int], None]  # (cell, steps done, steps)
+# (the program, what it reports): its phases, and each chunk's curve rows (records.py)
+ProgressCallback = Callable[["Program", ProgramEvent], None]
 Results = Iterator[tuple["Cell", CellResult]]
 DASK_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
 
@@ -113,7 +121,10 @@ def run_program(program: Program, datasets: DatasetCache,
 
     clock = time.perf_counter()
     first = program[0]
+    report = (lambda event: progress(program, event)) if progress else None
     workload = workloads.get(first.workload)
+    if report:
+        report(ProgramEvent("data", 0, first.steps))
     dataset, load_s = datasets.get(workload)
     hparams = [dict(cell.hparams) for cell in program]
     varying = sorted(k for k, v in hparams[0].items() if isinstance(v, float)
@@ -125,7 +136,7 @@ def run_program(program: Program, datasets: DatasetCache,
             workload, dataset, spec or optimizers.get(first.optimizer), hparams[0], trials,
             steps=first.steps, eval_every=first.eval_every, batch_size=first.batch_size,
             seeds=first.seeds, schedule=first.schedule,
-            on_chunk=(lambda done, total: progress(first, done, total)) if progress else None)
+            on_chunk=report)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -230,11 +241,21 @@ def check_address(address: str, executor: str) -> None:
                     " e.g. tcp://10.0.0.5:8786")
 
 
-def _dask_program(program: Program, data_dir: str | None, code: WorkerCode) -> list[CellResult]:
-    """One program on a Dask worker; datasets are loaded once per worker process."""
+def _dask_program(program: Program, data_dir: str | None, code: WorkerCode,
+                  topic: str | None = None, index: int = 0) -> list[CellResult]:
+    """One program on a Dask worker; datasets are loaded once per worker process. Its
+    events go to the driver as Dask events on `topic` (plain lists: msgpack)."""
     with _WORKER_LOCK:
         datasets = _WORKER_DATASETS.setdefault(data_dir, DatasetCache(data_dir))
-    return run_worker_program(program, datasets, code)
+    report = None
+    if topic is not None:
+        from dask.distributed import get_worker
+
+        worker = get_worker()
+
+        def report(program: Program, event: ProgramEvent) -> None:
+            worker.log_event(topic, {"program": index, "event": event.to_message()})
+    return run_worker_program(program, datasets, code, report)
 
 
 _WORKER_DATASETS: dict[str | None, DatasetCache] = {}  # per data folder
@@ -243,7 +264,7 @@ _WORKER_DATASETS: dict[str | None, DatasetCache] = {}  # per data folder
 def run_dask(programs: Sequence[Program], data_dir: str | None, limits: Limits,
              progress: ProgressCallback | None = None) -> Results:
     try:
-        from dask.distributed import LocalCluster, as_completed
+        from dask.distributed import LocalCluster
     except ImportError:
         raise UserError("--executor dask needs dask.distributed: pip install 'optbench[dask]'") from None
     cluster = None
@@ -261,21 +282,33 @@ def run_dask(programs: Sequence[Program], data_dir: str | None, limits: Limits,
                         " running") from None
     print(dashboard_line(client, own_cluster=cluster is not None), file=sys.stderr)
     code = worker_code()
+    # events arrive on the client's own thread; they are handed to this one through a queue
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    topic = f"optbench-events-{uuid.uuid4().hex}" if progress is not None else None
     try:
         if cluster is not None:  # our own workers, in the terminal's process group
             client.register_plugin(_ignore_interrupts_plugin())
+        if topic is not None:
+            client.subscribe_topic(topic, events.put)
         futures, by_key = [], {}
-        for program in programs:
-            future = client.submit(_dask_program, program, data_dir, code, pure=False,
-                                   key=f"optbench-program-{program[0].id}")
+        for index, program in enumerate(programs):
+            future = client.submit(_dask_program, program, data_dir, code, topic, index,
+                                   pure=False, key=f"optbench-program-{program[0].id}")
             futures.append(future)
             by_key[future.key] = program
-        for future in as_completed(futures):
-            program = by_key[future.key]
-            try:
-                yield from zip(program, future.result())
-            except Exception as exc:  # noqa: BLE001  the task itself failed, or its worker died
-                yield from program_failed(program, Status.ERROR, exc)
+        pending = list(futures)
+        while pending:
+            _relay_events(events, programs, progress)
+            for future in [f for f in pending if f.done()]:
+                # a program's events reach this client before its result does (the same
+                # worker and scheduler streams, in order): all of them are queued by now
+                _relay_events(events, programs, progress, wait_s=0)
+                pending.remove(future)
+                program = by_key[future.key]
+                try:
+                    yield from zip(program, future.result())
+                except Exception as exc:  # noqa: BLE001  the task failed, or its worker died
+                    yield from program_failed(program, Status.ERROR, exc)
     finally:
         client.close()
         if cluster is not None:
@@ -306,6 +339,19 @@ def dashboard_installed() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _relay_events(events: queue.SimpleQueue, programs: Sequence[Program],
+                  progress: ProgressCallback | None, wait_s: float = 0.2) -> None:
+    """Pass the Dask events that arrived to `progress`, waiting up to `wait_s` for the first
+    (the executor's poll interval: a finished program is seen within it)."""
+    try:
+        _, message = events.get(timeout=wait_s)  # (scheduler time, message)
+        while True:
+            progress(programs[message["program"]], ProgramEvent.from_message(message["event"]))
+            _, message = events.get_nowait()
+    except queue.Empty:
+        return
 
 
 @contextlib.contextmanager
@@ -372,7 +418,7 @@ def _run_processes(programs: Sequence[Program], data_dir: str | None, limits: Li
                    progress: ProgressCallback | None = None) -> Results:
     from bench.runner.processes import run_processes
 
-    return run_processes(programs, data_dir, limits)
+    return run_processes(programs, data_dir, limits, progress)
 
 
 # The executors, by the name the CLI offers (`--executor NAME`); each takes

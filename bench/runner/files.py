@@ -112,6 +112,22 @@ def try_lock_folder(root: Path):
         return None
 
 
+def folder_in_use(root: Path) -> bool:
+    """Whether a run holds the folder's lock now (tested with a shared lock, taken and let
+    go at once: nothing is written, so a read-only folder can be asked too)."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+
+
 def unlock_folder(fd) -> None:
     if fd is not None:
         os.close(fd)

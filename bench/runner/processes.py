@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from bench.errors import UserError
 from bench.plan.expand import Program
 from bench.records import Status
-from bench.runner.executors import (DatasetCache, Limits, Results, WorkerCode, interrupts_held,
-                                 program_failed, run_worker_program, worker_code)
+from bench.runner.executors import (DatasetCache, Limits, ProgressCallback, Results, WorkerCode,
+                                 interrupts_held, program_failed, run_worker_program,
+                                 worker_code)
 
 PHASES = {"preparing": "its preparation (loading data, tracing, compiling)",
           "training": "its training"}
@@ -32,11 +33,12 @@ def _worker(tasks, results, data_dir: str | None, code: WorkerCode) -> None:
         index, program = task
         results.put(("preparing", index, os.getpid()))
 
-        def compiled(cell, done, total, index=index):
-            if done == 0:
+        def report(program, event, index=index):
+            if event.phase == "train" and event.done == 0:  # compiled: the training clock
                 results.put(("training", index, os.getpid()))
+            results.put(("event", index, event))  # to the driver's progress and live curves
         try:
-            outcome = run_worker_program(program, datasets, code, compiled)
+            outcome = run_worker_program(program, datasets, code, report)
         except Exception as exc:  # noqa: BLE001  a UserError here is still this program's error
             outcome = [result for _, result in program_failed(program, Status.ERROR, exc)]
         results.put(("finished", index, outcome))
@@ -51,6 +53,7 @@ def ignore_interrupts() -> None:
 
 
 def run_processes(programs: Sequence[Program], data_dir: str | None, limits: Limits,
+                  progress: ProgressCallback | None = None,
                   clock: Callable[[], float] = time.monotonic) -> Results:
     context = multiprocessing.get_context("spawn")  # fork would copy JAX's threads
     tasks, results = context.Queue(), context.Queue()
@@ -80,6 +83,9 @@ def run_processes(programs: Sequence[Program], data_dir: str | None, limits: Lim
                 kind = None
             if kind is not None and index not in remaining:
                 pass  # sent by a worker stopped since: its program is already reported
+            elif kind == "event":
+                if progress is not None:
+                    progress(programs[index], payload)
             elif kind in PHASES:
                 running[index] = (kind, clock(), payload)
             elif kind == "finished":

@@ -25,7 +25,7 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the store itself stays free of JAX, so reports can read it 
 MANIFEST = "manifest.json"
 TABLES = {"runs": schema.RUNS, "curves": schema.CURVES}  # runs.parquet, curves.parquet
 GENERATION_KEY = b"optbench.generation"
+RunState = Literal["running", "finished", "interrupted", "failed"]  # the manifest's "state"
 __all__ = ["RunStore", "Results", "load", "repair", "write_tables"]
 
 
@@ -82,10 +83,16 @@ class RunStore:
             "schema_version": SCHEMA_VERSION,
             "created": existing.get("created", _now()) if existing else _now(),
             "updated": _now(),
+            "state": "running",  # until `mark_ended`; `optbench report --watch` stops on it
             "config": config,
             **environment,
         }
         write_json(self.root / MANIFEST, manifest)
+
+    def mark_ended(self, state: RunState) -> None:
+        """Say in the manifest how the run ended (a run killed outright leaves `running`,
+        and no lock: readers check both)."""
+        write_json(self.root / MANIFEST, {**self.manifest(), "state": state, "updated": _now()})
 
     def close(self) -> None:
         unlock_folder(self._lock)
@@ -233,11 +240,20 @@ class Results:
     notes: tuple[str, ...] = ()  # what was repaired or left out while reading
 
 
-def load(root: str | Path) -> Results:
+def load(root: str | Path, *, partial: bool = False) -> Results:
     """Read a results folder. The merged tables are used when they are the generation of
     the cell files in cells/; otherwise the tables are rebuilt from those files (and written
     back when no run holds the folder and it is writable). A missing, foreign, newer or
-    damaged folder is a one-line UserError."""
+    damaged folder is a one-line UserError. With `partial`, the cells a run is training now
+    are added (bench/runner/live.py): their seeds' status is `running`, their curves end at
+    their last chunk."""
+    from bench.runner.live import with_live
+
+    results = _load_finished(root)
+    return with_live(results) if partial else results
+
+
+def _load_finished(root: str | Path) -> Results:
     store = RunStore(root)
     manifest = store.manifest()
     if not store.cells_dir.is_dir():  # tables shared without their cell files: as they are

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bench.records import CellResult, SeedRecord, Status, Timings, Usage
+from bench.records import CellResult, ProgramEvent, SeedRecord, Status, Timings, Usage
 from bench.train import programs, usage
 from bench.train.data import Dataset
 from workloads.registry import Workload
@@ -29,7 +29,7 @@ from optimizers.registry import OptimizerSpec, extra_update_args
 if TYPE_CHECKING:
     from bench.plan.schedules import Schedule
 
-ChunkCallback = Callable[[int, int], None]  # (steps done, total steps)
+ChunkCallback = Callable[[ProgramEvent], None]  # the program's phases and each chunk's rows
 
 
 class MemberBatch:
@@ -196,6 +196,8 @@ def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec
     shared by its trials."""
     start = time.perf_counter()
     seeds = list(seeds)
+    report = on_chunk or (lambda event: None)
+    report(ProgramEvent("compile", 0, steps))
     batch = MemberBatch(workload, dataset, optimizer, hparams, seeds=seeds, batch_size=batch_size,
                         trials=trials, schedule=schedule, steps=steps)
     batch.compile_chunk(min(eval_every, steps))
@@ -203,8 +205,7 @@ def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec
     timings = batch.timings
     # initialising parameters and state, and tracing the step for its FLOP count
     timings.setup_s = time.perf_counter() - start - timings.data_s - timings.compile_s
-    if on_chunk is not None:  # 0 steps done: compiled, training starts (a time limit's clock)
-        on_chunk(0, steps)
+    report(ProgramEvent("train", 0, steps))  # compiled: training starts (a time limit's clock)
     records = [SeedRecord(seed, Status.DONE) for seed in batch.members]
     curves = CurveRows(batch.members)
     done = 0
@@ -212,12 +213,12 @@ def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec
         while done < steps:
             length = min(eval_every, steps - done)
             losses = batch.run_chunk(length)
+            report(ProgramEvent("eval", done + length, steps))
             metrics = batch.evaluate()
             mark_divergence(records, losses, metrics["val_loss"], done)
             done += length
             curves.add(done, timings.train_s, losses, metrics)
-            if on_chunk is not None:
-                on_chunk(done, steps)
+            report(ProgramEvent("train", done, steps, curves.last_by_trial(len(seeds))))
             if all(r.status is Status.DIVERGED for r in records):
                 break  # nothing left to learn from this program
     batch.usage = dataclasses.replace(batch.usage, **sampler.summary(),
@@ -251,8 +252,18 @@ class CurveRows:
         if not self.chunks:
             return {}
         rows = {c: np.concatenate([chunk[c] for chunk in self.chunks]) for c in self.chunks[0]}
-        mine = rows.pop("member") // seeds == trial
-        return {c: values[mine] for c, values in rows.items()}
+        return _trial_rows(rows, trial, seeds)
+
+    def last_by_trial(self, seeds: int) -> tuple[dict[str, np.ndarray], ...]:
+        """The last evaluation's rows, one mapping per trial (what a chunk event carries)."""
+        last = dict(self.chunks[-1])
+        return tuple(_trial_rows(dict(last), t, seeds) for t in range(len(self.members) // seeds))
+
+
+def _trial_rows(rows: dict[str, np.ndarray], trial: int, seeds: int) -> dict[str, np.ndarray]:
+    """The rows of one trial (members are trial-major), without the member column."""
+    mine = rows.pop("member") // seeds == trial
+    return {c: values[mine] for c, values in rows.items()}
 
 
 def _record_memory(record: Usage) -> None:
