@@ -14,7 +14,7 @@ import sys
 
 from bench import commands
 from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_USAGE
-from bench.errors import UserError
+from bench.errors import OptbenchError, UserError
 from bench.report.render import printable
 from bench.runner.executors import EXECUTORS
 from optimizers.registry import RegistryError
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.handler(args)
-    except (UserError, RegistryError) as exc:
+    except (OptbenchError, RegistryError) as exc:
         print(f"optbench: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # a path the user gave that the system refuses (too long, a loop)

@@ -76,6 +76,15 @@ def presets() -> list[str]:
 
 def load(path: str | Path | None = None, preset: str | None = None) -> Matrix:
     """Read a matrix file, or the named preset (default: quick)."""
+    raw, source, default_name = read(path, preset)
+    return from_dict(raw, name=raw.get("name", default_name), source=source)
+
+
+def read(path: str | Path | None = None, preset: str | None = None
+         ) -> tuple[dict[str, Any], str, str]:
+    """A matrix file's (or preset's) table, parsed but not yet validated (`bench.run`
+    merges its keyword overrides into it first): (table, source, the name it gets if it
+    names none)."""
     if path is not None and preset is not None:
         raise UserError("give a matrix file or --preset, not both")
     if path is None:
@@ -96,8 +105,7 @@ def load(path: str | Path | None = None, preset: str | None = None) -> Matrix:
         raise UserError(f"cannot read matrix file {_path(path)}: {_one_line(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"matrix file {_path(path)} is not valid TOML: {_one_line(exc)}") from None
-    default_name = path.stem.lstrip(".").replace("\\", "-") or "matrix"
-    return from_dict(raw, name=raw.get("name", default_name), source=source)
+    return raw, source, path.stem.lstrip(".").replace("\\", "-") or "matrix"
 
 
 def from_dict(raw: dict[str, Any], *, name: Any, source: str) -> Matrix:

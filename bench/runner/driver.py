@@ -9,6 +9,7 @@ import signal
 import threading
 from pathlib import Path
 
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -26,31 +27,42 @@ from bench.runner.store import RunStore
 
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,
                force: bool = False, resume: bool = False, executor: str = "local",
-               limits: Limits = Limits()) -> int:
+               limits: Limits = Limits(), console: Console | None = None,
+               progress: bool | None = None) -> int:
     """Returns the exit code: 0 if every cell ended done or diverged, 1 if any errored or
-    timed out (after all the others ran), 130 when interrupted."""
+    timed out (after all the others ran), 130 when interrupted.
+
+    `console` takes the run's lines and its summary table (default: the CLI's, stderr and
+    the summary on stdout; `Console(quiet=True)` prints nothing). `progress` shows the live
+    bars (default: when the console is a terminal; True also draws them in Jupyter), on
+    stderr when `console` is quiet, so a notebook can have bars without the lines."""
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if resume and force:
         raise UserError("--resume and --force contradict each other: --resume skips finished"
                         " cells, --force reruns them; pass one")
-    console = wide_console(stderr=True)
+    summary_console = wide_console() if console is None else console
+    console = wide_console(stderr=True) if console is None else console
+    # the bars draw on a console of their own when the lines are quiet
+    bars = wide_console(stderr=True) if console.quiet and progress else console
+    show_bars = console.is_terminal if progress is None else progress
     store = RunStore(out)
     config = {"matrix": dataclasses.asdict(matrix), "cells": sorted(c.spec_key for c in cells)}
     store.open(config, environment(), resume=resume, force=force)
     try:
-        return _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console)
+        return _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
+                         summary_console, bars, show_bars)
     finally:
         store.close()  # a notebook's next run into this folder must not find it locked
 
 
-def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console) -> int:
+def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
+              summary_console, bars, show_bars) -> int:
     finished = {} if force else store.finished()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     errors = 0
-    with Progress(*columns, console=console, transient=True,
-                  disable=not console.is_terminal) as progress:
+    with Progress(*columns, console=bars, transient=True, disable=not show_bars) as progress:
         overall = progress.add_task("cells", total=0)
         steps_task = progress.add_task("", total=1)
 
@@ -102,7 +114,7 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
             return 130
 
     runs, _ = store.merge()
-    wide_console().print(summary_table(runs))
+    summary_console.print(summary_table(runs))
     console.print(f"results: {printable(out.resolve())}", markup=False, highlight=False)
     if errors:
         console.print(f"{errors} cell(s) failed or timed out; the reasons are in"
