@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bench.plan.matrix import Matrix
     from bench.runner.store import Results
 
+LONGEST_RANGE = 10_000  # a range longer than any matrix list the limits allow stays a range
 # bench.run's own keywords; every other keyword is a matrix key (matrix.TOP_KEYS)
 RUN_OPTIONS = ("matrix", "out", "executor", "preset", "force", "resume", "data_dir",
                "verbose", "progress")
@@ -111,7 +112,7 @@ def _matrix(matrix, preset, overrides: dict[str, Any]) -> Matrix:
     from bench.plan import matrix as matrix_mod
     from optimizers.registry import did_you_mean
 
-    unknown = sorted(set(overrides) - matrix_mod.TOP_KEYS)
+    unknown = sorted(set(overrides) - matrix_mod.TOP_KEYS)  # keywords: always strings
     if unknown:
         raise MatrixError(
             f"bench.run: unknown keyword {unknown[0]!r}"
@@ -142,10 +143,17 @@ def _matrix(matrix, preset, overrides: dict[str, Any]) -> Matrix:
 
 def _as_toml(value: Any) -> Any:
     """A Python value as the TOML parser would give it: tuples, ranges and arrays as lists,
-    NumPy scalars as Python numbers, mappings as dicts. Anything else stays as it is, for
-    the matrix's checks to refuse."""
+    NumPy scalars as Python numbers, mappings as dicts with string keys. Anything else (a
+    range too long to be a matrix's list) stays as it is, for the matrix's checks to refuse
+    in one line."""
     if isinstance(value, Mapping):
+        for key in value:
+            if not isinstance(key, str):
+                raise MatrixError(f"a matrix's keys are names (strings), as in TOML; got the"
+                                  f" key {key!r:.60}")
         return {key: _as_toml(item) for key, item in value.items()}
+    if isinstance(value, range) and len(value) > LONGEST_RANGE:
+        return value
     if isinstance(value, (list, tuple, range)):
         return [_as_toml(item) for item in value]
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):

@@ -6,6 +6,7 @@ import re
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -58,7 +59,7 @@ def test_a_file_matrix_with_overrides_prints_nothing(tmp_path, capfd):
                       'workloads = [{ name = "rosenbrock-2d", steps = 1000 }]\n'
                       'optimizers = ["adam"]\n')
     capfd.readouterr()
-    results = bench.run(matrix, tmp_path / "out", seeds=[4], steps=20)
+    results = bench.run(matrix, tmp_path / "out", seeds=(4,), steps=np.int64(20))  # as TOML's
     assert capfd.readouterr() == ("", "")
     # steps= replaces the workload entry's own budget, as `optbench run --steps` does
     assert list(results.runs["steps"]) == [20] and list(results.runs["seed"]) == [4]
@@ -119,6 +120,9 @@ def test_progress_bars_draw_on_a_terminal_and_nothing_else_when_quiet(dict_run, 
     (lambda out: bench.run({**FAST, "plugins": ["no/such.py"]}, out), ["key 'plugins'"]),
     (lambda out: bench.run(42, out), ["a dict in the TOML's shape"]),
     (lambda out: bench.run(FAST, out, preset="smoke"), ["not both"]),
+    (lambda out: bench.run({**FAST, 1: 2}, out), ["keys are names", "got the key 1"]),
+    (lambda out: bench.run(FAST, out, seeds=range(10**12)), ["at most 1,000 seeds"]),
+    (lambda out: bench.run(FAST, out, name="a/b"), ["without / or \\"]),
 ])
 def test_a_bad_matrix_is_a_one_line_matrix_error_before_anything_runs(tmp_path, capfd, call,
                                                                       words):
