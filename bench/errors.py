@@ -3,7 +3,8 @@
     OptbenchError          anything optbench refuses or reports as failed
     ├── UserError          bad input: the CLI prints it as one line, exit code 2
     │   └── MatrixError    a matrix that cannot run as given (`bench.run`): an unknown key
-    │                      or name, a value out of range, a plugin that fails to load
+    │                      or name, a value out of range, a plugin that fails to load, a
+    │                      workload's dataset not found
     └── RunFailed          cells errored or timed out; `.results` holds every finished cell
     RunInterrupted         Ctrl-C (or a notebook's stop button) during `bench.run`: a
                            KeyboardInterrupt, so `except Exception` never swallows it;

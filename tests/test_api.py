@@ -202,17 +202,18 @@ def test_tidy_types_hyperparameters_and_renames_one_named_like_a_column():
         "cell_id": ["a", "b", "c"], "seed": [0, 0, 0], "workload": ["w"] * 3,
         "optimizer": ["x", "y", "z"], "label": ["x", "y", "z"], "schedule": ["constant"] * 3,
         "role": ["oneshot"] * 3, "status": ["done", "diverged", "done"],
-        "hparams": ['{"lr": 1, "step": 3, "k": 2, "flag": true, "kind": "a"}',
+        "hparams": ['{"lr": 1, "step": 3, "k": 2, "flag": true, "kind": "a", "m": null}',
                     '{"lr": 0.5, "step": 4, "k": 5, "flag": false, "kind": null}',
-                    '{"lr": 2, "step": 5, "k": 1, "kind": "b"}'],
+                    '{"lr": 2, "step": 5, "k": 1, "kind": "b", "m": null}'],
     })
     curves = pd.DataFrame({"cell_id": ["c", "a", "a", "b"], "seed": [0, 0, 0, 0],
                            "step": [1, 1, 2, 1], "val_loss": [0.1, 0.2, 0.3, 0.4]})
     table = tidy_mod.tidy(runs, curves)
     assert list(table["cell_id"]) == ["c", "a", "a", "b"]  # curves' rows, in their order
     assert list(table.columns) == [*tidy_mod.DESCRIBED, "step", "val_loss", "flag", "k", "kind",
-                                   "lr", "hparam_step", "cell_id"]
+                                   "lr", "m", "hparam_step", "cell_id"]
     assert table["lr"].dtype == "float64" and table["k"].dtype == "int64"
+    assert table["m"].dtype == "float64" and table["m"].isna().all()  # null wherever set
     assert table["hparam_step"].tolist() == [5, 3, 3, 4] and table["step"].tolist() == [1, 1, 2, 1]
     assert str(table["flag"].dtype) == "boolean" and table["flag"].isna().tolist()[0]
     assert table["kind"].tolist() == ["b", "a", "a", None]

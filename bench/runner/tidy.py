@@ -34,8 +34,9 @@ def tidy(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 
 def hparam_columns(runs: pd.DataFrame, taken: set[str]) -> pd.DataFrame:
     """runs.parquet's `hparams` JSON as one column per hyperparameter, typed: numbers as
-    int64 (whole numbers on every row) or float64 (NaN where a cell's optimizer lacks it),
-    booleans as pandas' nullable boolean, anything else (strings, None) as objects."""
+    int64 (whole numbers on every row) or float64 (NaN where a cell's optimizer lacks it or
+    sets it to null), booleans as pandas' nullable boolean, strings as objects; a column
+    null on every row is float64 NaN."""
     values = [json.loads(text) for text in runs["hparams"]]
     names = sorted({name for value in values for name in value})
     return pd.DataFrame({f"{HPARAM_PREFIX}{name}" if name in taken else name:
@@ -45,6 +46,8 @@ def hparam_columns(runs: pd.DataFrame, taken: set[str]) -> pd.DataFrame:
 
 def _typed(column: list[Any], index: pd.Index) -> pd.Series:
     present = [v for v in column if v is not None]
+    if not present:  # null wherever it is set (rmsprop's momentum=None): NaN, as pandas has it
+        return pd.Series(float("nan"), dtype="float64", index=index)
     if present and all(isinstance(v, bool) for v in present):
         return pd.Series(column, dtype="boolean", index=index)
     if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
