@@ -14,7 +14,7 @@ import sys
 
 from bench import commands
 from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from bench.errors import UserError
+from bench.errors import OptbenchError, UserError
 from bench.report.render import printable
 from bench.runner.executors import EXECUTORS
 from optimizers.registry import RegistryError
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         code = args.handler(args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return code
-    except (UserError, RegistryError) as exc:
+    except (OptbenchError, RegistryError) as exc:
         print(f"optbench: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `optbench ... | head`: the reader has what it wanted

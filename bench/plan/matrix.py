@@ -86,6 +86,26 @@ def load(path: str | Path | None = None, preset: str | None = None,
          settings: Sequence[str] = ()) -> Matrix:
     """Read a matrix file, or the named preset (default: quick), with `settings` (`--set
     KEY=VALUE`, see bench.plan.settings) applied in order, each checked as a file is."""
+    raw, source, default_name, digest = read(path, preset)
+    matrix = from_dict(raw, name=raw.get("name", default_name), source=source)
+    if not settings:
+        return dataclasses.replace(matrix, source_sha256=digest)
+    from bench.plan.settings import apply
+
+    origins = {}
+    for text in settings:  # each checked as it lands, so an error names its own --set
+        raw, key = apply(raw, text)
+        from_dict(raw, name=raw.get("name", default_name), source=source, where=f"--set {text}")
+        origins[key] = f"--set {text}"
+    matrix = from_dict(raw, name=raw.get("name", default_name), source=source)
+    return dataclasses.replace(matrix, origins=origins, source_sha256=digest)
+
+
+def read(path: str | Path | None = None, preset: str | None = None
+         ) -> tuple[dict[str, Any], str, str, str]:
+    """A matrix file's (or preset's) table, parsed but not yet validated (`bench.run`
+    merges its keyword overrides into it first): (table, source, the name it gets if it
+    names none, the sha256 of the file as read)."""
     if path is not None and preset is not None:
         raise UserError("give a matrix file or --preset, not both")
     if path is None:
@@ -107,20 +127,8 @@ def load(path: str | Path | None = None, preset: str | None = None,
         raise UserError(f"cannot read matrix file {_path(path)}: {_one_line(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"matrix file {_path(path)} is not valid TOML: {_one_line(exc)}") from None
-    default_name = path.stem.lstrip(".").replace("\\", "-") or "matrix"
-    digest = hashlib.sha256(content).hexdigest()
-    matrix = from_dict(raw, name=raw.get("name", default_name), source=source)
-    if not settings:
-        return dataclasses.replace(matrix, source_sha256=digest)
-    from bench.plan.settings import apply
-
-    origins = {}
-    for text in settings:  # each checked as it lands, so an error names its own --set
-        raw, key = apply(raw, text)
-        from_dict(raw, name=raw.get("name", default_name), source=source, where=f"--set {text}")
-        origins[key] = f"--set {text}"
-    matrix = from_dict(raw, name=raw.get("name", default_name), source=source)
-    return dataclasses.replace(matrix, origins=origins, source_sha256=digest)
+    return (raw, source, path.stem.lstrip(".").replace("\\", "-") or "matrix",
+            hashlib.sha256(content).hexdigest())
 
 
 def from_dict(raw: dict[str, Any], *, name: Any, source: str, where: str | None = None) -> Matrix:

@@ -10,6 +10,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.console import Console
+
 from bench.plan import expand, tuning
 from bench.plan.cells import Cell, changed_code
 from bench.errors import UserError
@@ -28,18 +30,22 @@ from bench.runner.store import RunStore
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,
                force: bool = False, resume: bool = False, executor: str = "local",
                limits: Limits = Limits(), overrides: Sequence[str] = (),
-               progress: SilentProgress | None = None) -> int:
+               console: Console | None = None, progress: SilentProgress | None = None) -> int:
     """Returns the exit code: 0 if every cell ended done or diverged, 1 if any errored or
     timed out (after all the others ran), 130 when interrupted. `overrides`: the flags
-    that changed the matrix, for the manifest. `progress` shows the run's progress
-    (bench/runner/progress.py; `SilentProgress()` shows none); None: bars on a terminal,
-    plain lines otherwise. Cells in progress keep their curves so far in live/."""
+    that changed the matrix, for the manifest.
+
+    `console` takes the run's lines and its summary table (default: the CLI's, stderr and
+    the summary on stdout; `Console(quiet=True)` prints nothing). `progress` shows the run's
+    progress (bench/runner/progress.py; `SilentProgress()` shows none); None: bars on a
+    terminal, plain lines otherwise. Cells in progress keep their curves so far in live/."""
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if resume and force:
         raise UserError("--resume and --force contradict each other: --resume skips finished"
                         " cells, --force reruns them; pass one")
-    console = wide_console(stderr=True)
+    summary_console = wide_console() if console is None else console
+    console = wide_console(stderr=True) if console is None else console
     # a missing backend package is one line here, before the folder is made or a cell trains
     loggers = Loggers(matrix.log, matrix.where("log"),
                       warn=lambda line: console.print(line, markup=False, highlight=False))
@@ -52,7 +58,7 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
     try:
         loggers.open(out, store.manifest())
         code = _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
-                         progress or default_progress(console), loggers)
+                         summary_console, progress or default_progress(console), loggers)
         state = "interrupted" if code == 130 else "finished"
         return code
     finally:
@@ -65,7 +71,7 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
 
 
 def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, console,
-              progress: SilentProgress, loggers) -> int:
+              summary_console, progress: SilentProgress, loggers) -> int:
     finished = {} if force else store.finished()
     live = LiveCurves(out, skip=set(finished))
     live.clear()  # what a killed run left: we hold the lock
@@ -82,7 +88,7 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
     finally:
         live.clear()  # the run has ended, however: nothing of it is in progress now
     runs, _ = store.merge()
-    wide_console().print(summary_table(runs))
+    summary_console.print(summary_table(runs))
     console.print(f"results: {printable(out.resolve())}", markup=False, highlight=False)
     if errors:
         console.print(f"{errors} cell(s) failed or timed out; the reasons are in"

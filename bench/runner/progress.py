@@ -185,5 +185,8 @@ class PlainProgress(SilentProgress):
 
 
 def default_progress(console) -> SilentProgress:
-    """The bars on a terminal, lines elsewhere (a CI log, a file)."""
+    """The bars on a terminal, lines elsewhere (a CI log, a file); nothing on a quiet
+    console (`bench.run` without verbose)."""
+    if console.quiet:
+        return SilentProgress()
     return TerminalProgress(console) if console.is_terminal else PlainProgress(console.file)

@@ -38,6 +38,7 @@ from bench.runner.cell_files import Scan, cell_files, read_cell, scan_cells, tab
 from bench.runner.files import (atomic_write, lock_folder, make_folder, read_json,
                              remove_temporaries, try_lock_folder, unlock_folder, write_json)
 from bench.runner.schema import SCHEMA_VERSION
+from bench.runner.tidy import tidy
 
 if TYPE_CHECKING:  # the store itself stays free of JAX, so reports can read it without
     from bench.plan.cells import Cell
@@ -238,6 +239,13 @@ class Results:
     runs: pd.DataFrame  # one row per cell x seed (results/README.md)
     curves: pd.DataFrame  # one row per cell x seed x eval point
     notes: tuple[str, ...] = ()  # what was repaired or left out while reading
+
+    def tidy(self) -> pd.DataFrame:
+        """The curves, one row per eval point, with each cell's workload, optimizer, label,
+        schedule, role, seed status and hyperparameters as columns (bench/runner/tidy.py):
+        `seaborn.relplot(data=results.tidy(), x="step", y="val_accuracy", hue="optimizer",
+        col="workload", kind="line")`."""
+        return tidy(self.runs, self.curves)
 
 
 def load(root: str | Path, *, partial: bool = False) -> Results:
