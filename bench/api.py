@@ -54,6 +54,7 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     from bench import commands
     from bench.report.summary import wide_console
     from bench.runner.driver import run_matrix
+    from bench.runner.progress import SilentProgress, TerminalProgress
     from bench.runner.store import load
 
     for name, value in (("out", out), ("data_dir", data_dir)):
@@ -67,7 +68,9 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
         console.print(f"note: {note}", markup=False, highlight=False)
     try:
         code = run_matrix(plan, cells, out, data_dir=data_dir, force=force, resume=resume,
-                          executor=executor, console=console, progress=bool(progress))
+                          executor=executor, console=console,
+                          progress=TerminalProgress(wide_console(stderr=True)) if progress
+                          else SilentProgress())
     except SystemExit as exc:  # an optimizer or workload that calls sys.exit mid-run
         raise OptbenchError(f"the run into {out} was stopped by a call to sys.exit"
                             f" ({exc.code!r}) from optimizer, workload or plugin code; the"

@@ -93,11 +93,11 @@ def test_progress_bars_draw_on_a_terminal_and_nothing_else_when_quiet(dict_run, 
     plan, cells, _ = bench.api._plan(FAST, None, {"seeds": 1, "steps": 30}, None)
     terminal = io.StringIO()
     console = Console(file=terminal, force_terminal=True, width=100)
-    assert run_matrix(plan, cells, dict_run.root, console=console, progress=True) == 0
-    assert "cells" in terminal.getvalue()  # the bar's own description
+    assert run_matrix(plan, cells, dict_run.root, console=console, force=True) == 0
+    assert "steps, cells" in terminal.getvalue()  # the run bar's own description
     capfd.readouterr()
     assert run_matrix(plan, expand.cells(plan), dict_run.root, console=Console(quiet=True),
-                      progress=False) == 0
+                      force=True) == 0
     assert capfd.readouterr() == ("", "")
 
 
@@ -236,7 +236,7 @@ def test_results_readme_lists_the_tidy_columns():
 
 def readme_notebook_block() -> str:
     text = (ROOT / "README.md").read_text()
-    section = text.split("### From a notebook", 1)[1].split("\n## ", 1)[0]
+    section = text.split("### From a notebook", 1)[1].split("\n##", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 1
     return textwrap.dedent(blocks[0])
