@@ -41,14 +41,16 @@ def _small(runs):
 
 
 def _sweep(runs):
-    """mnist1d-mlp x adam and sgd as tuning trials at two widths and three learning rates:
-    enough for the learning-rate, width and tuning-curve figures."""
+    """mnist1d-mlp x adam and sgd as tuning trials at two widths and three learning rates
+    (adam's b1 varies with them): enough for the learning-rate, width and tuning-curve
+    figures."""
     base = runs[(runs["workload"] == "mnist1d-mlp") & runs["optimizer"].isin(["adam", "sgd"])]
     parts = []
     for width in (64, 128):
         for trial, rate in enumerate((1e-3, 3e-3, 1e-2)):
-            hparams = [json.dumps({**json.loads(h), "learning_rate": rate})
-                       for h in base["hparams"]]
+            hparams = [json.dumps({**json.loads(h), "learning_rate": rate,
+                                   **({"b1": 0.8 + 0.05 * trial} if o == "adam" else {})})
+                       for h, o in zip(base["hparams"], base["optimizer"])]
             parts.append(base.assign(
                 cell_id=base["cell_id"] + f"-w{width}-{trial}", workload=f"mnist1d-mlp@w{width}",
                 match_key=base["match_key"] + f"-w{width}-{trial}", hparams=hparams,
@@ -141,7 +143,7 @@ def test_a_bad_format_is_one_line_naming_the_valid_ones(small_run, tmp_path, cap
 
 SMALL_KINDS = ["curves", "trajectories", "final-metric", "time-to-target", "step-time",
                "state-memory", "performance-profile", "heatmap"]
-SWEEP_KINDS = ["lr-sensitivity", "best-lr-by-width", "tuning-curves"]
+SWEEP_KINDS = ["lr-sensitivity", "lr-and-others", "best-lr-by-width", "tuning-curves"]
 
 
 def test_every_report_figure_is_a_kind():

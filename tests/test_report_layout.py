@@ -192,12 +192,14 @@ def test_learning_rate_sensitivity_only_for_one_dimensional_sweeps(tmp_path, fig
     kept, skipped = analysis.one_dimensional_sweeps(result.all_cells)
     assert set(kept["optimizer"]) == {"sgd"}
     assert [(w, o, others) for w, o, _, others in skipped] == [("w", "adam", ["b1"])]
-    assert any("w x adam: no learning-rate sensitivity plot" in n and "b1" in n
+    assert any("w x adam: its trials vary b1" in n and "coloured by b1" in n
                for n in result.notes)
     report.write(result, tmp_path / "out")
     texts = figures["lr_sensitivity.png"][1]
     assert "sgd" in texts and "adam" not in texts
     assert any(t.startswith("target") for t in texts)  # the target line, in the legend
+    others = figures["lr_and_others.png"][1]  # the 2-D sweep, coloured by what else varies
+    assert "w x adam" in others and "b1" in others and "sgd" not in " ".join(others)
 
 
 def inside(fig, artist) -> bool:

@@ -169,7 +169,7 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
             "step_time_iqr_s": (float(group["step_time_iqr_s"].median())
                                 if "step_time_iqr_s" in group else math.nan),
             "steps_per_s": float(group["steps_per_s"].median()),
-            "learning_rate": _hparam(first["hparams"], "learning_rate"),
+            "learning_rate": hparam(first["hparams"], "learning_rate"),
             "hparams": first["hparams"],
             "score": mean_ci(done[metric])[0],
         }
@@ -292,11 +292,9 @@ def mean_rank(cells: pd.DataFrame) -> pd.Series:
     return cells.groupby("label")[column].mean().sort_values()
 
 
-def _hparam(hparams_json: str, name: str) -> float:
-    try:
-        value = json.loads(hparams_json).get(name)
-    except (TypeError, ValueError):
-        return math.nan
+def hparam(hparams_json: str, name: str) -> float:
+    """One numeric hyperparameter of a cell's `hparams` JSON (NaN when it has none)."""
+    value = _parsed(hparams_json).get(name)
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 
@@ -377,7 +375,8 @@ def _parsed(hparams) -> dict:
 def lr_sensitivity_skipped(cells: pd.DataFrame) -> list[str]:
     """The report's notes for sweeps left out of the learning-rate sensitivity figure."""
     return [f"{workload} x {optimizer}" + ("" if schedule == "constant" else f" @ {schedule}")
-            + f": no learning-rate sensitivity plot, its trials vary {', '.join(others)} as well"
-            " as the learning rate, so a line through them would mix effects (the key table"
-            " lists every trial's values)." for workload, optimizer, schedule, others
+            + f": its trials vary {', '.join(others)} as well as the learning rate, so they are"
+            f" not in the learning-rate sensitivity lines (which would mix the effects) but in"
+            f" the figure coloured by {others[0]}; the key table lists every trial's values."
+            for workload, optimizer, schedule, others
             in one_dimensional_sweeps(cells)[1]]

@@ -355,6 +355,41 @@ def lr_sensitivity(cells: pd.DataFrame, out: Path) -> Path | None:
     return _per_optimizer(swept, draw, out, "lr_sensitivity.png")
 
 
+def lr_and_others(cells: pd.DataFrame, out: Path) -> Path | None:
+    """For sweeps where more than the learning rate varies: every trial's final target
+    metric against its learning rate, coloured by the first other hyperparameter that
+    varies (a line through them would mix the effects). One panel per sweep."""
+    sweeps = analysis.one_dimensional_sweeps(cells)[1]
+    if not sweeps:
+        return None
+    fig, groups = grid(len(sweeps), 5.6, 3.8)
+    for (ax,), (workload, optimizer, schedule, others) in zip(groups, sweeps):
+        group = cells[(cells["workload"] == workload) & (cells["optimizer"] == optimizer)
+                      & (cells["schedule"] == schedule)]
+        group = group[np.isfinite(group["learning_rate"])]
+        colour_by = others[0]
+        shade = pd.Series([analysis.hparam(h, colour_by) for h in group["hparams"]],
+                          index=group.index)
+        finite = np.isfinite(group["score"].astype(float))
+        points = ax.scatter(group.loc[finite, "learning_rate"], group.loc[finite, "score"],
+                            c=shade[finite], cmap="viridis", s=36, edgecolor="0.2", lw=0.5)
+        lost = group.loc[~finite, "learning_rate"]
+        if len(lost):  # diverged trials: no score to place, still a learning rate tried
+            ax.plot(lost, np.full(len(lost), np.nanmin(group["score"]) if finite.any() else 0),
+                    "x", color="tab:red", label="no finite value")
+            ax.legend(fontsize=8)
+        if shade[finite].notna().any():
+            fig.colorbar(points, ax=ax, label=colour_by)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel(("final " + group["target_metric"].iloc[0]).replace("_", " "))
+        _target_line(ax, float(group["target_value"].iloc[0]))
+        rest = f" (also varied: {', '.join(others[1:])})" if len(others) > 1 else ""
+        ax.set_title(f"{workload} x {optimizer}" + ("" if schedule == "constant"
+                                                    else f" @ {schedule}") + rest, fontsize=10)
+    return _save(fig, out / "lr_and_others.png")
+
+
 def tuning_curves(curves: pd.DataFrame, out: Path) -> Path | None:
     if curves.empty:
         return None
@@ -419,6 +454,9 @@ figure("Rank per workload (colour and first line; '=' tied within noise) and the
 figure("Learning-rate sensitivity (sweeps where only the learning rate varies; tuning trials"
        " included)", name="lr-sensitivity")(
     lambda r, out: lr_sensitivity(r.all_cells, out))
+figure("Learning rate and the other hyperparameters (sweeps where more than the learning rate"
+       " varies; colour: the first other one)", name="lr-and-others")(
+    lambda r, out: lr_and_others(r.all_cells, out))
 figure("Best learning rate against width (per optimizer; of the learning rates tried)",
        name="best-lr-by-width")(
     lambda r, out: widths.draw(r.all_cells, out, _panels, _palette, _save))
