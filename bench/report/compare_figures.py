@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from bench.report import analysis, figure_files, plots
+from bench.report.layout import log_y
 
 STYLES = ("-", "--", ":", "-.")
 MAX_RUNS_STYLED = len(STYLES)  # beyond, styles repeat with thinner lines
@@ -62,7 +63,7 @@ def _figure(frame, workload: str, names: list[str], path: Path) -> Path:
                     ls=STYLES[index % len(STYLES)], lw=1.8 if index < MAX_RUNS_STYLED else 1.0,
                     marker="o" if len(mean) <= 3 else None, ms=4)
     if plots._spans_decades(frame["value"]):  # the report's rule: a loss falling for decades
-        ax.set_yscale("log")
+        log_y(ax)
     ax.set_title(_text(workload))
     ax.set_xlabel("step")
     ax.set_ylabel(str(frame["metric"].iloc[0]).replace("_", " "))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
 LINE_STYLES = ("-", "--", ":", "-.")
 
@@ -41,3 +42,12 @@ def grid(count: int, width: float, height: float, rows_each: int = 1):
         for row in range(rows_each):
             axes[(bands - 1) * rows_each + row][i % columns].set_visible(False)
     return fig, groups
+
+
+def log_y(ax) -> None:
+    """A log y axis whose ticks read as plain numbers (0.6, 20, 1e-05), not 6 x 10^-1: a
+    loss spanning less than a decade shows only minor ticks. Matplotlib's own rule still
+    decides which minor ticks get a label (few decades: some; many: none)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from bench.report import algoperf, analysis, figure_files, trajectories, widths
-from bench.report.layout import grid, label_inches, line_styles
+from bench.report.layout import grid, label_inches, line_styles, log_y
 
 FIGURES: list[tuple[str, str, Callable]] = []  # (name, title, draw)
 
@@ -100,12 +100,15 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str,
     if not len(curves_table):
         return None
     data = curves_table.merge(runs[["cell_id", "seed", "workload", "label", "target_metric",
-                                    "target_value", "target_direction"]]
+                                    "target_value", "target_direction"]
+                                   + (["diverged_step"] if "diverged_step" in runs else [])]
                               .drop_duplicates(["cell_id", "seed"]), on=["cell_id", "seed"])
     if not len(data):
         return None
-    numbers = data.select_dtypes("number").columns
+    numbers = data.select_dtypes("number").columns.difference(["step", "train_seconds"])
     data[numbers] = data[numbers].where(np.isfinite(data[numbers]))  # a diverged seed's inf
+    if "diverged_step" in data:  # a model evaluated after divergence (chance accuracy) is no point
+        data.loc[data["step"] >= data["diverged_step"], numbers] = np.nan
     workloads = analysis.workload_order(data["workload"])
     style = line_styles(data["label"])
     fig, groups = grid(len(workloads), 5.2, 3.6, rows_each=len(metrics) if metrics else 2)
@@ -123,7 +126,7 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str,
                                 color=style[label]["color"], alpha=0.15, lw=0)
             if y == "train_loss":
                 if (frame[y] > 0).any():  # log scale needs a positive value to show
-                    ax.set_yscale("log")
+                    log_y(ax)
                 else:
                     ax.text(0.5, 0.5, "no finite loss: every seed diverged", ha="center",
                             transform=ax.transAxes, color="tab:red")
@@ -135,9 +138,9 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str,
                 target = analysis.target_of(frame.iloc[0])
                 ax.axhline(target.value, color="0.35", ls="--", lw=1)
                 if _log_axis(frame[y], target):
-                    ax.set_yscale("log")
+                    log_y(ax)
             elif _spans_decades(frame[y]):  # another metric, asked for by name
-                ax.set_yscale("log")
+                log_y(ax)
             if row == 0:
                 ax.set_title(workload)
             ax.set_ylabel(y.replace("_", " ") + (f" (dashed: target {target.value:g})"
