@@ -42,7 +42,8 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
 
     Prints nothing unless asked: `verbose=True` prints a line per cell and the summary
     table, `progress=True` shows live progress bars (in a terminal or in Jupyter, where rich
-    needs ipywidgets: `pip install optbench[notebook]`).
+    needs ipywidgets: `pip install optbench[notebook]`), or plain lines where stderr is
+    neither (a script's log), as `optbench run` does.
 
     Raises MatrixError (before anything trains) for a matrix that cannot run, UserError for
     other bad input (an unknown executor, an `out` holding another matrix), RunFailed
@@ -54,7 +55,7 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     from bench import commands
     from bench.report.summary import wide_console
     from bench.runner.driver import run_matrix
-    from bench.runner.progress import SilentProgress, TerminalProgress
+    from bench.runner.progress import SilentProgress, default_progress
     from bench.runner.store import load
 
     for name, value in (("out", out), ("data_dir", data_dir)):
@@ -69,7 +70,7 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     try:
         code = run_matrix(plan, cells, out, data_dir=data_dir, force=force, resume=resume,
                           executor=executor, console=console,
-                          progress=TerminalProgress(wide_console(stderr=True)) if progress
+                          progress=default_progress(wide_console(stderr=True)) if progress
                           else SilentProgress())
     except SystemExit as exc:  # an optimizer or workload that calls sys.exit mid-run
         raise OptbenchError(f"the run into {out} was stopped by a call to sys.exit"

@@ -101,6 +101,16 @@ def test_progress_bars_draw_on_a_terminal_and_nothing_else_when_quiet(dict_run, 
     assert capfd.readouterr() == ("", "")
 
 
+def test_progress_off_a_terminal_is_plain_lines(tmp_path, capfd):
+    """A script whose stderr is a file or a pipe gets the CLI's plain progress lines, not
+    the blank line rich's bars leave there."""
+    bench.run({"workloads": ["rosenbrock-2d"], "optimizers": ["adam"]}, out=tmp_path / "r",
+              seeds=1, steps=30, progress=True)
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "progress: compile: rosenbrock-2d x adam" in err.splitlines()
+
+
 @pytest.mark.parametrize("call,words", [
     (lambda out: bench.run({**FAST, "optimizers": ["adma"]}, out), ["unknown optimizer 'adma'",
                                                                     "did you mean: adam"]),

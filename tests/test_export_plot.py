@@ -283,3 +283,11 @@ def test_compare_html_marks_a_missing_cell_unless_allowed(small_run, tmp_path):
     assert len(_rows(page, "regression")) == 2 and "missing from a later run" in page
     allowed = compare_pages.html_page(comparison, compare_pages.Flags(10.0, allow_missing=True))
     assert not _rows(allowed, "regression")
+
+
+def test_compare_lists_rows_by_workload_then_label(small_run):
+    """Not by match key, a hash: a comparison read as the report lists cells."""
+    results = bench.load(small_run)
+    rows = compare.compare([results, results]).rows
+    order = list(zip(rows["workload"], rows["label"]))
+    assert len(order) == 6 and order == sorted(order)

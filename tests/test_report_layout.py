@@ -245,3 +245,22 @@ def test_many_workloads_wrap_into_rows():
     assert fig.get_figheight() == pytest.approx(3 * 3.0)
     assert sum(ax.get_visible() for ax in fig.axes) == 7
     assert np.isclose(layout.grid(2, 4.0, 3.0, rows_each=2)[0].get_figheight(), 6.0)
+
+
+def test_terminal_tables_keep_a_hyperparameter_value_whole():
+    """The run's summary prints full labels; a value folded mid-number
+    (`learning_rate=0.00` / `07409)`) reads as two numbers."""
+    import io
+
+    from rich.console import Console
+
+    from bench.report import render
+
+    label = "optax:adam(tuned: b1=0.8495, b2=0.9099, learning_rate=0.0007409)"
+    table = render.Table(header=["rank", "optimizer", *(f"a long column header {i}"
+                                                       for i in range(7))],
+                         rows=[[("=1", 1.0), (label, None), *(("0.930 [0.930, 0.930]", 0.93),)
+                                * 7]])
+    out = io.StringIO()
+    Console(file=out, width=160, markup=False, highlight=False).print(render.terminal(table))
+    assert "learning_rate=0.0007409)" in out.getvalue()

@@ -68,8 +68,12 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
     rows = []
     without = set()  # cells whose workload has no such metric: nothing to compare there
     base = keyed[0]
+    # rows by workload and label, as the report lists cells (the keys are hashes)
+    names_of = base.drop_duplicates("compare_key").set_index("compare_key")
+    in_order = sorted(shared, key=lambda k: (names_of.at[k, "workload"],
+                                             names_of.at[k, "label"], k))
     for name, table in zip(names[1:], keyed[1:]):
-        for key in sorted(shared):
+        for key in in_order:
             a, b = base[base["compare_key"] == key], table[table["compare_key"] == key]
             column = _column(a.iloc[0], metric)
             if not _declares(a.iloc[0], column):  # diverged cells declare it, NaN or not

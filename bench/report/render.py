@@ -88,10 +88,17 @@ def html_table(table: Table) -> str:
             f"<tbody>{body}</tbody></table></div>")
 
 
+# a column is never narrower than its longest word up to this: a hyperparameter value
+# (`learning_rate=0.0007409)`) stays whole where the width allows, not folded mid-number
+WHOLE_WORD = 26
+
+
 def terminal(table: Table) -> RichTable:
     rich = RichTable(title=Text(table.title) if table.title else None)
-    for h in table.header:
-        rich.add_column(Text(h), overflow="fold")  # wrap, never cut a label short
+    for i, h in enumerate(table.header):
+        words = [len(w) for row in table.rows for w in row[i][0].split()] or [0]
+        rich.add_column(Text(h), overflow="fold",  # wrap, never cut a label short
+                        min_width=min(max(words), WHOLE_WORD))
     for row in table.rows:
         rich.add_row(*(Text(text) for text, _ in row))
     return rich

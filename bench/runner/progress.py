@@ -185,8 +185,11 @@ class PlainProgress(SilentProgress):
 
 
 def default_progress(console) -> SilentProgress:
-    """The bars on a terminal, lines elsewhere (a CI log, a file); nothing on a quiet
-    console (`bench.run` without verbose)."""
+    """The bars on a terminal or in Jupyter (rich draws them there as a widget), lines
+    elsewhere (a CI log, a file: rich's bars would leave only a blank line); nothing on a
+    quiet console (`bench.run` without verbose)."""
     if console.quiet:
         return SilentProgress()
-    return TerminalProgress(console) if console.is_terminal else PlainProgress(console.file)
+    if console.is_terminal or console.is_jupyter:
+        return TerminalProgress(console)
+    return PlainProgress(console.file)
