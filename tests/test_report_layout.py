@@ -170,7 +170,7 @@ def test_a_tie_is_written_as_such_and_a_speed_ratio_inside_the_noise_says_so():
     assert rows["adam"][0] == "=1" and rows["sgd"][0] == "=1" and rows["lion"][0] == "3"
     assert rows["adam"][ratio].startswith("1.05x [") and rows["adam"][ratio].endswith("within noise")
     assert "within noise" not in rows["lion"][ratio]  # 3.0x [2.4, 3.9]
-    assert rows["adam"][table.header.index("step time")] == "1.05 ms ± 100 µs"
+    assert rows["adam"][table.header.index("step time")] == "1.05 ms (IQR 200 µs)"
 
 
 def test_heatmap_shows_ranks_with_rows_ordered_by_mean_rank(tmp_path):

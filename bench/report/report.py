@@ -32,8 +32,8 @@ HOW_TO_READ = [
     "difference is within noise; with one seed there is no interval, and only equal values "
     "tie. The mean rank across workloads uses these shared ranks.",
     "Step time: the median over chunks, with the interquartile range over chunks as its "
-    "spread (in the tables '± half of it', in the figure whiskers of its width around the "
-    "median). 'Step time vs SGD' "
+    "spread (in the tables 'IQR' beside the median, in the figure whiskers of its width "
+    "around the median). 'Step time vs SGD' "
     "divides by the untuned SGD cell's; its interval divides each end by the other's "
     "opposite end, and 'within noise' means that interval holds 1. The update share "
     "(update alone / whole step) carries the step time's spread the same way.",

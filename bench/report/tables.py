@@ -83,7 +83,9 @@ def _rank(r: dict) -> tuple[str, float]:
 
 def _iqr(r: dict) -> str:
     iqr = r.get("step_time_iqr_s", math.nan)
-    return f" ± {fmt_step_time(iqr / 2)}" if np.isfinite(iqr) and iqr > 0 else ""
+    # the IQR itself, not '± half of it': chunk times are skewed (a slow chunk on a shared
+    # machine), and '40 µs ± 352 µs' would read as a negative step time
+    return f" (IQR {fmt_step_time(iqr)})" if np.isfinite(iqr) and iqr > 0 else ""
 
 
 def _extra(column: str, value: float, r: dict) -> tuple[str, float]:
