@@ -14,10 +14,10 @@ matrix parser (bench/plan/matrix.py) checks the result exactly as it checks a fi
 from __future__ import annotations
 
 import copy
-import tomllib
 from typing import Any
 
 from bench.errors import UserError
+from bench.plan import toml_text
 from optimizers.registry import did_you_mean
 
 ENTRY_KEYS = ("workloads", "optimizers")  # lists of entries addressed by name
@@ -34,8 +34,8 @@ def parse(text: str) -> tuple[list[str], Any]:
     if not key:
         raise UserError(f"{where}: no key before '='; {_FORM}")
     try:  # the key alone, as TOML reads it (quotes allowed: optimizers."optax:adam".b1)
-        table = tomllib.loads(f"{key} = 0")
-    except tomllib.TOMLDecodeError:
+        table = toml_text.loads(f"{key} = 0")
+    except toml_text.TomlError:
         raise UserError(f"{where}: {_shown(key)} is not a key; {_FORM}") from None
     path = []
     while isinstance(table, dict) and len(table) == 1:
@@ -90,8 +90,8 @@ def _value(text: str, where: str) -> Any:
     if not text:
         raise UserError(f"{where}: no value after '='; {_FORM}")
     try:
-        table = tomllib.loads(f"v = {text}")
-    except tomllib.TOMLDecodeError as exc:
+        table = toml_text.loads(f"v = {text}")
+    except toml_text.TomlError as exc:
         if text[0] in "[{\"'" or any(c in text for c in "=[]{}\"'#"):
             raise UserError(f"{where}: {_shown(text)} is not a TOML value: "
                             f"{' '.join(str(exc).split())}") from None
