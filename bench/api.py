@@ -130,7 +130,11 @@ def _matrix(matrix, preset, overrides: dict[str, Any]) -> Matrix:
     else:
         raise MatrixError("bench.run: matrix must be a matrix file's path, a dict in the"
                           f" TOML's shape, or None for a preset; got {type(matrix).__name__}")
-    raw, overrides = _as_toml(raw), _as_toml(overrides)
+    try:
+        raw, overrides = _as_toml(raw), _as_toml(overrides)
+    except RecursionError:  # a list that holds itself, or one nested thousands deep
+        raise MatrixError("bench.run: the matrix's values are nested too deeply (or hold"
+                          " themselves); give lists of names, numbers and tables") from None
     if overrides:
         source += f" + bench.run({', '.join(overrides)})"
         raw.update(overrides)
