@@ -139,3 +139,26 @@ def test_a_backend_folder_that_is_a_file_is_refused_before_the_run_opens(capsys,
 def test_a_backend_folder_that_is_a_folder_is_created_and_used(tmp_path):
     Loggers(["tensorboard"]).check(tmp_path)  # missing: fine, nothing created
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- bench.load and bench.run given what is not a folder's path ---------------------------
+
+@pytest.mark.parametrize("root", [None, 3, b"results/reference", ["results/reference"], "",
+                                  "x" * 5000], ids=["none", "int", "bytes", "list", "empty",
+                                                    "name-too-long"])
+def test_bench_load_refuses_what_is_not_a_folder_path_with_a_user_error(root):
+    for partial in (False, True):
+        with pytest.raises(UserError):
+            bench.load(root, partial=partial)
+
+
+@pytest.mark.parametrize("keyword,value", [("out", 3), ("out", b"x"), ("out", ["x"]),
+                                           ("out", "bad\0name"), ("data_dir", 3),
+                                           ("out", "x" * 5000)],
+                         ids=["int", "bytes", "list", "nul", "data-dir-int", "name-too-long"])
+def test_bench_run_refuses_an_out_or_data_dir_that_is_not_a_path_before_training(
+        tmp_path, monkeypatch, keyword, value):
+    monkeypatch.chdir(tmp_path)  # the default out, results/<name>-<time>, would land here
+    with pytest.raises(UserError):
+        bench.run(MATRIX, seeds=1, steps=30, **{keyword: value})
+    assert list(tmp_path.iterdir()) == []
