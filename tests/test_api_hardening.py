@@ -162,3 +162,8 @@ def test_bench_run_refuses_an_out_or_data_dir_that_is_not_a_path_before_training
     with pytest.raises(UserError):
         bench.run(MATRIX, seeds=1, steps=30, **{keyword: value})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_set_key_with_an_unquoted_optimizer_name_says_how_to_quote_it(capsys):
+    message = one_line_error(capsys, *SMOKE, "--set", "optimizers.optax:adam.learning_rate=0.1")
+    assert 'optimizers."optax:adam".learning_rate=VALUE' in message

@@ -36,12 +36,23 @@ def parse(text: str) -> tuple[list[str], Any]:
     try:  # the key alone, as TOML reads it (quotes allowed: optimizers."optax:adam".b1)
         table = toml_text.loads(f"{key} = 0")
     except toml_text.TomlError:
-        raise UserError(f"{where}: {_shown(key)} is not a key; {_FORM}") from None
+        raise UserError(f"{where}: {_shown(key)} is not a key; {_quoted_hint(key) or _FORM}"
+                        ) from None
     path = []
     while isinstance(table, dict) and len(table) == 1:
         name, table = next(iter(table.items()))
         path.append(name)
     return path, _value(value, where)
+
+
+def _quoted_hint(key: str) -> str | None:
+    """`optimizers.optax:adam.b1` fails as a TOML key (a bare key holds no ':'): the form
+    that works, with the entry's name quoted."""
+    top, _, rest = key.partition(".")
+    name, _, field = rest.rpartition(".")
+    if top not in ENTRY_KEYS or not name or not field or '"' in key or "'" in key:
+        return None
+    return f"quote a name that holds ':' or other signs: {top}.\"{name}\".{field}=VALUE"
 
 
 def apply(raw: dict[str, Any], text: str) -> tuple[dict[str, Any], str]:
