@@ -167,3 +167,9 @@ def test_bench_run_refuses_an_out_or_data_dir_that_is_not_a_path_before_training
 def test_a_set_key_with_an_unquoted_optimizer_name_says_how_to_quote_it(capsys):
     message = one_line_error(capsys, *SMOKE, "--set", "optimizers.optax:adam.learning_rate=0.1")
     assert 'optimizers."optax:adam".learning_rate=VALUE' in message
+
+
+def test_a_watch_interval_too_short_to_mean_anything_is_refused(capsys):
+    message = one_line_error(capsys, "report", str(ROOT / "results" / "reference"), "--watch",
+                             "--interval", "1e-300")
+    assert "--interval must be at least" in message
