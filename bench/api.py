@@ -59,8 +59,7 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     from bench.runner.store import load
 
     for name, value in (("out", out), ("data_dir", data_dir)):
-        if value is not None and not str(value).strip():
-            raise UserError(f"bench.run: {name} is empty; give a folder")
+        _check_folder_argument(name, value)
     plan, cells, notes = _plan(matrix, preset, overrides, data_dir)
     out = Path(out) if out is not None else commands.new_folder(
         Path("results"), commands.folder_name(plan.name))
@@ -72,6 +71,9 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
                           executor=executor, console=console,
                           progress=default_progress(wide_console(stderr=True)) if progress
                           else SilentProgress())
+    except OSError as exc:  # a path the system refuses (too long, a loop): bad input, typed
+        where = f"{str(exc.filename)[:120]}: " if exc.filename else ""
+        raise UserError(f"bench.run: {where}{exc.strerror or exc}") from None
     except SystemExit as exc:  # an optimizer or workload that calls sys.exit mid-run
         raise OptbenchError(f"the run into {out} was stopped by a call to sys.exit"
                             f" ({exc.code!r}) from optimizer, workload or plugin code; the"
@@ -85,6 +87,21 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     if code != commands.EXIT_OK:
         raise RunFailed(_failure(results), results)
     return results
+
+
+def _check_folder_argument(name: str, value: Any) -> None:
+    """`out` and `data_dir`: None or a folder's path; a UserError in one line otherwise
+    (Path() would raise TypeError on an int, ValueError on a NUL byte)."""
+    if value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)) or isinstance(os.fspath(value), bytes):
+        raise UserError(f"bench.run: {name} must be a folder's path (a str or Path); got"
+                        f" {type(value).__name__}")
+    text = os.fspath(value)
+    if not text.strip():
+        raise UserError(f"bench.run: {name} is empty; give a folder")
+    if "\0" in text:
+        raise UserError(f"bench.run: {name} holds a NUL character, which no path can hold")
 
 
 def _plan(matrix, preset, overrides: dict[str, Any], data_dir) -> tuple[Matrix, list, list[str]]:
@@ -131,7 +148,11 @@ def _matrix(matrix, preset, overrides: dict[str, Any]) -> Matrix:
     else:
         raise MatrixError("bench.run: matrix must be a matrix file's path, a dict in the"
                           f" TOML's shape, or None for a preset; got {type(matrix).__name__}")
-    raw, overrides = _as_toml(raw), _as_toml(overrides)
+    try:
+        raw, overrides = _as_toml(raw), _as_toml(overrides)
+    except RecursionError:  # a list that holds itself, or one nested thousands deep
+        raise MatrixError("bench.run: the matrix's values are nested too deeply (or hold"
+                          " themselves); give lists of names, numbers and tables") from None
     if overrides:
         source += f" + bench.run({', '.join(overrides)})"
         raw.update(overrides)

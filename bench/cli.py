@@ -237,9 +237,15 @@ def _version() -> str:
         f"{package} {installed(package)}" for package in ("jax", "jaxlib", "flax", "optax")) + ")"
 
 
+LONGEST_WORD = 200  # a message echoes what the user gave: 5,000 digits make no better line
+
+
 def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line, control characters shown escaped."""
-    return printable(" ".join(str(exc).split()) or type(exc).__name__)
+    """An exception's message on one line, control characters shown escaped, and any word
+    longer than LONGEST_WORD characters (a pasted value, echoed back) cut short."""
+    words = (w if len(w) <= LONGEST_WORD else f"{w[:LONGEST_WORD - 3]}..."
+             for w in map(printable, str(exc).split()))
+    return " ".join(words) or type(exc).__name__
 
 
 def _number(convert, accept, expected: str):

@@ -136,6 +136,9 @@ def report(args) -> int:
     formats = parse_formats(args.format)  # before any reading: a typo costs nothing
     if args.interval is not None and not args.watch:
         raise UserError("--interval is for --watch (how often to look for finished cells)")
+    if args.interval is not None and args.interval < watch.SHORTEST_INTERVAL_S:
+        raise UserError(f"--interval must be at least {watch.SHORTEST_INTERVAL_S:g} seconds"
+                        f" (got {args.interval:g}): looking more often only spins a CPU core")
     store = RunStore(args.run)
     last: dict = {}
 

@@ -19,6 +19,7 @@ from bench.loggers import BACKENDS, Logger
 from bench.report.render import printable
 from bench.runner import schema
 from bench.runner.cell_files import read_cell
+from bench.runner.files import make_folder
 
 
 class Loggers:
@@ -43,8 +44,23 @@ class Loggers:
             self._active[name] = module.Logger()
         self._root = Path(".")
 
+    def check(self, root: Path) -> None:
+        """A UserError when a backend's folder in `root` is a link or a file, before the
+        results folder is opened: a backend would write through the link, outside the
+        results folder, or fail on the file after the first cell. Creates nothing."""
+        for name in self._active:
+            folder = Path(root) / BACKENDS[name].folder
+            if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+                kind = "a symbolic link" if folder.is_symlink() else "a file"
+                raise UserError(f"logging to {name}: {printable(folder)} is {kind}; optbench"
+                                " writes its logs only into a folder of its own there:"
+                                " remove it or choose another --out")
+
     def open(self, root: Path, manifest: dict[str, Any]) -> None:
         self._root = root
+        self.check(root)  # again: the folder could have changed since
+        for name in self._active:
+            make_folder(Path(root) / BACKENDS[name].folder)
         for name, logger in list(self._active.items()):
             self._call(name, "open", lambda lg=logger: lg.open(root, manifest))
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from bench.errors import UserError
 from bench.loggers import BACKENDS
+from bench.plan import toml_text
 from bench.plan.schedules import Schedule, ScheduleError
 from optimizers.registry import did_you_mean
 
@@ -118,14 +118,14 @@ def read(path: str | Path | None = None, preset: str | None = None
     path = Path(path)
     try:
         content = path.read_bytes()
-        raw = tomllib.loads(content.decode())
+        raw = toml_text.loads(content.decode())
     except FileNotFoundError:
         raise UserError(f"matrix file {_path(path)} does not exist") from None
     except IsADirectoryError:
         raise UserError(f"matrix file {_path(path)} is a folder; give a .toml file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read matrix file {_path(path)}: {_one_line(exc)}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except toml_text.TomlError as exc:
         raise UserError(f"matrix file {_path(path)} is not valid TOML: {_one_line(exc)}") from None
     return (raw, source, path.stem.lstrip(".").replace("\\", "-") or "matrix",
             hashlib.sha256(content).hexdigest())

@@ -14,10 +14,10 @@ matrix parser (bench/plan/matrix.py) checks the result exactly as it checks a fi
 from __future__ import annotations
 
 import copy
-import tomllib
 from typing import Any
 
 from bench.errors import UserError
+from bench.plan import toml_text
 from optimizers.registry import did_you_mean
 
 ENTRY_KEYS = ("workloads", "optimizers")  # lists of entries addressed by name
@@ -34,14 +34,25 @@ def parse(text: str) -> tuple[list[str], Any]:
     if not key:
         raise UserError(f"{where}: no key before '='; {_FORM}")
     try:  # the key alone, as TOML reads it (quotes allowed: optimizers."optax:adam".b1)
-        table = tomllib.loads(f"{key} = 0")
-    except tomllib.TOMLDecodeError:
-        raise UserError(f"{where}: {_shown(key)} is not a key; {_FORM}") from None
+        table = toml_text.loads(f"{key} = 0")
+    except toml_text.TomlError:
+        raise UserError(f"{where}: {_shown(key)} is not a key; {_quoted_hint(key) or _FORM}"
+                        ) from None
     path = []
     while isinstance(table, dict) and len(table) == 1:
         name, table = next(iter(table.items()))
         path.append(name)
     return path, _value(value, where)
+
+
+def _quoted_hint(key: str) -> str | None:
+    """`optimizers.optax:adam.b1` fails as a TOML key (a bare key holds no ':'): the form
+    that works, with the entry's name quoted."""
+    top, _, rest = key.partition(".")
+    name, _, field = rest.rpartition(".")
+    if top not in ENTRY_KEYS or not name or not field or '"' in key or "'" in key:
+        return None
+    return f"quote a name that holds ':' or other signs: {top}.\"{name}\".{field}=VALUE"
 
 
 def apply(raw: dict[str, Any], text: str) -> tuple[dict[str, Any], str]:
@@ -90,8 +101,8 @@ def _value(text: str, where: str) -> Any:
     if not text:
         raise UserError(f"{where}: no value after '='; {_FORM}")
     try:
-        table = tomllib.loads(f"v = {text}")
-    except tomllib.TOMLDecodeError as exc:
+        table = toml_text.loads(f"v = {text}")
+    except toml_text.TomlError as exc:
         if text[0] in "[{\"'" or any(c in text for c in "=[]{}\"'#"):
             raise UserError(f"{where}: {_shown(text)} is not a TOML value: "
                             f"{' '.join(str(exc).split())}") from None

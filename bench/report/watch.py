@@ -18,6 +18,7 @@ from bench.runner.live import LIVE
 from bench.runner.store import RunStore
 
 DEFAULT_INTERVAL_S = 5.0
+SHORTEST_INTERVAL_S = 0.1  # shorter only spins a CPU core: a build itself takes seconds
 
 
 def in_progress(store: RunStore) -> bool:

@@ -49,6 +49,7 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
     # a missing backend package is one line here, before the folder is made or a cell trains
     loggers = Loggers(matrix.log, matrix.where("log"),
                       warn=lambda line: console.print(line, markup=False, highlight=False))
+    loggers.check(Path(out))  # a link or a file where a backend writes: before the folder opens
     store = RunStore(out)
     config = {"matrix": dataclasses.asdict(matrix), "cells": sorted(c.spec_key for c in cells)}
     store.open(config, {**environment(),

@@ -87,7 +87,10 @@ def read_json(path: Path) -> Any:
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(f"{path} is not a regular file")
-        return json.loads(handle.read())
+        try:
+            return json.loads(handle.read())
+        except RecursionError:  # nested thousands deep: damaged or hostile, like bad JSON
+            raise ValueError(f"{path}: JSON nested too deeply") from None
 
 
 def lock_folder(root: Path):

@@ -257,8 +257,16 @@ def load(root: str | Path, *, partial: bool = False) -> Results:
     their last chunk."""
     from bench.runner.live import with_live
 
-    results = _load_finished(root)
-    return with_live(results) if partial else results
+    if not isinstance(root, (str, os.PathLike)):  # None, bytes, a list: not a folder's name
+        raise UserError(f"bench.load takes a results folder's path (a str or Path); got"
+                        f" {type(root).__name__}")
+    if not str(root).strip():  # not the current folder by accident
+        raise UserError("bench.load: the path is empty; give a results folder")
+    try:
+        results = _load_finished(root)
+        return with_live(results) if partial else results
+    except OSError as exc:  # a path the system refuses (too long, a loop, no permission)
+        raise UserError(f"cannot read {str(root)[:120]!r}: {exc.strerror or exc}") from None
 
 
 def _load_finished(root: str | Path) -> Results:
