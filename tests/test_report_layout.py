@@ -13,7 +13,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
-from bench.report import aliases, analysis, layout, plots, report
+from bench.report import aliases, analysis, figure_files, layout, plots, report
 from bench.report.tables import workload_table
 from bench.runner.store import Results
 
@@ -86,13 +86,13 @@ def figures(monkeypatch):
     """Every figure the report saves: {file name: (figure, its texts)}, the texts read after
     the layout ran."""
     saved = {}
-    original = plots._save
+    original = figure_files.save  # every figure module saves through it
 
     def spy(fig, path, **layout):
         written = original(fig, path, **layout)
         saved[Path(path).name] = (fig, [t.get_text() for t in fig.findobj(Text) if t.get_visible()])
         return written
-    monkeypatch.setattr(plots, "_save", spy)
+    monkeypatch.setattr(figure_files, "save", spy)
     return saved
 
 
