@@ -231,14 +231,16 @@ def test_without_a_terminal_the_default_progress_is_plain_lines():
     assert isinstance(default_progress(Console(file=stream)), PlainProgress)
 
 
-def test_the_processes_executor_relays_every_event_with_its_rows():
-    from bench.runner.executors import Limits
-    from bench.runner.processes import run_processes
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_the_worker_executors_relay_every_event_with_its_rows(executor):
+    from bench.runner.executors import EXECUTORS, Limits
 
+    if executor == "dask":
+        pytest.importorskip("dask.distributed")
     _, cells = plan(["optax:sgd"], steps=20, eval_every=10)
     events = []
-    results = list(run_processes([tuple(cells)], None, Limits(workers=1),
-                                 lambda program, event: events.append((program, event))))
+    results = list(EXECUTORS[executor]([tuple(cells)], None, Limits(workers=1),
+                                       lambda program, event: events.append((program, event))))
     assert [r.seeds[0].status.value for _, r in results] == ["done"]
     assert all(program == tuple(cells) for program, _ in events)
     assert [(e.phase, e.done) for _, e in events] == [
@@ -247,25 +249,6 @@ def test_the_processes_executor_relays_every_event_with_its_rows():
     rows = [e.rows for _, e in events if e.rows]
     assert [r[0]["step"].tolist() for r in rows] == [[10, 10], [20, 20]]
     assert [r[0]["seed"].tolist() for r in rows] == [[0, 1], [0, 1]]
-    final = results[0][1].curves
-    np.testing.assert_array_equal(rows[-1][0]["val_loss"], final["val_loss"][-2:])
-
-
-def test_the_dask_executor_relays_every_event_with_its_rows():
-    pytest.importorskip("dask.distributed")
-    from bench.runner.executors import Limits, run_dask
-
-    _, cells = plan(["optax:sgd"], steps=20, eval_every=10)
-    events = []
-    results = list(run_dask([tuple(cells)], None, Limits(workers=1),
-                            lambda program, event: events.append((program, event))))
-    assert [r.seeds[0].status.value for _, r in results] == ["done"]
-    assert all(program == tuple(cells) for program, _ in events)
-    assert [(e.phase, e.done) for _, e in events] == [
-        ("data", 0), ("compile", 0), ("train", 0), ("eval", 10), ("train", 10), ("eval", 20),
-        ("train", 20)]
-    rows = [e.rows for _, e in events if e.rows]
-    assert [r[0]["step"].tolist() for r in rows] == [[10, 10], [20, 20]]
     np.testing.assert_array_equal(rows[-1][0]["val_loss"], results[0][1].curves["val_loss"][-2:])
 
 
