@@ -144,3 +144,23 @@ def test_cells_sharing_a_label_never_pool():
     cells = analysis.cell_table(twice)
     assert len(cells) == 3 and cells["seeds"].tolist().count(3) == 3
     assert cells["label"].is_unique
+
+
+def test_a_tuned_cell_worse_than_its_defaults_gets_a_note_in_either_direction():
+    def row(optimizer, tuned, untuned, direction, spread=0.01):
+        return {"workload": "w", "optimizer": optimizer, "tuned": tuned, "oneshot": untuned,
+                "tuned_low": tuned - spread, "tuned_high": tuned + spread,
+                "oneshot_low": untuned - spread, "oneshot_high": untuned + spread,
+                "direction": direction}
+    tuning = pd.DataFrame([
+        row("acc-worse", 0.55, 0.58, "max"),           # accuracy fell: a note, outside noise
+        row("acc-better", 0.60, 0.58, "max"),          # accuracy rose: no note
+        row("loss-worse", 0.30, 0.29, "min", 0.05),    # loss rose, within noise: a note saying so
+        row("loss-better", 0.20, 0.29, "min"),         # loss fell: no note
+        row("no-untuned", 0.5, float("nan"), "max"),   # nothing to compare with
+    ])
+    notes = analysis.tuned_worse_notes(tuning)
+    assert [n.split(":")[0] for n in notes] == ["w x acc-worse", "w x loss-worse"]
+    assert "(0.55) is worse than the untuned one at the registered defaults (0.58)." in notes[0]
+    assert "(0.29; within noise)" in notes[1]
+    assert analysis.tuned_worse_notes(pd.DataFrame()) == []

@@ -339,9 +339,32 @@ def oneshot_vs_tuned(cells: pd.DataFrame) -> pd.DataFrame:
             else f"{optimizer} @ {schedule}", "metric": column,
             "tuned": tuned[column], "tuned_low": tuned[column + "_low"],
             "tuned_high": tuned[column + "_high"], "tuned_hparams": tuned["hparams"],
+            "direction": tuned.get("target_direction", "max"),
             **{f"oneshot{suffix}": untuned[column + suffix] if untuned is not None else math.nan
                for suffix in ("", "_low", "_high")}})
     return pd.DataFrame(rows)
+
+
+def tuned_worse_notes(tuning: pd.DataFrame) -> list[str]:
+    """The report's notes for tuned cells worse than their untuned cell: the defaults are
+    never a trial, and a trial picked on few seeds carries their noise, so a search can
+    end below the defaults; a reader must not take the tuned cell as the optimizer's best."""
+    notes = []
+    for row in tuning.to_dict("records") if len(tuning) else []:
+        tuned, untuned = row["tuned"], row["oneshot"]
+        if not (np.isfinite(tuned) and np.isfinite(untuned)):
+            continue
+        if (tuned < untuned) if row.get("direction", "max") == "max" else (tuned > untuned):
+            overlap = not (row["tuned_high"] < row["oneshot_low"]
+                           or row["oneshot_high"] < row["tuned_low"])
+            notes.append(
+                f"{row['workload']} x {row['optimizer']}: the tuned cell ({tuned:.4g}) is worse"
+                f" than the untuned one at the registered defaults ({untuned:.4g}"
+                + ("; within noise" if overlap else "") + "). The defaults are not among the"
+                " trials, and a trial chosen on tuning_seeds seed(s) carries their noise: give"
+                " the search more seeds or trials before reading the tuned cell as this"
+                " optimizer's best.")
+    return notes
 
 
 def one_dimensional_sweeps(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple]]:

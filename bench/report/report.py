@@ -106,6 +106,7 @@ def build(results: Results) -> Report:
                          " the key after the figures gives each one's hyperparameters.")
     summary = _summary(cells) if len(cells) else pd.DataFrame()
     tuning = analysis.oneshot_vs_tuned(cells) if len(cells) else pd.DataFrame()
+    notes += analysis.tuned_worse_notes(tuning)
     return Report(results, runs, cells, summary, notes, tuning, analysis.tuning_curves(runs),
                   all_cells)
 
