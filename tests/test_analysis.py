@@ -164,3 +164,10 @@ def test_a_tuned_cell_worse_than_its_defaults_gets_a_note_in_either_direction():
     assert "(0.55) is worse than the untuned one at the registered defaults (0.58)." in notes[0]
     assert "(0.29; within noise)" in notes[1]
     assert analysis.tuned_worse_notes(pd.DataFrame()) == []
+
+
+def test_deterministic_cells_tie_only_when_closer_than_the_tables_can_show():
+    group = pd.DataFrame({"m": [17.90900, 17.90901, 17.95],
+                          "m_low": [math.nan] * 3, "m_high": [math.nan] * 3})  # no interval
+    rank, tied = analysis.tied_ranks(group, "m", ascending=True)
+    assert rank.tolist() == [1, 1, 3] and tied.tolist() == [True, True, False]

@@ -230,14 +230,20 @@ def within_noise(low: float, high: float, value: float = 1.0) -> bool:
     return bool(np.isfinite(low) and np.isfinite(high) and low <= value <= high)
 
 
+TIE_RTOL = 1e-4  # values closer than this (relative) tie: below the tables' 4 significant digits
+
+
 def tied_ranks(group: pd.DataFrame, column: str, ascending: bool) -> tuple[pd.Series, pd.Series]:
     """(rank, tied) per cell of one workload by `column` (its mean) and its 95% interval
     (`column`_low/_high): taken best first, a cell whose interval overlaps the interval of
     the current group's best cell joins that group and shares its rank; otherwise it starts
-    a group at its own position. Cells with no value come last, untied."""
+    a group at its own position. Cells with no value come last, untied. Each interval is
+    widened by TIE_RTOL of its value: deterministic cells (a 2-D function, one seed) have
+    none, and 17.90900 against 17.90901 is no difference a table could show."""
     values = group[column].astype(float)
-    low = group[column + "_low"].astype(float).fillna(values)
-    high = group[column + "_high"].astype(float).fillna(values)
+    slack = TIE_RTOL * values.abs()
+    low = group[column + "_low"].astype(float).fillna(values) - slack
+    high = group[column + "_high"].astype(float).fillna(values) + slack
     order = values[np.isfinite(values)].sort_values(ascending=ascending, kind="stable").index
     rank = pd.Series(math.nan, index=group.index)
     tied = pd.Series(False, index=group.index)

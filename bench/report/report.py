@@ -29,8 +29,8 @@ HOW_TO_READ = [
     "untuned and the tuned cells, the tuning section the trials.",
     "Ties within noise: taken best first, a cell whose 95% interval overlaps the interval of "
     "the best cell of the current group shares that cell's rank, written '=2'. Their "
-    "difference is within noise; with one seed there is no interval, and only equal values "
-    "tie. The mean rank across workloads uses these shared ranks.",
+    "difference is within noise; with one seed there is no interval, and only values within "
+    "0.01% of each other tie. The mean rank across workloads uses these shared ranks.",
     "Step time: the median over chunks, with the interquartile range over chunks as its "
     "spread (in the tables 'IQR' beside the median, in the figure whiskers of its width "
     "around the median). 'Step time vs SGD' "
