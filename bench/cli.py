@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                           " preparation (loading data, compiling) does: each has its own"
                           " clock (--executor processes)")
     run.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    run.add_argument("--no-compile-cache", action="store_true",
+                     help="compile every program afresh, without JAX's persistent compilation"
+                          " cache ($OPTBENCH_CACHE/jax; also OPTBENCH_COMPILE_CACHE=off)")
     run.add_argument("--dry-run", action="store_true",
                      help="check the matrix and print its cells, the programs they compile"
                           " into and an estimated time (from results/reference); train"

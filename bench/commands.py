@@ -5,6 +5,7 @@ bad input raises UserError, which the CLI prints as one line with exit code 2.""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
 from datetime import datetime
@@ -94,6 +95,8 @@ def run(args) -> int:
                         " be stopped safely mid-cell")
     if args.address is not None:
         check_address(args.address, args.executor)
+    if args.no_compile_cache:  # read when the engine is first imported, here and in workers
+        os.environ["OPTBENCH_COMPILE_CACHE"] = "off"
     limits = Limits(args.workers, args.cell_timeout, args.address)
     code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
                       resume=args.resume, executor=args.executor, limits=limits,

@@ -62,6 +62,7 @@ class Timings:
     data_s: float = 0.0      # loading the dataset and moving it to the device
     setup_s: float = 0.0     # initialising parameters and optimizer state, counting FLOPs
     compile_s: float = 0.0   # AOT lower().compile() of the train chunk(s) and eval
+    compile_cached_s: float = 0.0  # the same executables loaded from the persistent cache
     train_s: float = 0.0     # sum of chunk times, each ended by block_until_ready
     eval_s: float = 0.0      # evaluations between chunks, on their own clock
     probe_s: float = 0.0     # timing the optimizer update alone, after training
@@ -114,6 +115,7 @@ class Usage:
     device_mem_peak_bytes: int | None = None  # GPU memory used, NVML (whole device)
     usage_samples: int = 0                # how many times the sampler read the counters
     compiles: int = 0                     # executables compiled for training and eval
+    compile_cache_hits: int = 0           # of those, loaded from the persistent cache
     trials_in_program: int = 1            # hyperparameter trials sharing the compiled program
     devices: int = 1                      # devices the program's members were split over
     missing: dict[str, str] = field(default_factory=dict)

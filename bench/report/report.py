@@ -101,6 +101,12 @@ def build(results: Results) -> Report:
                 notes.append(f"{workload} x {optimizer}: no tuning trial ended done (all"
                              " diverged or failed), so it has no tuned cell.")
         notes += analysis.lr_sensitivity_skipped(all_cells)
+        cached = runs.drop_duplicates("cell_id").get("compile_cache_hits", pd.Series(dtype=float))
+        if (cached.fillna(0) > 0).any():
+            notes.append(f"{int((cached > 0).sum())} cell(s) loaded executables from the"
+                         " persistent compilation cache (runs.parquet: compile_cached_s): their"
+                         " AlgoPerf seconds count that load, not a compile. For compile times"
+                         " comparable across cells, run with --no-compile-cache.")
         if (runs["label"] != runs["full_label"]).any():
             notes.append("Long labels are shown as short names (adam·t4: trial 4, adam·tuned);"
                          " the key after the figures gives each one's hyperparameters.")

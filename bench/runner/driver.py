@@ -190,5 +190,6 @@ def _cell_line(index: int, total: int, cell: Cell, result: CellResult) -> str:
     metric = cell.target.metric
     values = result.curves[metric][-len(cell.seeds):]
     return (f"[{index}/{total}] {cell.workload} x {cell.label}: {statuses}; "
-            f"final {metric} {values.mean():.4g}; compile {t.compile_s:.1f}s, "
+            f"final {metric} {values.mean():.4g}; compile {t.compile_s:.1f}s"
+            + (f" (+{t.compile_cached_s:.1f}s from the cache)" if t.compile_cached_s else "") + ", "
             f"train {t.train_s:.1f}s ({t.steps_per_s:,.0f} steps/s)")

@@ -37,7 +37,10 @@ def environment() -> dict:
 
 def provenance(matrix, executor: str, limits, overrides: Sequence[str] = ()) -> dict:
     """Where the run's matrix came from and how it ran: the manifest's `provenance`."""
+    from bench.train import compile_cache
+
     return {"matrix": matrix_source(matrix), "overrides": list(overrides),
+            "compile_cache": str(compile_cache.folder()) if compile_cache.enabled() else "off",
             "plugins": plugin_files(), "executor": {
                 "name": executor,
                 # an existing Dask scheduler has the workers it has: not ours to count
