@@ -100,3 +100,17 @@ def test_every_usage_and_timing_field_has_a_column():
     timing_fields = {f.name for f in fields(Timings)} - {"chunk_seconds", "chunk_steps"}
     assert timing_fields | {"step_time_median_s", "step_time_iqr_s", "steps_per_s"} \
         == set(schema.names(schema.RUNS, "timings"))
+
+
+def test_a_folder_written_before_a_column_was_added_reads_with_it_empty():
+    import pandas as pd
+
+    from bench.runner import schema
+
+    declared = schema.names(schema.RUNS)
+    older = [c for c in declared if c not in schema.ADDED_LATER["runs"]]
+    assert schema.has_layout("runs", older + ["final_val_accuracy"])
+    assert not schema.has_layout("runs", [c for c in declared if c != "compile_cache_hits"])
+    table = schema.completed(pd.DataFrame({c: [] for c in older}), "runs")
+    assert list(table.columns) == declared
+    assert str(table["compile_cache_hits"].dtype) == "Int64"

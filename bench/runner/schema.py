@@ -171,12 +171,30 @@ def is_metric(table: str, name: str) -> bool:
     return bool(METRIC_COLUMNS[table].fullmatch(name))
 
 
+# Columns added within this schema version: a folder written before them lacks them, and
+# reads with them empty (NaN / null), not as damaged. Each new column is nullable for this.
+ADDED_LATER = {"runs": ("compile_cached_s", "compile_cache_hits"), "curves": ()}
+
+
 def has_layout(table: str, column_names: list[str]) -> bool:
-    """Whether a stored table's columns are this schema's: the declared ones in order, then
-    metric columns only."""
+    """Whether a stored table's columns are this schema's: the declared ones in order (those
+    ADDED_LATER may be absent, all together), then metric columns only."""
     declared = names(TABLES[table])
+    if not set(ADDED_LATER[table]) & set(column_names):
+        declared = [c for c in declared if c not in ADDED_LATER[table]]
     rest = column_names[len(declared):]
     return column_names[:len(declared)] == declared and all(is_metric(table, c) for c in rest)
+
+
+def completed(data: pd.DataFrame, table: str) -> pd.DataFrame:
+    """A stored table with the ADDED_LATER columns it lacks, empty, in their places."""
+    missing = [c for c in ADDED_LATER[table] if c not in data.columns]
+    if not missing:
+        return data
+    declared = names(TABLES[table])
+    data = data.reindex(columns=declared + [c for c in data.columns if c not in declared])
+    kinds = {c.name: _PANDAS[c.dtype] for c in TABLES[table] if c.name in missing}
+    return data.astype(kinds)
 
 
 # what a value may be before the cast to its column's dtype (ints may arrive as floats)

@@ -215,7 +215,7 @@ class RunStore:
             tokens.add((arrow.schema.metadata or {}).get(GENERATION_KEY))
             if not schema.has_layout(name, arrow.schema.names):
                 return None
-            found.append(arrow.to_pandas())
+            found.append(schema.completed(arrow.to_pandas(), name))
         if len(tokens) != 1 or (token is not None and tokens != {token.encode()}):
             return None
         return found[0], found[1]
