@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from bench.records import Target
-from bench.report import analysis
+from bench.report import analysis, sweeps
 
 
 def test_mean_ci_is_students_t_over_finite_values():
@@ -159,11 +159,11 @@ def test_a_tuned_cell_worse_than_its_defaults_gets_a_note_in_either_direction():
         row("loss-better", 0.20, 0.29, "min"),         # loss fell: no note
         row("no-untuned", 0.5, float("nan"), "max"),   # nothing to compare with
     ])
-    notes = analysis.tuned_worse_notes(tuning)
+    notes = sweeps.tuned_worse_notes(tuning)
     assert [n.split(":")[0] for n in notes] == ["w x acc-worse", "w x loss-worse"]
     assert "(0.55) is worse than the untuned one at the registered defaults (0.58)." in notes[0]
     assert "(0.29; within noise)" in notes[1]
-    assert analysis.tuned_worse_notes(pd.DataFrame()) == []
+    assert sweeps.tuned_worse_notes(pd.DataFrame()) == []
 
 
 def test_deterministic_cells_tie_only_when_closer_than_the_tables_can_show():

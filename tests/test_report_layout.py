@@ -13,7 +13,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
-from bench.report import aliases, analysis, figure_files, layout, plots, report
+from bench.report import aliases, analysis, figure_files, layout, plots, report, sweeps
 from bench.report.tables import workload_table
 from bench.runner.store import Results
 
@@ -189,7 +189,7 @@ def test_heatmap_shows_ranks_with_rows_ordered_by_mean_rank(tmp_path):
 
 def test_learning_rate_sensitivity_only_for_one_dimensional_sweeps(tmp_path, figures):
     result = built(tmp_path, tuning_runs())
-    kept, skipped = analysis.one_dimensional_sweeps(result.all_cells)
+    kept, skipped = sweeps.one_dimensional_sweeps(result.all_cells)
     assert set(kept["optimizer"]) == {"sgd"}
     assert [(w, o, others) for w, o, _, others in skipped] == [("w", "adam", ["b1"])]
     assert any("w x adam: its trials vary b1" in n and "coloured by b1" in n

@@ -11,7 +11,7 @@ import optimizers
 from bench.plan import expand, matrix, tuning
 from bench.plan.cells import Tuning
 from bench.records import Target
-from bench.report import analysis
+from bench.report import sweeps
 from bench.train import data, engine
 import workloads
 from bench.errors import UserError
@@ -141,7 +141,7 @@ def test_tuning_curve_is_the_best_so_far_over_orders_of_the_trials():
                          "schedule": "constant", "target_metric": "val_accuracy",
                          "target_direction": "max", "trial": [0, 1, 2],
                          "final_val_accuracy": [0.1, 0.5, 0.3]})
-    curve = analysis.tuning_curves(runs, orders=3000).set_index("trials")
+    curve = sweeps.tuning_curves(runs, orders=3000).set_index("trials")
     assert curve.loc[3, "median"] == curve.loc[3, "low"] == 0.5  # every order has seen the best
     # after one trial: each trial equally likely first, so the median is the middle one
     assert curve.loc[1, "median"] == 0.3 and curve.loc[1, "low"] == 0.1 and curve.loc[1, "high"] == 0.5

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report import aliases, algoperf, analysis, figure_files, plots, render, widths
+from bench.report import (aliases, algoperf, analysis, figure_files, plots, render, sweeps,
+                          widths)
 from bench.report.tables import summary_table, tuning_table, workload_table
 from bench.runner.files import make_folder, write_text
 from bench.runner.store import Results
@@ -100,7 +101,7 @@ def build(results: Results) -> Report:
             if "trial" in found and "tuned" not in found:
                 notes.append(f"{workload} x {optimizer}: no tuning trial ended done (all"
                              " diverged or failed), so it has no tuned cell.")
-        notes += analysis.lr_sensitivity_skipped(all_cells)
+        notes += sweeps.lr_sensitivity_skipped(all_cells)
         cached = runs.drop_duplicates("cell_id").get("compile_cache_hits", pd.Series(dtype=float))
         if (cached.fillna(0) > 0).any():
             notes.append(f"{int((cached > 0).sum())} cell(s) loaded executables from the"
@@ -111,9 +112,9 @@ def build(results: Results) -> Report:
             notes.append("Long labels are shown as short names (adam·t4: trial 4, adam·tuned);"
                          " the key after the figures gives each one's hyperparameters.")
     summary = _summary(cells) if len(cells) else pd.DataFrame()
-    tuning = analysis.oneshot_vs_tuned(cells) if len(cells) else pd.DataFrame()
-    notes += analysis.tuned_worse_notes(tuning)
-    return Report(results, runs, cells, summary, notes, tuning, analysis.tuning_curves(runs),
+    tuning = sweeps.oneshot_vs_tuned(cells) if len(cells) else pd.DataFrame()
+    notes += sweeps.tuned_worse_notes(tuning)
+    return Report(results, runs, cells, summary, notes, tuning, sweeps.tuning_curves(runs),
                   all_cells)
 
 

@@ -1,6 +1,6 @@
 """The report's figures of tuning sweeps (trials): learning-rate sensitivity, the learning
 rate with the other hyperparameters, tuning curves. Registered in plots.py, drawn from the
-cell table (analysis.cell_table) and analysis.tuning_curves."""
+cell table (analysis.cell_table) and sweeps.tuning_curves."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report import analysis, figure_files
+from bench.report import analysis, figure_files, sweeps
 from bench.report.layout import grid, line_styles
 
 
@@ -35,7 +35,7 @@ def target_line(ax, value: float) -> None:
 
 def lr_sensitivity(cells: pd.DataFrame, out: Path) -> Path | None:
     """Final target metric against learning rate, when an optimizer ran at several."""
-    swept = analysis.one_dimensional_sweeps(cells)[0]
+    swept = sweeps.one_dimensional_sweeps(cells)[0]
     if not len(swept):
         return None
 
@@ -59,11 +59,11 @@ def lr_and_others(cells: pd.DataFrame, out: Path) -> Path | None:
     """For sweeps where more than the learning rate varies: every trial's final target
     metric against its learning rate, coloured by the first other hyperparameter that
     varies (a line through them would mix the effects). One panel per sweep."""
-    sweeps = analysis.one_dimensional_sweeps(cells)[1]
-    if not sweeps:
+    mixed = sweeps.one_dimensional_sweeps(cells)[1]
+    if not mixed:
         return None
-    fig, groups = grid(len(sweeps), 5.6, 3.8)
-    for (ax,), (workload, optimizer, schedule, others) in zip(groups, sweeps):
+    fig, groups = grid(len(mixed), 5.6, 3.8)
+    for (ax,), (workload, optimizer, schedule, others) in zip(groups, mixed):
         group = cells[(cells["workload"] == workload) & (cells["optimizer"] == optimizer)
                       & (cells["schedule"] == schedule)]
         group = group[np.isfinite(group["learning_rate"])]

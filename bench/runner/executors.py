@@ -247,14 +247,14 @@ def _dask_program(program: Program, data_dir: str | None, code: WorkerCode,
     events go to the driver as Dask events on `topic` (plain lists: msgpack)."""
     with _WORKER_LOCK:
         datasets = _WORKER_DATASETS.setdefault(data_dir, DatasetCache(data_dir))
-    report = None
-    if topic is not None:
-        from dask.distributed import get_worker
+    if topic is None:
+        return run_worker_program(program, datasets, code, None)
+    from dask.distributed import get_worker
 
-        worker = get_worker()
+    worker = get_worker()
 
-        def report(program: Program, event: ProgramEvent) -> None:
-            worker.log_event(topic, {"program": index, "event": event.to_message()})
+    def report(program: Program, event: ProgramEvent) -> None:
+        worker.log_event(topic, {"program": index, "event": event.to_message()})
     return run_worker_program(program, datasets, code, report)
 
 
