@@ -211,7 +211,8 @@ def test_provenance_of_a_file_and_of_a_preset(tmp_path):
     assert found["matrix"] == {"source": "file", "path": str(path.resolve()),
                                "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     assert found["overrides"] == ["--set seeds=1"]
-    assert found["executor"] == {"name": "processes", "workers": 3, "address": None}
+    assert found["executor"] == {"name": "processes", "workers": 3, "address": None,
+                                 "compile_ahead": False}  # local only
 
     preset = provenance(matrix_mod.load(None, "smoke"), "dask",
                         Limits(address="tcp://10.0.0.5:8786"))
@@ -239,7 +240,8 @@ def test_a_run_named_by_flags_records_flags_its_plugins_and_the_machine(tmp_path
                                   "--seeds 1", "--steps 20"]
     assert found["plugins"] == [{"path": str(plugin.resolve()),
                                  "sha256": hashlib.sha256(plugin.read_bytes()).hexdigest()}]
-    assert found["executor"] == {"name": "local", "workers": 1, "address": None}
+    assert found["executor"] == {"name": "local", "workers": 1, "address": None,
+                                 "compile_ahead": True}
     host = manifest["host"]
     assert isinstance(host["cpu_model"], str) and host["cpu_model"]
     assert host["cores"] >= 1 and len(host["load_average"]) == 3

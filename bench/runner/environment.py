@@ -46,7 +46,9 @@ def provenance(matrix, executor: str, limits, overrides: Sequence[str] = ()) -> 
                 # an existing Dask scheduler has the workers it has: not ours to count
                 "workers": (1 if executor == "local" else
                             None if executor == "dask" and limits.address else limits.workers),
-                "address": limits.address if executor == "dask" else None}}
+                "address": limits.address if executor == "dask" else None,
+                # a program's training shared the machine with the next one's compile
+                "compile_ahead": executor == "local" and limits.compile_ahead}}
 
 
 def matrix_source(matrix) -> dict:

@@ -3,7 +3,8 @@ executor trains exactly those programs, so a cell's numbers never depend on the 
 Each yields (cell, result) as programs finish; the driver alone writes the store, so
 workers never touch the results folder.
 
-- `local`: one program after another in this process (the default).
+- `local`: one program after another in this process (the default), each program's
+  preparation done while the one before it trains (bench/runner/local.py).
 - `processes`: N worker processes (spawned, each importing JAX once) taking programs from a
   queue; a program past `cell_timeout` seconds of preparation (data, tracing, compiling)
   or of training has its worker killed and replaced, and its cells end as `timeout`; a
@@ -30,7 +31,6 @@ import queue
 import signal
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,14 +39,12 @@ from typing import TYPE_CHECKING
 
 from bench.errors import UserError
 from bench.records import CellResult, ProgramEvent, Status, error_summary, failed
+from bench.runner.local import DatasetCache, run_local, run_program
 
 if TYPE_CHECKING:  # the table of executors is read by the CLI, which must start fast
     from bench.plan.cells import Cell
     from bench.plan.expand import Program
-    from bench.train.data import Dataset
     from optimizers.plugins import PluginSource
-    from optimizers.registry import OptimizerSpec
-    from workloads.registry import Workload
 
 # (the program, what it reports): its phases, and each chunk's curve rows (records.py)
 ProgressCallback = Callable[["Program", ProgramEvent], None]
@@ -56,12 +54,14 @@ DASK_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
 
 @dataclass(frozen=True)
 class Limits:
-    """What the user asked of the executor: its size, a time limit, a cluster."""
+    """What the user asked of the executor: its size, a time limit, a cluster, whether to
+    compile ahead."""
 
     workers: int = 2
     cell_timeout: float | None = None  # seconds per phase of a program; worker processes only
     address: str | None = None  # an existing Dask scheduler (workers get every plugin file
     # this process loaded, as `WorkerCode` with each task)
+    compile_ahead: bool = True  # local: prepare the next program while one trains
 
 
 @dataclass(frozen=True)
@@ -82,71 +82,6 @@ def worker_code() -> WorkerCode:
     sources = loaded_sources()
     return WorkerCode(sources, tuple(code_digests([Path(s.path)])[0][0] for s in sources),
                       dict(versions()))
-
-
-class DatasetCache:
-    """Each workload's data is loaded once per process (workloads sharing a dataset share
-    it); its load time is charged to the first cell."""
-
-    def __init__(self, data_dir: str | None):
-        self.data_dir = data_dir
-        self._loaded: dict[str, Dataset] = {}
-
-    def get(self, workload: Workload) -> tuple[Dataset, float]:
-        key = workload.dataset_key
-        if key in self._loaded:
-            return self._loaded[key], 0.0
-        clock = time.perf_counter()
-        self._loaded[key] = workload.load_data(self.data_dir)
-        return self._loaded[key], time.perf_counter() - clock
-
-
-def run_local(programs: Sequence[Program], data_dir: str | None, limits: Limits,
-              progress: ProgressCallback | None = None) -> Results:
-    """Programs one after another in this process."""
-    datasets = DatasetCache(data_dir)
-    for program in programs:
-        yield from zip(program, run_program(program, datasets, progress))
-
-
-def run_program(program: Program, datasets: DatasetCache,
-                progress: ProgressCallback | None = None,
-                spec: OptimizerSpec | None = None) -> list[CellResult]:
-    """Train `program` (one cell, or the trials of a sweep) as one compiled program. An
-    exception from the model, optimizer or engine fails every cell of it, traceback kept;
-    bad user input (UserError) still stops the run."""
-    import optimizers
-    import workloads
-    from bench.train import engine
-
-    clock = time.perf_counter()
-    first = program[0]
-    report = (lambda event: progress(program, event)) if progress else None
-    workload = workloads.get(first.workload)
-    if report:
-        report(ProgramEvent("data", 0, first.steps))
-    dataset, load_s = datasets.get(workload)
-    hparams = [dict(cell.hparams) for cell in program]
-    varying = sorted(k for k, v in hparams[0].items() if isinstance(v, float)
-                     and any(h[k] != v for h in hparams))
-    # a lone cell runs its optimizer as built, not under inject_hyperparams
-    trials = [{k: h[k] for k in varying} for h in hparams] if len(program) > 1 else None
-    try:
-        results = engine.train_program(
-            workload, dataset, spec or optimizers.get(first.optimizer), hparams[0], trials,
-            steps=first.steps, eval_every=first.eval_every, batch_size=first.batch_size,
-            seeds=first.seeds, schedule=first.schedule,
-            on_chunk=report)
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        return [failed(cell.seeds, Status.ERROR, exc, time.perf_counter() - clock)
-                for cell in program]
-    shared = {id(r.timings): r.timings for r in results}.values()  # a sweep's trials share one
-    for timings in shared:
-        timings.data_s += load_s
-        timings.total_s += load_s
-    return results
 
 
 def program_failed(program: Program, status: Status, reason: str | BaseException,

@@ -1,10 +1,12 @@
 """Train one program: every member (trial x seed) in one compiled program, steps in
 `lax.scan` chunks.
 
-`train_program` reads as the sequence it runs: put the data on the device, build the
-transformation, initialise the members, place them on the devices, compile, then per chunk
-of `eval_every` steps exactly one call, one `block_until_ready` and one timestamp, with
-evaluation between chunks on its own clock. Compilation is AOT (`lower().compile()`) and
+`train_program` reads as the sequence it runs, in two parts. `prepare_program`: put the
+data on the device, build the transformation, initialise the members, place them on the
+devices, compile every executable the program runs. `train_prepared`: per chunk of
+`eval_every` steps exactly one call, one `block_until_ready` and one timestamp, with
+evaluation between chunks on its own clock, then the update probe. An executor may prepare
+the next program while this one trains. Compilation is AOT (`lower().compile()`) and
 timed apart. Nothing here touches files.
 """
 from __future__ import annotations
@@ -160,11 +162,11 @@ def count_flops(batch: MemberBatch) -> None:
         batch.usage.missing["mfu"] = f"peak FLOP/s unknown for {device.device_kind!r}"
 
 
-def probe_update(batch: MemberBatch, steps: int = 10, repeats: int = 3) -> None:
-    """Time the optimizer update (and apply_updates) alone on this program's parameter
-    shapes, all members vmapped as in training, on a quadratic stand-in objective (so
-    that optimizers needing the loss value or function get them). Compile and timing
-    go to timings.probe_s, apart from the training clocks."""
+def compile_probe(batch: MemberBatch, steps: int = 10):
+    """The optimizer update (and apply_updates) alone on this program's parameter shapes,
+    all members vmapped as in training, `steps` of them in a scan, on a quadratic stand-in
+    objective (so that optimizers needing the loss value or function get them). Compiled
+    while the program is prepared; its seconds go to timings.probe_s, apart from training."""
     clock = time.perf_counter()
     tx, needs = batch.transformation.tx, batch.transformation.needs
 
@@ -181,6 +183,14 @@ def probe_update(batch: MemberBatch, steps: int = 10, repeats: int = 3) -> None:
         return jax.lax.scan(step, (params, state), length=steps)[0]
 
     executable = jax.jit(jax.vmap(run)).lower(batch.params, batch.opt_state).compile()
+    batch.timings.probe_s += time.perf_counter() - clock
+    return executable
+
+
+def probe_update(batch: MemberBatch, executable, steps: int = 10, repeats: int = 3) -> None:
+    """Time the compiled probe (`compile_probe`) after training: one warm-up call, then the
+    median of `repeats` calls per step, into usage.update_s."""
+    clock = time.perf_counter()
     carry = executable(batch.params, batch.opt_state)  # warm-up
     jax.block_until_ready(carry)
     times = []
@@ -193,33 +203,63 @@ def probe_update(batch: MemberBatch, steps: int = 10, repeats: int = 3) -> None:
     batch.timings.probe_s += time.perf_counter() - clock
 
 
-def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
-                  hparams: Mapping[str, Any], trials: Sequence[Mapping[str, float]] | None, *,
-                  steps: int, eval_every: int, batch_size: int, seeds: Sequence[int],
-                  schedule: Schedule | None = None, on_chunk: ChunkCallback | None = None,
-                  probe: bool = True, sample_interval_s: float = 0.1) -> list[CellResult]:
-    """Train every trial x seed in one compiled program; one CellResult per trial (one for
-    `trials=None`, the optimizer built plainly). Timings and usage are the program's,
-    shared by its trials."""
+@dataclasses.dataclass
+class PreparedProgram:
+    """A program ready to train: its members initialised, every executable it will run
+    compiled (each chunk length, evaluation, the update probe), its FLOPs counted."""
+
+    batch: MemberBatch
+    steps: int
+    eval_every: int
+    seeds: list[int]
+    trials: int
+    probe: Any | None  # the compiled update probe, or None when not probing
+    prepare_s: float  # wall-clock of the preparation (data on the device to the probe compiled)
+
+
+def chunk_lengths(steps: int, eval_every: int) -> list[int]:
+    """The distinct chunk lengths `steps` trains in: eval_every, and a ragged last one."""
+    return sorted({min(eval_every, steps), steps % eval_every or min(eval_every, steps)},
+                  reverse=True)
+
+
+def prepare_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
+                    hparams: Mapping[str, Any], trials: Sequence[Mapping[str, float]] | None,
+                    *, steps: int, eval_every: int, batch_size: int, seeds: Sequence[int],
+                    schedule: Schedule | None = None, probe: bool = True) -> PreparedProgram:
+    """Everything before the first training step. Touches no clock but its own, so it may
+    run in another thread while a previous program trains (bench/runner/executors.py)."""
     start = time.perf_counter()
-    seeds = list(seeds)
-    report = on_chunk or (lambda event: None)
-    report(ProgramEvent("compile", 0, steps))
     batch = MemberBatch(workload, dataset, optimizer, hparams, seeds=seeds, batch_size=batch_size,
                         trials=trials, schedule=schedule, steps=steps)
-    batch.compile_chunk(min(eval_every, steps))
+    for length in chunk_lengths(steps, eval_every):
+        batch.compile_chunk(length)
     count_flops(batch)
     timings = batch.timings
     # initialising parameters and state, and tracing the step for its FLOP count
     timings.setup_s = (time.perf_counter() - start - timings.data_s - timings.compile_s
                        - timings.compile_cached_s)
+    executable = compile_probe(batch) if probe else None
+    return PreparedProgram(batch, steps, eval_every, list(seeds), len(trials or [None]),
+                           executable, time.perf_counter() - start)
+
+
+def train_prepared(prepared: PreparedProgram, on_chunk: ChunkCallback | None = None,
+                   sample_interval_s: float = 0.1) -> list[CellResult]:
+    """Train a prepared program; one CellResult per trial. Timings and usage are the
+    program's, shared by its trials; total_s is its preparation plus this, never the time
+    it waited between the two."""
+    start = time.perf_counter()
+    batch, steps, seeds = prepared.batch, prepared.steps, prepared.seeds
+    report = on_chunk or (lambda event: None)
     report(ProgramEvent("train", 0, steps))  # compiled: training starts (a time limit's clock)
+    timings = batch.timings
     records = [SeedRecord(seed, Status.DONE) for seed in batch.members]
     curves = CurveRows(batch.members)
     done = 0
     with usage.UsageSampler(sample_interval_s) as sampler:
         while done < steps:
-            length = min(eval_every, steps - done)
+            length = min(prepared.eval_every, steps - done)
             losses = batch.run_chunk(length)
             report(ProgramEvent("eval", done + length, steps))
             metrics = batch.evaluate()
@@ -232,13 +272,28 @@ def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec
     batch.usage = dataclasses.replace(batch.usage, **sampler.summary(),
                                       missing={**batch.usage.missing, **sampler.missing})
     _record_memory(batch.usage)
-    if probe and any(r.status is not Status.DIVERGED for r in records):
-        probe_update(batch)
-    timings.total_s = time.perf_counter() - start
+    if prepared.probe is not None and any(r.status is not Status.DIVERGED for r in records):
+        probe_update(batch, prepared.probe)
+    timings.total_s = prepared.prepare_s + time.perf_counter() - start
     return [CellResult(seeds=records[t * len(seeds):(t + 1) * len(seeds)],
                        curves=curves.of_trial(t, len(seeds)), timings=timings,
                        steps_trained=done, usage=batch.usage)
-            for t in range(len(trials or [None]))]
+            for t in range(prepared.trials)]
+
+
+def train_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSpec,
+                  hparams: Mapping[str, Any], trials: Sequence[Mapping[str, float]] | None, *,
+                  steps: int, eval_every: int, batch_size: int, seeds: Sequence[int],
+                  schedule: Schedule | None = None, on_chunk: ChunkCallback | None = None,
+                  probe: bool = True, sample_interval_s: float = 0.1) -> list[CellResult]:
+    """Prepare and train every trial x seed in one compiled program; one CellResult per
+    trial (one for `trials=None`, the optimizer built plainly)."""
+    if on_chunk:
+        on_chunk(ProgramEvent("compile", 0, steps))
+    prepared = prepare_program(workload, dataset, optimizer, hparams, trials, steps=steps,
+                               eval_every=eval_every, batch_size=batch_size, seeds=seeds,
+                               schedule=schedule, probe=probe)
+    return train_prepared(prepared, on_chunk, sample_interval_s)
 
 
 class CurveRows:

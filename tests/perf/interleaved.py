@@ -1,5 +1,5 @@
-"""Timing two sides of a comparison round by round: each round runs every side once, back
-to back, so that the machine's drift (large on a shared 2-core CPU) hits all sides alike."""
+"""Timing two or more sides of a comparison round by round: each round runs every side once,
+back to back, so that the machine's drift (large on a shared 2-core CPU) hits all sides alike."""
 import statistics
 import time
 
@@ -20,11 +20,13 @@ def time_interleaved(benchmark, sides: dict, *, rounds: int, group: str) -> dict
 
 
 def record_ratio(benchmark, times: dict[str, list[float]], a: str, b: str, **extra) -> None:
-    """extra_info for bench/perf_ratios.py: both medians and the median per-round ratio a/b.
-    Nothing under --benchmark-disable, where one round is no measurement."""
+    """extra_info for tools/perf_ratios.py: one entry of `pairs` per call, with both medians
+    and the median per-round time ratio a/b (below 1: a is faster). Nothing under
+    --benchmark-disable, where one round is no measurement."""
     if benchmark.stats is None:
         return
-    benchmark.extra_info.update(
+    benchmark.extra_info.setdefault("pairs", []).append(dict(
         sides=f"{a}/{b}", a_median_s=statistics.median(times[a]),
         b_median_s=statistics.median(times[b]),
-        ratio_median=statistics.median(x / y for x, y in zip(times[a], times[b])), **extra)
+        ratio_median=statistics.median(x / y for x, y in zip(times[a], times[b]))))
+    benchmark.extra_info.update(extra)

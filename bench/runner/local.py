@@ -1,0 +1,172 @@
+"""The `local` executor: programs one after another in this process, each program's
+preparation (data, initialisation, every compile) done in a thread of its own while the
+program before it trains.
+
+XLA compiles and a compiled program runs outside the GIL, so on two cores the next
+program's compile costs the user almost no wait. The price is that a program's training
+shares the machine with that compile: `compile_ahead=False` (`--no-compile-ahead`) trains
+every program on a quiet machine, for the steadiest step times. Either way each program's
+timings are its own clocks' (bench/train/engine.py), and the numbers trained are the same.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bench.errors import UserError
+from bench.records import CellResult, ProgramEvent, Status, failed
+
+if TYPE_CHECKING:
+    from bench.plan.expand import Program
+    from bench.runner.executors import Limits, ProgressCallback
+    from bench.train.data import Dataset
+    from bench.train.engine import PreparedProgram
+    from optimizers.registry import OptimizerSpec
+    from workloads.registry import Workload
+
+
+class DatasetCache:
+    """Each workload's data is loaded once per process (workloads sharing a dataset share
+    it); its load time is charged to the first cell."""
+
+    def __init__(self, data_dir: str | None):
+        self.data_dir = data_dir
+        self._loaded: dict[str, Dataset] = {}
+
+    def get(self, workload: Workload) -> tuple[Dataset, float]:
+        key = workload.dataset_key
+        if key in self._loaded:
+            return self._loaded[key], 0.0
+        clock = time.perf_counter()
+        self._loaded[key] = workload.load_data(self.data_dir)
+        return self._loaded[key], time.perf_counter() - clock
+
+
+@dataclass
+class Prepared:
+    """A program after its preparation: ready to train, or the exception that stopped it."""
+
+    program: Program
+    started: float  # perf_counter when its preparation began
+    load_s: float = 0.0
+    ready: PreparedProgram | None = None
+    error: Exception | None = None
+
+
+def prepare(program: Program, datasets: DatasetCache, spec: OptimizerSpec | None = None,
+            report: Callable[[ProgramEvent], None] | None = None) -> Prepared:
+    """Load the data and prepare the program's one compiled program. A UserError (bad user
+    input) propagates; any other exception is kept for the program's cells."""
+    import optimizers
+    import workloads
+    from bench.train import engine
+
+    first = program[0]
+    done = Prepared(program, time.perf_counter())
+    try:
+        workload = workloads.get(first.workload)
+        if report:
+            report(ProgramEvent("data", 0, first.steps))
+        dataset, done.load_s = datasets.get(workload)
+        hparams = [dict(cell.hparams) for cell in program]
+        varying = sorted(k for k, v in hparams[0].items() if isinstance(v, float)
+                         and any(h[k] != v for h in hparams))
+        # a lone cell runs its optimizer as built, not under inject_hyperparams
+        trials = [{k: h[k] for k in varying} for h in hparams] if len(program) > 1 else None
+        if report:
+            report(ProgramEvent("compile", 0, first.steps))
+        done.ready = engine.prepare_program(
+            workload, dataset, spec or optimizers.get(first.optimizer), hparams[0], trials,
+            steps=first.steps, eval_every=first.eval_every, batch_size=first.batch_size,
+            seeds=first.seeds, schedule=first.schedule)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001  the model, optimizer or engine failed: the cells say so
+        done.error = exc
+    return done
+
+
+def train(prepared: Prepared, report: Callable[[ProgramEvent], None] | None = None
+          ) -> list[CellResult]:
+    """Train a prepared program (one cell, or the trials of a sweep). An exception from the
+    model, optimizer or engine fails every cell of it, traceback kept."""
+    from bench.train import engine
+
+    program = prepared.program
+    try:
+        if prepared.error is not None:
+            raise prepared.error
+        results = engine.train_prepared(prepared.ready, report)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        return [failed(cell.seeds, Status.ERROR, exc, time.perf_counter() - prepared.started)
+                for cell in program]
+    shared = {id(r.timings): r.timings for r in results}.values()  # a sweep's trials share one
+    for timings in shared:
+        timings.data_s += prepared.load_s
+        timings.total_s += prepared.load_s
+    return results
+
+
+def run_program(program: Program, datasets: DatasetCache,
+                progress: ProgressCallback | None = None,
+                spec: OptimizerSpec | None = None) -> list[CellResult]:
+    """Prepare and train `program` here and now; bad user input (UserError) stops the run."""
+    report = (lambda event: progress(program, event)) if progress else None
+    return train(prepare(program, datasets, spec, report), report)
+
+
+class InThread:
+    """`work()` run in a daemon thread of its own; `result()` waits for it (Ctrl-C still
+    interrupts the wait) and returns its value or raises its exception."""
+
+    def __init__(self, work: Callable[[], Any]):
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work,), daemon=True,
+                                         name="optbench-prepare")
+        self._thread.start()
+
+    def _run(self, work) -> None:
+        try:
+            self._value = work()
+        except BaseException as exc:  # noqa: BLE001  handed to the waiting thread
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def run_local(programs: Sequence[Program], data_dir: str | None, limits: Limits,
+              progress: ProgressCallback | None = None) -> Iterator[tuple[Any, CellResult]]:
+    """Programs one after another in this process; with `limits.compile_ahead`, each one's
+    preparation runs while the one before it trains. Events come from this thread only: a
+    program's data and compile phases are reported when the run starts waiting for them."""
+    datasets = DatasetCache(data_dir)
+    if not limits.compile_ahead:
+        for program in programs:
+            yield from zip(program, run_program(program, datasets, progress))
+        return
+    pending = InThread(lambda: prepare(programs[0], datasets)) if programs else None
+    try:
+        for index, program in enumerate(programs):
+            report = (lambda event, p=program: progress(p, event)) if progress else None
+            if report:
+                report(ProgramEvent("compile", 0, program[0].steps))
+            prepared = pending.result()
+            after = programs[index + 1] if index + 1 < len(programs) else None
+            pending = InThread(lambda p=after: prepare(p, datasets)) if after else None
+            yield from zip(program, train(prepared, report))
+    finally:  # interrupted, or the caller stopped early: let a compile in flight end first
+        if pending is not None:
+            try:
+                pending.result()
+            except BaseException:  # noqa: BLE001  its program will not train anyway
+                pass

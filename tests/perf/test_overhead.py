@@ -1,0 +1,65 @@
+"""What the user waits for besides training (issue 15: the quick preset's overhead share,
+1 - train_s / wall clock, under 30% on a first run and under 15% on a rerun with warm
+caches), and what a compile costs when the persistent cache has it.
+
+`optbench run --preset quick` as a user starts it, twice, in fresh processes: first with an
+empty cache folder ($OPTBENCH_CACHE: generated data and compiled programs), then again with
+it warm. Wall clock is the whole command (interpreter start to the report written); train_s
+is the sum of the programs' training clocks. Run with `make bench`; under `make test` a
+two-cell matrix checks that the measurement works.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from tests.conftest import ROOT
+
+
+def run_wall(args: list[str], cache) -> float:
+    env = {**os.environ, "OPTBENCH_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                 "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"):  # the test session's, not a user's
+        env.pop(name, None)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "run", *args], env=env,
+                          capture_output=True, text=True, timeout=1800)
+    wall = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr[-2000:]
+    return wall
+
+
+def programs(out) -> pd.DataFrame:
+    """One row per program: its cells share their program's timings."""
+    runs = pd.read_parquet(out / "runs.parquet").drop_duplicates("cell_id")
+    return runs.drop_duplicates(["workload", "optimizer", "train_s", "compile_s"])
+
+
+def test_overhead_share_first_run_and_rerun(benchmark, tmp_path):
+    matrix = ["--preset", "quick"] if not benchmark.disabled else [
+        "--workloads", "rosenbrock-2d", "--optimizers", "adam,sgd", "--steps", "50", "--seeds", "1"]
+    cache = tmp_path / "cache"
+    walls, tables = {}, {}
+    for name in ("first", "rerun"):
+        out = tmp_path / name
+        walls[name] = run_wall([*matrix, "--out", str(out)], cache)
+        tables[name] = programs(out)
+    first, rerun = tables["first"], tables["rerun"]
+    assert first["compile_s"].sum() > 0 and rerun["compile_cache_hits"].sum() > 0
+    assert rerun["compile_s"].sum() < first["compile_s"].sum()  # the rerun loads, not compiles
+    benchmark.group = "overhead"
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)  # the figures are extra_info
+    if benchmark.stats is None:
+        return
+    info = benchmark.extra_info
+    for name, table in tables.items():
+        train = float(table["train_s"].sum())
+        info[f"{name}_wall_s"] = walls[name]
+        info[f"{name}_train_s"] = train
+        info[f"{name}_overhead_share"] = 1 - train / walls[name]
+        for column in ("setup_s", "compile_s", "compile_cached_s", "eval_s", "probe_s", "data_s"):
+            info[f"{name}_{column}"] = float(table[column].sum())
+    info["compile_cold_s"] = float(first["compile_s"].sum() + first["compile_cached_s"].sum())
+    info["compile_cache_hit_s"] = float(rerun["compile_cached_s"].sum())
