@@ -116,9 +116,10 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str,
         frame = data[data["workload"] == workload]
         metric = frame["target_metric"].iloc[0]
         for row, (ax, y) in enumerate(zip(panels, metrics or ["train_loss", metric])):
-            for label, group in frame.groupby("label"):
-                by_step = group.groupby("step").agg(x=(x, "mean"), mean=(y, "mean"),
-                                                    low=(y, "min"), high=(y, "max"))
+            # one grouping for every label of the panel (one per label cost 2 s a figure)
+            summary = frame.groupby(["label", "step"]).agg(x=(x, "mean"), mean=(y, "mean"),
+                                                           low=(y, "min"), high=(y, "max"))
+            for label, by_step in summary.groupby(level="label"):
                 # a run shorter than eval_every has one point per seed: a line would not show it
                 ax.plot(by_step["x"], by_step["mean"], label=label, lw=1.6,
                         marker="o" if len(by_step) <= 3 else None, ms=4, **style[label])

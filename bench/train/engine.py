@@ -115,9 +115,8 @@ class MemberBatch:
         """The executable for `length` steps; compiled once per length (a ragged last
         chunk adds one)."""
         if length not in self._executables:
-            chunk = self.chunk
-            fn = jax.vmap(lambda p, s, k, x, y: chunk(p, s, k, x, y, length),
-                          in_axes=(0, 0, 0, None, None))
+            fn = _over_members(lambda p, s, k, x, y: self.chunk(p, s, k, x, y, length),
+                               len(self.members), in_axes=(0, 0, 0, None, None))
             self._executables[length] = self._compile(
                 fn, self.params, self.opt_state, self.keys, self.x_train, self.y_train,
                 donate_argnums=(0, 1, 2))
@@ -144,6 +143,20 @@ class MemberBatch:
         self.timings.eval_s += time.perf_counter() - clock
         return {name: np.asarray(total, dtype=np.float64) / self.examples[name.split("_")[0]]
                 for name, total in sums.items()}
+
+
+def _over_members(fn, members: int, in_axes):
+    """`fn` of one member applied to every member: vmapped, or for a lone member run on it
+    directly (its axis dropped on the way in and put back on the way out), which XLA
+    compiles to a program with no batch dimension to carry."""
+    if members > 1:
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def lone(*args):
+        inner = [jax.tree.map(lambda leaf: leaf[0], arg) if axis == 0 else arg
+                 for arg, axis in zip(args, in_axes)]
+        return jax.tree.map(lambda leaf: leaf[None], fn(*inner))
+    return lone
 
 
 def count_flops(batch: MemberBatch) -> None:
