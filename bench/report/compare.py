@@ -10,6 +10,14 @@ p < 0.05), and the speed ratio (the baseline's median step time over this run's:
 is faster). Cells present in some runs only are listed, never silently dropped. Which way
 is better comes from what the workload declared (runs.parquet's `target_direction` and
 `metrics`), never from a metric's name. Reads the tables only (no JAX).
+
+The speed verdict knows the noise (speed.py states the rule): the ratio's 95% interval is a
+bootstrap over both runs' per-chunk step times (from curves.parquet, with a fixed seed), and
+--fail-on-regression PCT flags a cell's speed only when the ratio is more than PCT% below 1
+AND the interval lies below 1; a cell with fewer than 3 chunks on either side is not judged
+on speed. The metric's verdict (Welch) is apart from it. Runs made on different machines
+(device, CPU model, cores, usable CPUs in their manifests) get a note saying that their
+speed ratios measure the machines too.
 Its tables and pages (terminal, compare.md, compare.html) are written by compare_pages.py.
 """
 from __future__ import annotations
@@ -23,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UserError
-from bench.report import analysis
+from bench.report import analysis, speed
 from bench.runner.schema import is_metric
 from bench.runner.store import Results
 
@@ -68,11 +76,12 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
     rows = []
     without = set()  # cells whose workload has no such metric: nothing to compare there
     base = keyed[0]
+    chunks = [_chunk_times(r.curves) for r in runs]  # per run: cell_id -> per-chunk step times
     # rows by workload and label, as the report lists cells (the keys are hashes)
     names_of = base.drop_duplicates("compare_key").set_index("compare_key")
     in_order = sorted(shared, key=lambda k: (names_of.at[k, "workload"],
                                              names_of.at[k, "label"], k))
-    for name, table in zip(names[1:], keyed[1:]):
+    for name, table, times in zip(names[1:], keyed[1:], chunks[1:]):
         for key in in_order:
             a, b = base[base["compare_key"] == key], table[table["compare_key"] == key]
             column = _column(a.iloc[0], metric)
@@ -83,9 +92,11 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
             mean_a, low_a, high_a = analysis.mean_ci(a_values)
             mean_b, low_b, high_b = analysis.mean_ci(b_values)
             diff, diff_low, diff_high, p = analysis.welch(a_values, b_values)
-            # speed from the median step time over chunks: steps_per_s also carries one-off
+            # speed from the step times of the chunks: steps_per_s also carries one-off
             # costs of the process's first cells, which moved it by up to 17% between runs
             step_a, step_b = a["step_time_median_s"].median(), b["step_time_median_s"].median()
+            pace = speed.judge(_cell_chunks(chunks[0], a), _cell_chunks(times, b),
+                               fallback=step_a / step_b if step_b else math.nan)
             rows.append({
                 "run": name, "workload": b["workload"].iloc[0], "label": b["label"].iloc[0],
                 "column": column, "better": direction(a.iloc[0], column),
@@ -98,7 +109,9 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
                 "diff": diff, "diff_low": diff_low, "diff_high": diff_high, "p": p,
                 "significant": bool(np.isfinite(p) and p < SIGNIFICANCE),
                 "change_pct": 100 * diff / abs(mean_a) if mean_a else math.nan,
-                "speed_ratio": step_a / step_b if step_b else math.nan,
+                "speed_ratio": pace.ratio, "speed_low": pace.low, "speed_high": pace.high,
+                "chunks_a": pace.chunks_a, "chunks_b": pace.chunks_b,
+                "speed_verdict": pace.verdict,
             })
     notes = []
     if without:
@@ -106,12 +119,22 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
                      + ", ".join(f"{w} x {label}" for w, label in sorted(without)) + ".")
     if not shared:
         notes.append("The runs share no cell: nothing to compare side by side.")
-    setup = setup_differences(names, [r.manifest for r in runs])
-    if setup:
-        notes.append("The runs ran differently: " + "; ".join(setup)
-                     + ". Speed ratios compare these as much as the code.")
+    notes += setup_notes(names, [r.manifest for r in runs])
     return Comparison(names, metric, pd.DataFrame(rows), only_in, notes, missing,
                       _curves(names, keyed, [r.curves for r in runs], shared))
+
+
+def _chunk_times(curves: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each cell's per-chunk step times (speed.chunk_step_times), by cell_id."""
+    if not len(curves) or "cell_id" not in curves:
+        return {}
+    return {cell: speed.chunk_step_times(rows) for cell, rows in curves.groupby("cell_id")}
+
+
+def _cell_chunks(times: dict[str, np.ndarray], rows: pd.DataFrame) -> np.ndarray:
+    """The chunks of the cell(s) behind one compared row."""
+    found = [times[cell] for cell in rows["cell_id"].unique() if cell in times]
+    return np.concatenate(found) if found else np.empty(0)
 
 
 def _curves(names, keyed, curves, shared) -> pd.DataFrame:
@@ -150,7 +173,8 @@ def _keyed(tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
 def regressions(comparison: Comparison, pct: float, *, allow_failures: bool = False,
                 allow_missing: bool = False) -> list[str]:
     """One line per cell where a later run is worse than the baseline: by more than pct%
-    on the metric (its mean) or on speed (the ratio of median step times); with more seeds
+    on the metric (its mean) or on speed (the ratio of median step times, beyond the
+    chunks' noise: speed.py); with more seeds
     diverged, errored or timed out than the baseline (unless `allow_failures`); or missing
     a cell the baseline has (unless `allow_missing`)."""
     found = [f"{r.run}: {r.workload} x {r.label}: {reason}"
@@ -173,10 +197,15 @@ def row_regressions(r, pct: float, *, allow_failures: bool = False) -> list[str]
     if np.isfinite(worse) and worse > pct:
         found.append(f"{r.column} {r.mean_a:.4g} -> {r.mean_b:.4g} ({r.change_pct:+.2f}%,"
                      f" p={r.p:.3g})")
-    if np.isfinite(r.speed_ratio) and (1 - r.speed_ratio) * 100 > pct:
-        found.append(f"speed {r.speed_ratio:.3f}x the baseline"
-                     f" ({(r.speed_ratio - 1) * 100:+.1f}%)")
+    pace = speed_of(r)
+    if pace.regression(pct):
+        found.append(f"speed {pace.describe()} ({(pace.ratio - 1) * 100:+.1f}%)")
     return found
+
+
+def speed_of(r) -> speed.Speed:
+    """The speed figures of one row of `Comparison.rows` (a namedtuple)."""
+    return speed.Speed(r.speed_ratio, r.speed_low, r.speed_high, r.chunks_a, r.chunks_b)
 
 
 def _statuses(rows: pd.DataFrame) -> str:
@@ -241,16 +270,40 @@ def _names(runs: list[Results]) -> list[str]:
 UNKNOWN = "unknown"  # a field the run's manifest lacks (written before it was recorded)
 
 
-def setup_differences(names: list[str], manifests: list[dict]) -> list[str]:
-    """One phrase per way the runs' set-ups differ ("executor: a local, b processes"),
-    each run's value or "unknown" where its manifest does not say."""
+# what the machine is; the other set-up fields say how a run used it
+MACHINE = ("device", "CPU model", "cores", "usable CPUs")
+
+
+def setup_notes(names: list[str], manifests: list[dict]) -> list[str]:
+    """What the notes say of the runs' set-ups: that speed ratios between different machines
+    measure the machines too (or that the manifests cannot tell), and how else the runs ran
+    differently (executor, workers)."""
     setups = [run_setup(m) for m in manifests]
+    machine = setup_differences(names, setups, MACHINE)
+    used = setup_differences(names, setups, [f for f in setups[0] if f not in MACHINE])
+    notes = []
+    if machine:
+        notes.append("Speed ratios between different machines (" + "; ".join(machine)
+                     + ") measure the machines too.")
+    elif any(setup[f] == UNKNOWN for setup in setups for f in ("CPU model", "cores")):
+        notes.append("The manifests do not record every run's CPU model and cores (runs made"
+                     " before optbench recorded them): whether the machines differ is unknown,"
+                     " and speed ratios may measure the machines too.")
+    if used:
+        notes.append("The runs ran differently: " + "; ".join(used)
+                     + ". Speed ratios compare these as much as the code.")
+    return notes
+
+
+def setup_differences(names: list[str], setups: list[dict[str, str]], fields) -> list[str]:
+    """One phrase per field of `run_setup` in which the runs differ ("executor: a local vs
+    b processes"), each run's value or "unknown" where its manifest does not say."""
     found = []
-    for field in setups[0]:
+    for field in fields:
         values = [setup[field] for setup in setups]
         if len(set(values)) > 1:
-            found.append(f"{field}: " + ", ".join(f"{name} {value}"
-                                                  for name, value in zip(names, values)))
+            found.append(f"{field}: " + " vs ".join(f"{name} {value}"
+                                                    for name, value in zip(names, values)))
     return found
 
 
