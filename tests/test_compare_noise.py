@@ -12,7 +12,7 @@ from rich.console import Console
 import bench
 from bench import cli
 from bench.records import Timings
-from bench.report import compare, compare_pages, speed
+from bench.report import compare, compare_pages, setups, speed
 from bench.runner.store import write_tables
 from tests.conftest import run_optbench
 
@@ -183,11 +183,22 @@ MACHINE_X = {"device": {"platform": "cpu", "kind": "cpu", "count": 1},
      " vs b unknown) measure the machines too."),
 ])
 def test_the_speed_note_names_the_machines(other, says):
-    notes = compare.setup_notes(["a", "b"], [MACHINE_X, other])
+    notes = setups.setup_notes(["a", "b"], [MACHINE_X, other])
     assert notes == ([says] if says else [])
 
 
 def test_manifests_that_cannot_tell_the_machines_apart_say_so():
     old = {"host": {"name": "vm", "cpus": 2}}
-    (note,) = compare.setup_notes(["a", "b"], [old, old])
+    (note,) = setups.setup_notes(["a", "b"], [old, old])
     assert "whether the machines differ is unknown" in note
+
+
+def test_a_run_started_on_a_busy_machine_is_noted_with_every_runs_load():
+    quiet = {"host": {**MACHINE_X["host"], "load_average": [0.4, 0.5, 0.5]}}
+    busy = {"host": {**MACHINE_X["host"], "load_average": [4.79, 3.15, 2.69]}}
+    assert setups.load_note(["a", "b"], [quiet, quiet]) is None  # 0.2 per CPU
+    note = setups.load_note(["a", "b", "c"], [quiet, busy, {"host": {"load_average": "x"}}])
+    assert note.startswith("A run started on a busy machine (1-minute load average: a 0.4 on 2"
+                           " CPUs vs b 4.79 on 2 CPUs vs c unknown).")
+    assert setups.setup_notes(["a", "b"], [quiet, busy]) == [setups.load_note(["a", "b"],
+                                                                             [quiet, busy])]

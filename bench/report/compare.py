@@ -17,7 +17,8 @@ bootstrap over both runs' per-chunk step times (from curves.parquet, with a fixe
 AND the interval lies below 1; a cell with fewer than 3 chunks on either side is not judged
 on speed. The metric's verdict (Welch) is apart from it. Runs made on different machines
 (device, CPU model, cores, usable CPUs in their manifests) get a note saying that their
-speed ratios measure the machines too.
+speed ratios measure the machines too, and so does a run that started on a busy machine
+(setups.py).
 Its tables and pages (terminal, compare.md, compare.html) are written by compare_pages.py.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ import pandas as pd
 
 from bench.errors import UserError
 from bench.report import analysis, speed
+from bench.report.setups import setup_notes
 from bench.runner.schema import is_metric
 from bench.runner.store import Results
 
@@ -92,8 +94,9 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
             mean_a, low_a, high_a = analysis.mean_ci(a_values)
             mean_b, low_b, high_b = analysis.mean_ci(b_values)
             diff, diff_low, diff_high, p = analysis.welch(a_values, b_values)
-            # speed from the step times of the chunks: steps_per_s also carries one-off
-            # costs of the process's first cells, which moved it by up to 17% between runs
+            # speed from the chunks' step times (curves.parquet), or the runs table's medians
+            # of them where the curves are not there; never steps_per_s, which also carries
+            # one-off costs of the process's first cells (it moved by up to 17% between runs)
             step_a, step_b = a["step_time_median_s"].median(), b["step_time_median_s"].median()
             pace = speed.judge(_cell_chunks(chunks[0], a), _cell_chunks(times, b),
                                fallback=step_a / step_b if step_b else math.nan)
@@ -126,9 +129,12 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
 
 def _chunk_times(curves: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each cell's per-chunk step times (speed.chunk_step_times), by cell_id."""
-    if not len(curves) or "cell_id" not in curves:
+    columns = ["cell_id", "step", "train_seconds"]
+    if not len(curves) or not set(columns) <= set(curves.columns):
         return {}
-    return {cell: speed.chunk_step_times(rows) for cell, rows in curves.groupby("cell_id")}
+    # a cell's seeds share one clock: one row per step is the whole of it
+    clock = curves[columns].drop_duplicates(["cell_id", "step"])
+    return {cell: speed.chunk_step_times(rows) for cell, rows in clock.groupby("cell_id")}
 
 
 def _cell_chunks(times: dict[str, np.ndarray], rows: pd.DataFrame) -> np.ndarray:
@@ -265,70 +271,3 @@ def _names(runs: list[Results]) -> list[str]:
     if len(set(names)) < len(names):  # same folder names under different parents
         names = [str(r.root) for r in runs]
     return names
-
-
-UNKNOWN = "unknown"  # a field the run's manifest lacks (written before it was recorded)
-
-
-# what the machine is; the other set-up fields say how a run used it
-MACHINE = ("device", "CPU model", "cores", "usable CPUs")
-
-
-def setup_notes(names: list[str], manifests: list[dict]) -> list[str]:
-    """What the notes say of the runs' set-ups: that speed ratios between different machines
-    measure the machines too (or that the manifests cannot tell), and how else the runs ran
-    differently (executor, workers)."""
-    setups = [run_setup(m) for m in manifests]
-    machine = setup_differences(names, setups, MACHINE)
-    used = setup_differences(names, setups, [f for f in setups[0] if f not in MACHINE])
-    notes = []
-    if machine:
-        notes.append("Speed ratios between different machines (" + "; ".join(machine)
-                     + ") measure the machines too.")
-    elif any(setup[f] == UNKNOWN for setup in setups for f in ("CPU model", "cores")):
-        notes.append("The manifests do not record every run's CPU model and cores (runs made"
-                     " before optbench recorded them): whether the machines differ is unknown,"
-                     " and speed ratios may measure the machines too.")
-    if used:
-        notes.append("The runs ran differently: " + "; ".join(used)
-                     + ". Speed ratios compare these as much as the code.")
-    return notes
-
-
-def setup_differences(names: list[str], setups: list[dict[str, str]], fields) -> list[str]:
-    """One phrase per field of `run_setup` in which the runs differ ("executor: a local vs
-    b processes"), each run's value or "unknown" where its manifest does not say."""
-    found = []
-    for field in fields:
-        values = [setup[field] for setup in setups]
-        if len(set(values)) > 1:
-            found.append(f"{field}: " + " vs ".join(f"{name} {value}"
-                                                    for name, value in zip(names, values)))
-    return found
-
-
-def run_setup(manifest: dict) -> dict[str, str]:
-    """What a run's speed depends on besides the code, as text: device, CPU model, cores,
-    usable CPUs, executor and workers ("unknown" for what the manifest lacks)."""
-    def part(table: str) -> dict:
-        value = manifest.get(table)
-        return value if isinstance(value, dict) else {}
-
-    device, host = part("device"), part("host")
-    executor = part("provenance").get("executor")
-    executor = executor if isinstance(executor, dict) else {}
-
-    def known(value) -> str:
-        return UNKNOWN if value is None or value == "" else str(value)
-
-    return {
-        "device": UNKNOWN if not device else
-        f"{device.get('platform', '?')} {device.get('kind', '?')} x{device.get('count', '?')}",
-        "CPU model": known(host.get("cpu_model")),
-        "cores": known(host.get("cores")),
-        "usable CPUs": known(host.get("cpus")),
-        "executor": known(executor.get("name")),
-        "workers": (known(executor.get("workers")) if "workers" in executor and
-                    executor.get("workers") is not None else
-                    "a scheduler's own" if executor.get("address") else UNKNOWN),
-    }

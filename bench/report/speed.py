@@ -32,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 MIN_CHUNKS = 3  # fewer chunks than this on either side: the median is one or two numbers
-BOOTSTRAP = 2000  # resamples; the interval's ends move by about 0.01 between seeds at this count
+# resamples: on the quick preset's cells the interval's ends moved by at most 0.023 over
+# 20 bootstrap seeds at this count
+BOOTSTRAP = 2000
 SEED = 0  # the bootstrap's: repeatable output, and no cell's interval depends on another's
 LEVEL = 0.95
 
