@@ -268,11 +268,12 @@ def test_compare_notes_a_different_executor_and_machine_and_old_manifests(capsys
     assert code == 0
     note = " ".join(out.split())
     assert "The runs ran differently:" in note
-    for part in ("CPU model: old unknown, new <b>Fast</b> CPU", "cores: old unknown, new 64",
-                 "executor: old unknown, new processes", "workers: old unknown, new 4"):
+    assert ("Speed ratios between different machines (CPU model: old unknown vs new <b>Fast</b>"
+            " CPU; cores: old unknown vs new 64) measure the machines too.") in note
+    for part in ("executor: old unknown vs new processes", "workers: old unknown vs new 4"):
         assert part in note
     assert "device:" not in note  # the same device: not named
-    assert "executor: old unknown, new processes" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert "executor: old unknown vs new processes" in (tmp_path / "cmp" / "compare.md").read_text()
     html = (tmp_path / "cmp" / "compare.html").read_text()
     assert "&lt;b&gt;Fast&lt;/b&gt; CPU" in html and "<b>Fast</b>" not in html
 

@@ -10,6 +10,15 @@ p < 0.05), and the speed ratio (the baseline's median step time over this run's:
 is faster). Cells present in some runs only are listed, never silently dropped. Which way
 is better comes from what the workload declared (runs.parquet's `target_direction` and
 `metrics`), never from a metric's name. Reads the tables only (no JAX).
+
+The speed verdict knows the noise (speed.py states the rule): the ratio's 95% interval is a
+bootstrap over both runs' per-chunk step times (from curves.parquet, with a fixed seed), and
+--fail-on-regression PCT flags a cell's speed only when the ratio is more than PCT% below 1
+AND the interval lies below 1; a cell with fewer than 3 chunks on either side is not judged
+on speed. The metric's verdict (Welch) is apart from it. Runs made on different machines
+(device, CPU model, cores, usable CPUs in their manifests) get a note saying that their
+speed ratios measure the machines too, and so does a run that started on a busy machine
+(setups.py).
 Its tables and pages (terminal, compare.md, compare.html) are written by compare_pages.py.
 """
 from __future__ import annotations
@@ -23,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UserError
-from bench.report import analysis
+from bench.report import analysis, speed
+from bench.report.setups import setup_notes
 from bench.runner.schema import is_metric
 from bench.runner.store import Results
 
@@ -68,11 +78,12 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
     rows = []
     without = set()  # cells whose workload has no such metric: nothing to compare there
     base = keyed[0]
+    chunks = [_chunk_times(r.curves) for r in runs]  # per run: cell_id -> per-chunk step times
     # rows by workload and label, as the report lists cells (the keys are hashes)
     names_of = base.drop_duplicates("compare_key").set_index("compare_key")
     in_order = sorted(shared, key=lambda k: (names_of.at[k, "workload"],
                                              names_of.at[k, "label"], k))
-    for name, table in zip(names[1:], keyed[1:]):
+    for name, table, times in zip(names[1:], keyed[1:], chunks[1:]):
         for key in in_order:
             a, b = base[base["compare_key"] == key], table[table["compare_key"] == key]
             column = _column(a.iloc[0], metric)
@@ -83,9 +94,12 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
             mean_a, low_a, high_a = analysis.mean_ci(a_values)
             mean_b, low_b, high_b = analysis.mean_ci(b_values)
             diff, diff_low, diff_high, p = analysis.welch(a_values, b_values)
-            # speed from the median step time over chunks: steps_per_s also carries one-off
-            # costs of the process's first cells, which moved it by up to 17% between runs
+            # speed from the chunks' step times (curves.parquet), or the runs table's medians
+            # of them where the curves are not there; never steps_per_s, which also carries
+            # one-off costs of the process's first cells (it moved by up to 17% between runs)
             step_a, step_b = a["step_time_median_s"].median(), b["step_time_median_s"].median()
+            pace = speed.judge(_cell_chunks(chunks[0], a), _cell_chunks(times, b),
+                               fallback=step_a / step_b if step_b else math.nan)
             rows.append({
                 "run": name, "workload": b["workload"].iloc[0], "label": b["label"].iloc[0],
                 "column": column, "better": direction(a.iloc[0], column),
@@ -98,7 +112,9 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
                 "diff": diff, "diff_low": diff_low, "diff_high": diff_high, "p": p,
                 "significant": bool(np.isfinite(p) and p < SIGNIFICANCE),
                 "change_pct": 100 * diff / abs(mean_a) if mean_a else math.nan,
-                "speed_ratio": step_a / step_b if step_b else math.nan,
+                "speed_ratio": pace.ratio, "speed_low": pace.low, "speed_high": pace.high,
+                "chunks_a": pace.chunks_a, "chunks_b": pace.chunks_b,
+                "speed_verdict": pace.verdict,
             })
     notes = []
     if without:
@@ -106,12 +122,25 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
                      + ", ".join(f"{w} x {label}" for w, label in sorted(without)) + ".")
     if not shared:
         notes.append("The runs share no cell: nothing to compare side by side.")
-    setup = setup_differences(names, [r.manifest for r in runs])
-    if setup:
-        notes.append("The runs ran differently: " + "; ".join(setup)
-                     + ". Speed ratios compare these as much as the code.")
+    notes += setup_notes(names, [r.manifest for r in runs])
     return Comparison(names, metric, pd.DataFrame(rows), only_in, notes, missing,
                       _curves(names, keyed, [r.curves for r in runs], shared))
+
+
+def _chunk_times(curves: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each cell's per-chunk step times (speed.chunk_step_times), by cell_id."""
+    columns = ["cell_id", "step", "train_seconds"]
+    if not len(curves) or not set(columns) <= set(curves.columns):
+        return {}
+    # a cell's seeds share one clock: one row per step is the whole of it
+    clock = curves[columns].drop_duplicates(["cell_id", "step"])
+    return {cell: speed.chunk_step_times(rows) for cell, rows in clock.groupby("cell_id")}
+
+
+def _cell_chunks(times: dict[str, np.ndarray], rows: pd.DataFrame) -> np.ndarray:
+    """The chunks of the cell(s) behind one compared row."""
+    found = [times[cell] for cell in rows["cell_id"].unique() if cell in times]
+    return np.concatenate(found) if found else np.empty(0)
 
 
 def _curves(names, keyed, curves, shared) -> pd.DataFrame:
@@ -150,7 +179,8 @@ def _keyed(tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
 def regressions(comparison: Comparison, pct: float, *, allow_failures: bool = False,
                 allow_missing: bool = False) -> list[str]:
     """One line per cell where a later run is worse than the baseline: by more than pct%
-    on the metric (its mean) or on speed (the ratio of median step times); with more seeds
+    on the metric (its mean) or on speed (the ratio of median step times, beyond the
+    chunks' noise: speed.py); with more seeds
     diverged, errored or timed out than the baseline (unless `allow_failures`); or missing
     a cell the baseline has (unless `allow_missing`)."""
     found = [f"{r.run}: {r.workload} x {r.label}: {reason}"
@@ -173,10 +203,15 @@ def row_regressions(r, pct: float, *, allow_failures: bool = False) -> list[str]
     if np.isfinite(worse) and worse > pct:
         found.append(f"{r.column} {r.mean_a:.4g} -> {r.mean_b:.4g} ({r.change_pct:+.2f}%,"
                      f" p={r.p:.3g})")
-    if np.isfinite(r.speed_ratio) and (1 - r.speed_ratio) * 100 > pct:
-        found.append(f"speed {r.speed_ratio:.3f}x the baseline"
-                     f" ({(r.speed_ratio - 1) * 100:+.1f}%)")
+    pace = speed_of(r)
+    if pace.regression(pct):
+        found.append(f"speed {pace.describe()} ({(pace.ratio - 1) * 100:+.1f}%)")
     return found
+
+
+def speed_of(r) -> speed.Speed:
+    """The speed figures of one row of `Comparison.rows` (a namedtuple)."""
+    return speed.Speed(r.speed_ratio, r.speed_low, r.speed_high, r.chunks_a, r.chunks_b)
 
 
 def _statuses(rows: pd.DataFrame) -> str:
@@ -236,46 +271,3 @@ def _names(runs: list[Results]) -> list[str]:
     if len(set(names)) < len(names):  # same folder names under different parents
         names = [str(r.root) for r in runs]
     return names
-
-
-UNKNOWN = "unknown"  # a field the run's manifest lacks (written before it was recorded)
-
-
-def setup_differences(names: list[str], manifests: list[dict]) -> list[str]:
-    """One phrase per way the runs' set-ups differ ("executor: a local, b processes"),
-    each run's value or "unknown" where its manifest does not say."""
-    setups = [run_setup(m) for m in manifests]
-    found = []
-    for field in setups[0]:
-        values = [setup[field] for setup in setups]
-        if len(set(values)) > 1:
-            found.append(f"{field}: " + ", ".join(f"{name} {value}"
-                                                  for name, value in zip(names, values)))
-    return found
-
-
-def run_setup(manifest: dict) -> dict[str, str]:
-    """What a run's speed depends on besides the code, as text: device, CPU model, cores,
-    usable CPUs, executor and workers ("unknown" for what the manifest lacks)."""
-    def part(table: str) -> dict:
-        value = manifest.get(table)
-        return value if isinstance(value, dict) else {}
-
-    device, host = part("device"), part("host")
-    executor = part("provenance").get("executor")
-    executor = executor if isinstance(executor, dict) else {}
-
-    def known(value) -> str:
-        return UNKNOWN if value is None or value == "" else str(value)
-
-    return {
-        "device": UNKNOWN if not device else
-        f"{device.get('platform', '?')} {device.get('kind', '?')} x{device.get('count', '?')}",
-        "CPU model": known(host.get("cpu_model")),
-        "cores": known(host.get("cores")),
-        "usable CPUs": known(host.get("cpus")),
-        "executor": known(executor.get("name")),
-        "workers": (known(executor.get("workers")) if "workers" in executor and
-                    executor.get("workers") is not None else
-                    "a scheduler's own" if executor.get("address") else UNKNOWN),
-    }

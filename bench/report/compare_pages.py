@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import render
-from bench.report.compare import Comparison, row_regressions
+from bench.report.compare import Comparison, row_regressions, speed_of
 from bench.report.figure_files import embed
 from bench.runner.files import make_folder, write_text
 
@@ -39,7 +39,8 @@ def table(comparison: Comparison, flags: Flags | None = None) -> render.Table:
     regression (`MARK: ...`, or — for none) and a `regression` class on those rows."""
     a = comparison.names[0]
     header = ["run", "workload", "optimizer", f"{a} (95% CI)", "this run (95% CI)",
-              "difference (95% CI)", "p", "significant", "speed vs baseline", "seeds (done)"]
+              "difference (95% CI)", "p", "significant", "speed vs baseline (95% CI)",
+              "seeds (done)"]
     rows, classes = [], []
     for r in comparison.rows.itertuples():
         row = [(r.run, None), (r.workload, None), (r.label, None),
@@ -49,8 +50,7 @@ def table(comparison: Comparison, flags: Flags | None = None) -> render.Table:
                 render.sort_key(r.diff)),
                ("—" if not np.isfinite(r.p) else f"{r.p:.3g}", render.sort_key(r.p)),
                ("yes" if r.significant else ("n/a" if not np.isfinite(r.p) else "no"), None),
-               ("—" if not np.isfinite(r.speed_ratio) else f"{r.speed_ratio:.3f}x",
-                render.sort_key(r.speed_ratio)),
+               (speed_of(r).describe(), render.sort_key(r.speed_ratio)),
                (f"{r.seeds_a} vs {r.seeds_b}", None)]
         if flags is not None:
             reasons = row_regressions(r, flags.pct, allow_failures=flags.allow_failures)
@@ -70,7 +70,8 @@ def terminal_table(comparison: Comparison):
 def legend(flags: Flags) -> str:
     """What a marked row means, in words."""
     return (f"{MARK}: a later run worse than the baseline by more than {flags.pct:g}% on the"
-            " metric's mean or on speed"
+            " metric's mean, or slower by more than that beyond the noise (the speed ratio's"
+            " 95% interval over the chunks' step times below 1)"
             + ("" if flags.allow_failures
                else ", or with more seeds diverged, errored or timed out")
             + ("" if flags.allow_missing else ", or lacking a cell the baseline has")
