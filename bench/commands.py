@@ -98,7 +98,7 @@ def run(args) -> int:
     if args.no_compile_cache:  # read when the engine is first imported, here and in workers
         os.environ["OPTBENCH_COMPILE_CACHE"] = "off"
     limits = Limits(args.workers, args.cell_timeout, args.address,
-                    compile_ahead=not args.no_compile_ahead)
+                    compile_ahead=args.compile_ahead)
     code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
                       resume=args.resume, executor=args.executor, limits=limits,
                       overrides=_overrides(args))

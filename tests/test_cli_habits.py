@@ -241,7 +241,7 @@ def test_a_run_named_by_flags_records_flags_its_plugins_and_the_machine(tmp_path
     assert found["plugins"] == [{"path": str(plugin.resolve()),
                                  "sha256": hashlib.sha256(plugin.read_bytes()).hexdigest()}]
     assert found["executor"] == {"name": "local", "workers": 1, "address": None,
-                                 "compile_ahead": True}
+                                 "compile_ahead": False}  # opt-in: --compile-ahead
     host = manifest["host"]
     assert isinstance(host["cpu_model"], str) and host["cpu_model"]
     assert host["cores"] >= 1 and len(host["load_average"]) == 3

@@ -31,11 +31,15 @@ def start_gated(out: Path, gate: Path, *extra: str) -> subprocess.Popen:
                                  "OPTBENCH_TEST_GATE": str(gate)})
 
 
-def wait_at_gate(gate: Path, process: subprocess.Popen) -> None:
-    """Until the gated cell is in flight (it wrote `started`): an event, not a guess. The
-    deadline only turns a broken run into a failure instead of a hang."""
+def wait_at_gate(gate: Path, process: subprocess.Popen, out: Path | None = None,
+                 saved: int = 0) -> None:
+    """Until the gated cell is in flight (it wrote `started`) and `saved` cells are in
+    `out`: events, not a guess (the gated cell is prepared while the cell before it still
+    trains, bench/runner/local.py). The deadline only turns a broken run into a failure
+    instead of a hang."""
     deadline = time.monotonic() + 600
-    while not (gate / "started").exists():
+    while not (gate / "started").exists() or (
+            saved and len(list((out / "cells").glob("*.json"))) < saved):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the gated cell never started"
         time.sleep(0.02)
@@ -63,7 +67,7 @@ def same_results(out: Path, reference: pd.DataFrame) -> None:
 def test_killed_mid_run_then_rerun_loses_only_cells_in_flight(tmp_path, uninterrupted, sig, code):
     out, gate = tmp_path / "run", tmp_path / "gate"
     process = start_gated(out, gate)
-    wait_at_gate(gate, process)  # five cells saved, the sixth in flight
+    wait_at_gate(gate, process, out, saved=5)  # five cells saved, the sixth in flight
     process.send_signal(sig)
     (gate / "release").touch()  # a SIGINT is raised once the main thread runs Python again
     _, stderr = process.communicate(timeout=300)

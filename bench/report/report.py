@@ -108,6 +108,12 @@ def build(results: Results) -> Report:
                          " persistent compilation cache (runs.parquet: compile_cached_s): their"
                          " AlgoPerf seconds count that load, not a compile. For compile times"
                          " comparable across cells, run with --no-compile-cache.")
+        recorded = results.manifest.get("provenance")
+        executor = recorded.get("executor") if isinstance(recorded, dict) else None
+        if isinstance(executor, dict) and executor.get("compile_ahead") is True:
+            notes.append("This run compiled each program while the one before it trained"
+                         " (--compile-ahead): on a CPU the two share cores, so step times"
+                         " and speed comparisons are stretched by the overlap.")
         if (runs["label"] != runs["full_label"]).any():
             notes.append("Long labels are shown as short names (adam·t4: trial 4, adam·tuned);"
                          " the key after the figures gives each one's hyperparameters.")

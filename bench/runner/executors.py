@@ -3,8 +3,8 @@ executor trains exactly those programs, so a cell's numbers never depend on the 
 Each yields (cell, result) as programs finish; the driver alone writes the store, so
 workers never touch the results folder.
 
-- `local`: one program after another in this process (the default), each program's
-  preparation done while the one before it trains (bench/runner/local.py).
+- `local`: one program after another in this process (the default); with `compile_ahead`
+  each program's preparation is done while the one before it trains (bench/runner/local.py).
 - `processes`: N worker processes (spawned, each importing JAX once) taking programs from a
   queue; a program past `cell_timeout` seconds of preparation (data, tracing, compiling)
   or of training has its worker killed and replaced, and its cells end as `timeout`; a
@@ -61,7 +61,7 @@ class Limits:
     cell_timeout: float | None = None  # seconds per phase of a program; worker processes only
     address: str | None = None  # an existing Dask scheduler (workers get every plugin file
     # this process loaded, as `WorkerCode` with each task)
-    compile_ahead: bool = True  # local: prepare the next program while one trains
+    compile_ahead: bool = False  # local: prepare the next program while one trains
 
 
 @dataclass(frozen=True)
