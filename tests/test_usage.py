@@ -78,6 +78,21 @@ def test_flops_per_step_is_of_the_order_of_a_hand_count():
     assert 2 * forward <= usage.flops_per_step <= 10 * forward
 
 
+@pytest.mark.parametrize("seeds", [[0], [0, 1, 2]])
+def test_flops_read_off_the_chunk_are_one_members_single_step(seeds):
+    """The reference: one member's single step, lowered on its own, as a user would count it."""
+    w = workloads.get("mnist1d-cnn")
+    spec = optimizers.get("adam")
+    batch = engine.MemberBatch(w, w.load_data(), spec, spec.resolve(), seeds=seeds,
+                               batch_size=w.batch_size)
+    batch.compile_chunk(50)
+    engine.count_flops(batch)
+    one = jax.tree.map(lambda x: x[0], (batch.params, batch.opt_state, batch.keys))
+    step = jax.jit(lambda p, s, k, x, y: batch.chunk(p, s, k, x, y, 1)).lower(
+        *one, batch.x_train, batch.y_train)
+    assert batch.usage.flops_per_step == pytest.approx(step.cost_analysis()["flops"], rel=0.005)
+
+
 def test_update_share_and_utilisation_are_recorded():
     usage = train("adam", steps=250).usage
     assert usage.update_s > 0 and usage.cpu_util_mean is not None and usage.peak_rss_bytes > 0
