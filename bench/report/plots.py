@@ -201,8 +201,11 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
         if len(done):
             sns.boxplot(data=done, x=metric, y="label", order=order, ax=ax, color="0.9",
                         fliersize=0, width=0.6)
-            sns.stripplot(data=done, x=metric, y="label", order=order, ax=ax, size=5,
-                          color="tab:blue", jitter=0.15)
+            # every seed a point, jittered from a generator of its own: seaborn's
+            # stripplot draws from numpy's global one, so the same run gave other PNGs
+            jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(done))
+            ax.scatter(done[metric], [order.index(label) for label in done["label"]] + jitter,
+                       s=25, color="tab:blue", zorder=4)
         diverged = frame[frame["status"] == "diverged"]
         shown = diverged[np.isfinite(diverged[metric].astype(float))]
         if len(diverged):  # a loss that became NaN has no value to draw: counted instead
