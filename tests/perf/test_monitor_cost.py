@@ -5,7 +5,7 @@ the engine uses) and at 0.01 s (ten times busier, to show the margin)."""
 import pytest
 
 import optimizers
-from bench.train import data, engine, usage
+from bench.train import engine, usage
 import workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 

@@ -15,7 +15,6 @@ import pytest
 from flax import nnx
 
 import optimizers
-from bench.train import data
 import workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 from tests.test_handwritten_equivalence import TWINS

@@ -6,7 +6,7 @@ import time
 import pytest
 
 import optimizers
-from bench.train import data, engine
+from bench.train import engine
 import workloads
 
 SEEDS = list(range(8))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optimizers
-from bench.train import data, engine
+from bench.train import engine
 import workloads
 from tests.perf.interleaved import record_ratio, time_interleaved
 
