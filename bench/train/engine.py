@@ -17,16 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bench.records import CellResult, ProgramEvent, SeedRecord, Status, Timings, Usage
-from bench.train import compile_cache, programs, usage
+from bench.train import compile_cache, programs, update_probe, usage
 from bench.train.data import Dataset
 from workloads.registry import Workload
-from optimizers.registry import OptimizerSpec, extra_update_args
+from optimizers.registry import OptimizerSpec
 
 compile_cache.configure()  # before this process compiles anything: JAX decides once
 
@@ -177,47 +175,6 @@ def count_flops(batch: MemberBatch) -> None:
         batch.usage.missing["mfu"] = f"peak FLOP/s unknown for {device.device_kind!r}"
 
 
-def compile_probe(batch: MemberBatch, steps: int = 10):
-    """The optimizer update (and apply_updates) alone on this program's parameter shapes,
-    all members vmapped as in training, `steps` of them in a scan, on a quadratic stand-in
-    objective (so that optimizers needing the loss value or function get them). Compiled
-    while the program is prepared; its seconds go to timings.probe_s, apart from training."""
-    clock = time.perf_counter()
-    tx, needs = batch.transformation.tx, batch.transformation.needs
-
-    def quadratic(p):
-        return 0.5 * sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(p))
-
-    def run(params, state):
-        def step(carry, _):
-            params, state = carry
-            value, grads = jax.value_and_grad(quadratic)(params)
-            extra = extra_update_args(needs, value=value, grad=grads, value_fn=quadratic)
-            updates, state = tx.update(grads, state, params, **extra)
-            return (optax.apply_updates(params, updates), state), None
-        return jax.lax.scan(step, (params, state), length=steps)[0]
-
-    executable = jax.jit(jax.vmap(run)).lower(batch.params, batch.opt_state).compile()
-    batch.timings.probe_s += time.perf_counter() - clock
-    return executable
-
-
-def probe_update(batch: MemberBatch, executable, steps: int = 10, repeats: int = 3) -> None:
-    """Time the compiled probe (`compile_probe`) after training: one warm-up call, then the
-    median of `repeats` calls per step, into usage.update_s."""
-    clock = time.perf_counter()
-    carry = executable(batch.params, batch.opt_state)  # warm-up
-    jax.block_until_ready(carry)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        carry = executable(*carry)
-        jax.block_until_ready(carry)
-        times.append((time.perf_counter() - start) / steps)
-    batch.usage.update_s = float(np.median(times))
-    batch.timings.probe_s += time.perf_counter() - clock
-
-
 @dataclasses.dataclass
 class PreparedProgram:
     """A program ready to train: its members initialised, every executable it will run
@@ -243,7 +200,7 @@ def prepare_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSp
                     *, steps: int, eval_every: int, batch_size: int, seeds: Sequence[int],
                     schedule: Schedule | None = None, probe: bool = True) -> PreparedProgram:
     """Everything before the first training step. Touches no clock but its own, so it may
-    run in another thread while a previous program trains (bench/runner/executors.py)."""
+    run in another thread while a previous program trains (bench/runner/local.py)."""
     start = time.perf_counter()
     batch = MemberBatch(workload, dataset, optimizer, hparams, seeds=seeds, batch_size=batch_size,
                         trials=trials, schedule=schedule, steps=steps)
@@ -252,10 +209,10 @@ def prepare_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSp
         if length == min(eval_every, steps):
             count_flops(batch)  # from the lowering just compiled
     timings = batch.timings
-    # initialising parameters and state, and tracing the step for its FLOP count
+    # initialising parameters and optimizer state, placing them, reading the FLOP count
     timings.setup_s = (time.perf_counter() - start - timings.data_s - timings.compile_s
                        - timings.compile_cached_s)
-    executable = compile_probe(batch) if probe else None
+    executable = update_probe.compile_probe(batch) if probe else None
     return PreparedProgram(batch, steps, eval_every, list(seeds), len(trials or [None]),
                            executable, time.perf_counter() - start)
 
@@ -289,7 +246,7 @@ def train_prepared(prepared: PreparedProgram, on_chunk: ChunkCallback | None = N
                                       missing={**batch.usage.missing, **sampler.missing})
     _record_memory(batch.usage)
     if prepared.probe is not None and any(r.status is not Status.DIVERGED for r in records):
-        probe_update(batch, prepared.probe)
+        update_probe.time_probe(batch, prepared.probe)
     timings.total_s = prepared.prepare_s + time.perf_counter() - start
     return [CellResult(seeds=records[t * len(seeds):(t + 1) * len(seeds)],
                        curves=curves.of_trial(t, len(seeds)), timings=timings,
