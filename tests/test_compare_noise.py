@@ -202,3 +202,15 @@ def test_a_run_started_on_a_busy_machine_is_noted_with_every_runs_load():
                            " CPUs vs b 4.79 on 2 CPUs vs c unknown).")
     assert setups.setup_notes(["a", "b"], [quiet, busy]) == [setups.load_note(["a", "b"],
                                                                              [quiet, busy])]
+
+
+def test_a_run_that_compiled_ahead_is_noted():
+    """--compile-ahead stretches step times on a CPU; a manifest written before the flag
+    existed trained beside no compile, so it reads "off", not "unknown"."""
+    plain = {**MACHINE_X, "provenance": {"executor": {"name": "local", "workers": 1}}}
+    ahead = {**MACHINE_X, "provenance": {"executor": {"name": "local", "workers": 1,
+                                                      "compile_ahead": True}}}
+    assert setups.setup_notes(["a", "b"], [plain, plain]) == []
+    assert setups.setup_notes(["a", "b"], [plain, ahead]) == [
+        "The runs ran differently: compile ahead: a off vs b on. Speed ratios compare these"
+        " as much as the code."]

@@ -1,8 +1,9 @@
 """What a run's speed depends on besides the code, read from its manifest: the machine
-(device, CPU model, cores, usable CPUs), how the run used it (executor, workers), and how
-busy it was when the run started (the 1-minute load average). `optbench compare` notes where
-the runs differ: speed ratios between different machines measure the machines too. A field
-a manifest lacks (written before optbench recorded it) reads "unknown". No JAX.
+(device, CPU model, cores, usable CPUs), how the run used it (executor, workers, compile
+ahead), and how busy it was when the run started (the 1-minute load average). `optbench
+compare` notes where the runs differ: speed ratios between different machines measure the
+machines too. A field a manifest lacks (written before optbench recorded it) reads
+"unknown". No JAX.
 """
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ def setup_differences(names: list[str], setups: list[dict[str, str]], fields) ->
 
 def run_setup(manifest: dict) -> dict[str, str]:
     """What a run's speed depends on besides the code, as text: device, CPU model, cores,
-    usable CPUs, executor and workers ("unknown" for what the manifest lacks)."""
+    usable CPUs, executor, workers and compile ahead ("unknown" for what the manifest
+    lacks)."""
     def part(table: str) -> dict:
         value = manifest.get(table)
         return value if isinstance(value, dict) else {}
@@ -101,4 +103,7 @@ def run_setup(manifest: dict) -> dict[str, str]:
         "workers": (known(executor.get("workers")) if "workers" in executor and
                     executor.get("workers") is not None else
                     "a scheduler's own" if executor.get("address") else UNKNOWN),
+        # recorded since --compile-ahead exists, so a manifest without it trained beside no
+        # compile; with it, chunks share the CPU with the next program's compile (2x measured)
+        "compile ahead": "on" if executor.get("compile_ahead") is True else "off",
     }
