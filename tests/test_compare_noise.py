@@ -135,6 +135,10 @@ def test_too_few_chunks_are_not_judged_and_say_so(smoke_run, tmp_path):
     assert [row[0][0] for row in compare_pages.table(cmp, flags).rows] == ["—", "—"]
     for page in (compare_pages.markdown(cmp, flags), compare_pages.html_page(cmp, flags)):
         assert "0.50x, too few chunks to judge (2 vs 2)" in page
+        assert "not judged under 3 chunks a side (a chunk is eval_every steps" in page
+    result = run_optbench("compare", str(a), str(b), "--out", str(tmp_path / "cmp"))
+    assert "speed vs baseline: the baseline's median step time" in result.stdout
+    assert "lower eval_every" in result.stdout  # how to get a verdict next time
 
 
 def test_the_interval_is_shown_everywhere_and_repeatable(smoke_run, tmp_path):
@@ -152,6 +156,8 @@ def test_the_interval_is_shown_everywhere_and_repeatable(smoke_run, tmp_path):
     for page in pages:
         assert text in page
     assert compare_pages.markdown(first) == compare_pages.markdown(second)
+    assert "(above 1: faster)" in compare_pages.markdown(first)  # the column's key
+    assert "lower eval_every" not in compare_pages.markdown(first)  # every cell was judged
 
 
 def test_tables_without_curves_keep_the_ratio_and_are_not_judged(smoke_run, tmp_path):

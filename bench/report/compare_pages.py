@@ -16,6 +16,7 @@ import numpy as np
 from bench.report import render
 from bench.report.compare import Comparison, row_regressions, speed_of
 from bench.report.figure_files import embed
+from bench.report.speed import MIN_CHUNKS
 from bench.runner.files import make_folder, write_text
 
 # the highlight without --fail-on-regression: reruns of one matrix on this project's
@@ -67,6 +68,19 @@ def terminal_table(comparison: Comparison):
     return render.terminal(table(comparison))
 
 
+def speed_key(comparison: Comparison) -> str:
+    """How to read the speed column (speed.py states the rule); where some cell had too few
+    chunks, how to get more."""
+    few = (comparison.rows["speed_verdict"] == "too few chunks").any() if len(comparison.rows) \
+        else False
+    return ("speed vs baseline: the baseline's median step time over this run's (above 1:"
+            " faster), with a 95% bootstrap interval over both runs' per-chunk step times;"
+            f" within noise when it holds 1, not judged under {MIN_CHUNKS} chunks a side"
+            + (" (a chunk is eval_every steps: for more, raise --steps or lower eval_every,"
+               ' as {name = "NAME", eval_every = 20} in the matrix\'s workloads)' if few
+               else "") + ".")
+
+
 def legend(flags: Flags) -> str:
     """What a marked row means, in words."""
     return (f"{MARK}: a later run worse than the baseline by more than {flags.pct:g}% on the"
@@ -105,6 +119,7 @@ def markdown(comparison: Comparison, flags: Flags | None = None,
     if flags is not None:
         lines += [text(legend(flags)), ""]
     lines += render.markdown(table(comparison, flags))
+    lines += ["", text(speed_key(comparison))]
     if comparison.only_in:
         lines += ["", "## Cells in some runs only", ""]
         lines += render.markdown(_only_in(comparison, flags))
@@ -125,6 +140,7 @@ def html_page(comparison: Comparison, flags: Flags | None = Flags(),
         parts.append(f"<p class=legend><span class=regression>{e(MARK)}</span>"
                      f" {e(legend(flags).removeprefix(MARK + ':'))}</p>")
     parts.append(render.html_table(table(comparison, flags)))
+    parts.append(f"<p class=meta>{e(speed_key(comparison))}</p>")
     if comparison.only_in:
         parts += ["<h2>Cells in some runs only</h2>",
                   render.html_table(_only_in(comparison, flags))]
