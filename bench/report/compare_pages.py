@@ -139,7 +139,7 @@ def html_page(comparison: Comparison, flags: Flags | None = Flags(),
     if flags is not None:
         parts.append(f"<p class=legend><span class=regression>{e(MARK)}</span>"
                      f" {e(legend(flags).removeprefix(MARK + ':'))}</p>")
-    parts.append(render.html_table(table(comparison, flags)))
+    parts.append(f"<div class=compare>{render.html_table(table(comparison, flags))}</div>")
     parts.append(f"<p class=meta>{e(speed_key(comparison))}</p>")
     if comparison.only_in:
         parts += ["<h2>Cells in some runs only</h2>",
