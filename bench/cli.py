@@ -15,6 +15,7 @@ import sys
 from bench import commands
 from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from bench.errors import OptbenchError, UserError
+from bench.plan.matrix import presets
 from bench.report.render import printable
 from bench.runner.executors import EXECUTORS
 from optimizers.registry import RegistryError
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = subcommands.add_parser("run", help="train a matrix of workloads x optimizers")
     run.add_argument("matrix", nargs="?", help="a matrix TOML file (default: --preset quick)")
-    run.add_argument("--preset", help="a built-in matrix: quick (default), standard, smoke")
+    run.add_argument("--preset", help=f"a built-in matrix: {', '.join(presets())} (default:"
+                                      " quick; optbench list presets)")
     run.add_argument("--workloads", help="comma-separated workload names (replace the matrix's)")
     run.add_argument("--optimizers", help="comma-separated optimizer names (replace the matrix's)")
     run.add_argument("--seeds", help="a count (3) or a list (0,1,2)")
@@ -71,12 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--no-compile-cache", action="store_true",
                      help="compile every program afresh, without JAX's persistent compilation"
-                          " cache ($OPTBENCH_CACHE/jax; also OPTBENCH_COMPILE_CACHE=off)")
+                          " cache ($OPTBENCH_CACHE/jax; also OPTBENCH_COMPILE_CACHE=off): every"
+                          " run then pays its compiles again (a rerun of the quick preset took"
+                          " 162 s instead of 109 s on 2 cores); compile figures are honest"
+                          " either way, a load from the cache being counted apart")
     run.add_argument("--compile-ahead", action="store_true",
                      help="prepare and compile each program while the one before it trains"
                           " (--executor local): a shorter wait where training runs on an"
                           " accelerator, but on a CPU training shares its cores with the"
-                          " compile and its step times stretch (2x measured on 2 cores)")
+                          " compile and its step times stretch (2-2.5x measured on 2 cores),"
+                          " which the report and compare note")
     run.add_argument("--dry-run", action="store_true",
                      help="check the matrix and print its cells, the programs they compile"
                           " into and an estimated time (from results/reference); train"
@@ -193,7 +199,7 @@ class _KindsHelp(argparse.HelpFormatter):
 
 def _plugin_option(parser) -> None:
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE",
-                        help="a Python file registering optimizers (repeatable)")
+                        help="a Python file registering optimizers or workloads (repeatable)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,7 @@ def test_an_optimizer_that_raises_is_an_error_cell_and_the_rest_run(tmp_path):
     (["run", "--workloads", "mnist-cnn"], "pass --data-dir DIR (or set OPTBENCH_DATA)"),
     (["run", "--plugin", "missing.py"], "plugin file missing.py does not exist"),
     (["run", "--cell-timeout", "5"], "--cell-timeout needs --executor processes"),
+    (["run", "--executor", "processes", "--compile-ahead"], "--compile-ahead needs --executor local"),
     (["run", "--executor", "processes", "--cell-timeout", "0"], "must be more than 0"),
     (["run", "--address", "tcp://localhost:1"], "--address is for --executor dask"),
     (["run", "--executor", "threads"], "invalid choice: 'threads'"),
