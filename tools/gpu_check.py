@@ -16,7 +16,8 @@ it runs from the checkout, installs nothing, downloads nothing, and prints, in o
 5. the largest sweep that fits: members doubled until the device runs out of memory (or
    LARGEST_TRIED), for mnist1d-mlp and mnist1d-cnn, with the peak memory of the last fit.
 
-`--small` shrinks every part to seconds (a check that the script works, on a CPU too).
+`--small` shrinks every part to seconds (a check that the script works, on a CPU too); its
+part 2 is the smoke preset's two cells for 20 steps.
 """
 from __future__ import annotations
 
@@ -41,14 +42,19 @@ WORKLOADS = ["mnist1d-mlp", "mnist1d-cnn", "mnist1d-logreg", "mnist1d-gru", "dig
 LARGEST_TRIED = 2 ** 15
 
 
-def quick_preset(out: str) -> int:
-    code = cli.main(["run", "--preset", "quick", "--out", out, "--force"])
+def quick_preset(out: str, small: bool) -> int:
+    """The quick preset's figures per workload; with `small`, the smoke preset's two cells
+    for 20 steps, so that a check on a CPU runs this part too."""
+    matrix = ["--preset", "smoke", "--steps", "20", "--seeds", "1"] if small else [
+        "--preset", "quick"]
+    code = cli.main(["run", *matrix, "--out", out, "--force"])
     cells = pd.read_parquet(f"{out}/runs.parquet").drop_duplicates("cell_id")
     columns = ["steps_per_s", "step_time_median_s", "compile_s", "update_share",
                "device_util_mean", "device_util_max", "peak_device_bytes", "mfu"]
     for why in sorted({why for text in cells["missing"] for why in json.loads(text).values()}):
         print("not measured:", why)
-    print("quick preset, median over the cells of each workload:")
+    print(f"{'smoke preset (--small)' if small else 'quick preset'}, median over the cells of"
+          " each workload:")
     print(cells.groupby("workload")[columns].median().to_string(float_format=lambda v: f"{v:.4g}"))
     return code
 
@@ -127,7 +133,7 @@ def main(argv: list[str]) -> int:
     device = jax.devices()[0]
     print(f"jax {jax.__version__}: {device.platform} {device.device_kind} x{jax.device_count()}")
     clock = time.perf_counter()
-    code = 0 if small else quick_preset(out)
+    code = quick_preset(out, small)
     engine_vs_bare(20 if small else 1000, 3 if small else 7,
                    WORKLOADS[:1] if small else WORKLOADS, [1, 2] if small else [1, 8])
     sweep_gain(*((2, 2, 20) if small else (16, 4, 500)))
