@@ -6,7 +6,8 @@ Benchmarks that time their sides themselves, interleaved round by round (engine/
 sweep/separate, handwritten/optax, monitor on/off), carry `pairs` in extra_info: both
 medians and the median of the per-round time ratios. Groups of two separate benchmarks
 (vmap/sequential) give the ratio of their median times. The overhead benchmark carries its
-own figures. Speeds are printed as "x faster" (the other side's time over this one's).
+own figures. Speeds are printed as "speed 1.20x" (the other side's time over this one's:
+above 1, a is faster).
 These are measurements of one run on this machine, not pass/fail tests: a line that misses
 its goal says so and the script still exits 0.
 """
@@ -45,7 +46,7 @@ def goal_line(name: str, ratio: float) -> str:
     for prefix, speed in FASTER_GOALS.items():
         if name.startswith(prefix):
             met = 1 / ratio >= speed
-            return f"{1 / ratio:6.2f}x faster  goal >= {speed:.2f}x  {'meets' if met else 'MISSES'}"
+            return f"speed {1 / ratio:.2f}x  goal >= {speed:.2f}x  {'meets' if met else 'MISSES'}"
     for prefix, most in SLOWER_GOALS.items():
         if name.startswith(prefix):
             met = ratio <= most
@@ -80,7 +81,10 @@ def main(path: str) -> None:
         report = json.load(f)
     for line in overhead_lines(report):
         print(line)
-    print(f"{'benchmark':44} {'sides a/b':>22} {'median a':>11} {'median b':>11} {'time a/b':>9}")
+    # a/b is the median of the per-round ratios where the sides were interleaved, so it
+    # need not equal median a / median b; speed is its inverse (b's time over a's)
+    print(f"{'benchmark':44} {'sides a/b':>22} {'median a':>11} {'median b':>11} {'time a/b':>9}"
+          "  (interleaved: median of the rounds' ratios; speed: b's time / a's)")
     for name, sides, a, b, ratio in rows(report):
         print(f"{name:44} {sides:>22} {a * 1e3:9.3f}ms {b * 1e3:9.3f}ms {ratio:9.3f}  "
               f"{goal_line(name, ratio)}")
