@@ -73,10 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--no-compile-cache", action="store_true",
                      help="compile every program afresh, without JAX's persistent compilation"
-                          " cache ($OPTBENCH_CACHE/jax; also OPTBENCH_COMPILE_CACHE=off): every"
-                          " run then pays its compiles again (a rerun of the quick preset took"
-                          " 162 s instead of 109 s on 2 cores); compile figures are honest"
-                          " either way, a load from the cache being counted apart")
+                          " cache ($OPTBENCH_CACHE/jax; also OPTBENCH_COMPILE_CACHE=off), for"
+                          " compile and AlgoPerf times comparable across cells and runs (a load"
+                          " from the cache is booked apart, as compile_cached_s); every run then"
+                          " pays its compiles again (a rerun of the quick preset: 162 s instead"
+                          " of 109 s on 2 cores)")
     run.add_argument("--compile-ahead", action="store_true",
                      help="prepare and compile each program while the one before it trains"
                           " (--executor local): a shorter wait where training runs on an"
