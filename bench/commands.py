@@ -223,7 +223,8 @@ def compare(args) -> int:
     for note in comparison.notes:
         console.print(f"note: {note}", markup=False)
     console.print(compare_pages.terminal_table(comparison))
-    console.print(compare_pages.speed_key(comparison), markup=False, highlight=False)
+    if key := compare_pages.speed_key(comparison):  # none when the runs share no cell
+        console.print(key, markup=False, highlight=False)
     for run, workload, label in comparison.only_in:
         console.print(f"only in {run}: {workload} x {label}", markup=False, highlight=False)
     console.print(f"markdown: {printable(md_path)}\nhtml: {printable(html_path)}", markup=False,

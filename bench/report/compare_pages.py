@@ -70,9 +70,10 @@ def terminal_table(comparison: Comparison):
 
 def speed_key(comparison: Comparison) -> str:
     """How to read the speed column (speed.py states the rule); where some cell had too few
-    chunks, how to get more."""
-    few = (comparison.rows["speed_verdict"] == "too few chunks").any() if len(comparison.rows) \
-        else False
+    chunks, how to get more; "" when the runs share no cell."""
+    if not len(comparison.rows):
+        return ""
+    few = (comparison.rows["speed_verdict"] == "too few chunks").any()
     return ("speed vs baseline: the baseline's median step time over this run's (above 1:"
             " faster), with a 95% bootstrap interval over both runs' per-chunk step times;"
             f" within noise when it holds 1, not judged under {MIN_CHUNKS} chunks a side"
@@ -119,7 +120,8 @@ def markdown(comparison: Comparison, flags: Flags | None = None,
     if flags is not None:
         lines += [text(legend(flags)), ""]
     lines += render.markdown(table(comparison, flags))
-    lines += ["", text(speed_key(comparison))]
+    key = speed_key(comparison)
+    lines += ["", text(key)] if key else []
     if comparison.only_in:
         lines += ["", "## Cells in some runs only", ""]
         lines += render.markdown(_only_in(comparison, flags))
@@ -140,7 +142,8 @@ def html_page(comparison: Comparison, flags: Flags | None = Flags(),
         parts.append(f"<p class=legend><span class=regression>{e(MARK)}</span>"
                      f" {e(legend(flags).removeprefix(MARK + ':'))}</p>")
     parts.append(f"<div class=compare>{render.html_table(table(comparison, flags))}</div>")
-    parts.append(f"<p class=meta>{e(speed_key(comparison))}</p>")
+    key = speed_key(comparison)
+    parts += [f"<p class=meta>{e(key)}</p>"] if key else []
     if comparison.only_in:
         parts += ["<h2>Cells in some runs only</h2>",
                   render.html_table(_only_in(comparison, flags))]
