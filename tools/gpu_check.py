@@ -2,8 +2,10 @@
 
     PYTHONPATH=. python3 tools/gpu_check.py [OUT_DIR] [--small]
 
-Meant for a GPU machine with JAX, Flax, Optax and pandas installed and nothing else set up:
-it runs from the checkout, installs nothing, downloads nothing, and prints, in order:
+Meant for a GPU machine with optbench's dependencies importable (pyproject.toml's
+`dependencies`: part 2 is a whole `optbench run`, which needs rich, pyarrow, matplotlib,
+scipy, mnist1d, scikit-learn, ... besides JAX, Flax, Optax and pandas) and nothing else set
+up: it runs from the checkout, installs nothing, downloads nothing, and prints, in order:
 
 1. the device;
 2. the quick preset, per workload (median over its cells): steps/s, step time, compile time,
@@ -22,6 +24,7 @@ part 2 is the smoke preset's two cells for 20 steps.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -48,6 +51,9 @@ def quick_preset(out: str, small: bool) -> int:
     matrix = ["--preset", "smoke", "--steps", "20", "--seeds", "1"] if small else [
         "--preset", "quick"]
     code = cli.main(["run", *matrix, "--out", out, "--force"])
+    if not os.path.exists(f"{out}/runs.parquet"):  # it said why above; the other parts still run
+        print(f"the preset run finished no cell (exit {code}): no figures for part 2")
+        return code
     cells = pd.read_parquet(f"{out}/runs.parquet").drop_duplicates("cell_id")
     columns = ["steps_per_s", "step_time_median_s", "compile_s", "update_share",
                "device_util_mean", "device_util_max", "peak_device_bytes", "mfu"]
