@@ -145,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--fail-on-regression", type=_percent, metavar="PCT",
                          help="exit 1 when a later run is worse than the baseline by more than"
                               " PCT%% on the metric, or slower by more than PCT%% beyond the"
-                              " noise (the speed ratio's 95%% interval below 1; never a cell with too"
-                              " few chunks to judge), has more seeds diverged, errored"
-                              " or timed out, or lacks a cell of the baseline")
+                              " noise (the speed ratio's 95%% interval below 1; never a cell"
+                              " with too few chunks to judge), has more seeds diverged,"
+                              " errored or timed out, or lacks a cell of the baseline")
     compare.add_argument("--allow-failures", action="store_true",
                          help="with --fail-on-regression: diverged, errored or timed-out"
                               " seeds are not regressions")
