@@ -148,6 +148,19 @@ def test_bad_settings_are_one_line(capsys, setting, words):
     assert words in message and message.startswith("--set "), message
 
 
+def test_a_setting_for_a_workload_only_workloads_names_says_how(capsys):
+    """--set applies before --workloads replaces the list, so the workload is not in it yet:
+    the message says so and gives a form that works."""
+    message = one_line_error(capsys, "run", *SMOKE, "--workloads", "synthetic-logreg",
+                             "--dry-run", "--set", "workloads.synthetic-logreg.eval_every=20")
+    assert "(--set applies before --workloads; to set eval_every of one you name, give the" \
+           " whole list: --set 'workloads=[{name = \"synthetic-logreg\", eval_every = ...}]')" \
+           in message
+    code, out, _ = optbench(capsys, "run", *SMOKE, "--dry-run", "--set",
+                            'workloads=[{name = "synthetic-logreg", eval_every = 20}]')
+    assert code == 0 and "synthetic-logreg x " in out
+
+
 # 3. list --json, --filter, whole preset descriptions.
 
 def test_list_optimizers_json_is_complete_and_filtered(capsys):

@@ -87,8 +87,12 @@ def _set_in_entries(raw: dict, top: str, name: str, field: str, value: Any, wher
              for e in entries]
     if name not in names:
         present = [n for n in dict.fromkeys(names) if isinstance(n, str)]
+        # --set applies before --workloads / --optimizers replace the list, so a name given
+        # only there is not in it yet: say how to set a field of one anyway
         raise UserError(f"{where}: the matrix has no {top[:-1]} {name!r}"
-                        f"{did_you_mean(name, present)}; its {top}: {', '.join(present)}")
+                        f"{did_you_mean(name, present)}; its {top}: {', '.join(present)}"
+                        f" (--set applies before --{top}; to set {field} of one you name, give"
+                        f" the whole list: --set '{top}=[{{name = \"{name}\", {field} = ...}}]')")
     if field == "name":
         raise UserError(f"{where}: a {top[:-1]}'s name is how --set finds it; to change the"
                         f" list, give {top}=[...]")
