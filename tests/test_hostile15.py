@@ -1,0 +1,94 @@
+"""Attacks on what issue 15 changed, each a defect found and fixed: compile ahead
+(bench/runner/local.py) under plugins that exit or hang and under Ctrl-C, the speed
+verdicts of `optbench compare` on hand-edited results, tools/perf_ratios.py on a partial
+bench.json."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.runner import local
+from bench.runner.executors import Limits
+from tests.conftest import ROOT, interruptible
+from tests.test_compile_ahead import programs
+
+
+@pytest.mark.parametrize("ahead", [True, False])
+@pytest.mark.parametrize("where", ["prepare_program", "train_prepared"])
+def test_plugin_code_calling_sys_exit_fails_its_cells_only(monkeypatch, ahead, where):
+    """As a worker process that exits does (--executor processes): before, the run ended
+    with the plugin's exit code, no line said why, no table was merged."""
+    from bench.train import engine
+
+    planned = programs(["optax:sgd", "optax:adam", "lion"])
+    original, calls = getattr(engine, where), []
+
+    def exiting(*args, **kwargs):  # programs are prepared and trained in order: adam's is 2nd
+        calls.append(where)
+        if len(calls) == 2:
+            sys.exit(3)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, where, exiting)
+    done = list(local.run_local(planned, None, Limits(compile_ahead=ahead)))
+    assert [(c.optimizer, r.seeds[0].status.value) for c, r in done] == [
+        ("optax:sgd", "done"), ("optax:adam", "error"), ("lion", "done")]
+    assert "called sys.exit(3)" in done[1][1].error
+
+
+def test_cancel_stops_a_preparation_stuck_in_python_code():
+    """A plugin looping forever in the preparing thread: cancel() ends it (before, a Ctrl-C
+    waited for it without end)."""
+    entered, left = threading.Event(), threading.Event()
+
+    def stuck():
+        entered.set()
+        try:
+            while True:  # the gate pattern of tests/plugins/gate.py, with no release
+                time.sleep(0.01)
+        finally:
+            left.set()
+
+    thread = local.InThread(stuck)
+    assert entered.wait(timeout=60)
+    thread.cancel()
+    assert left.is_set()
+    with pytest.raises(KeyboardInterrupt):
+        thread.result()
+
+
+def test_ctrl_c_while_a_hung_plugin_is_prepared_ahead_saves_and_exits(tmp_path):
+    """--compile-ahead: the run waits for the next program's preparation (test:gate, whose
+    init waits at a gate never opened) when Ctrl-C comes: exit 130, the saved cell kept, no
+    hang (before, the run waited for the preparation to end, forever)."""
+    out, gate = tmp_path / "run", tmp_path / "gate"
+    gate.mkdir()
+    command = [sys.executable, "-m", "bench.cli", "run", "--plugin",
+               str(ROOT / "tests" / "plugins" / "gate.py"), "--workloads", "rosenbrock-2d",
+               "--optimizers", "sgd,test:gate", "--steps", "20", "--seeds", "1",
+               "--compile-ahead", "--out", str(out)]
+    process = subprocess.Popen(interruptible(command), cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT),
+                                    "OPTBENCH_TEST_GATE": str(gate)})
+    lines = []
+    for line in process.stderr:  # until the run waits for test:gate's preparation
+        lines.append(line)
+        if "compile: rosenbrock-2d x test:gate" in line:
+            break
+    assert (gate / "started").exists(), "".join(lines)
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=120)  # the gate stays shut: no release
+    finally:
+        (gate / "release").touch()  # a broken run ends instead of lingering
+        process.kill() if process.poll() is None else None
+    assert process.returncode == 130, stderr
+    stderr = "".join(lines) + stderr
+    assert "interrupted: finished cells are saved" in stderr and "Traceback" not in stderr
+    assert len(list((out / "cells").glob("*.json"))) == 1
