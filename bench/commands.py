@@ -93,6 +93,9 @@ def run(args) -> int:
     if args.cell_timeout and args.executor != "processes":
         raise UserError("--cell-timeout needs --executor processes: only a worker process can"
                         " be stopped safely mid-cell")
+    if args.compile_ahead and args.executor != "local":  # would be ignored: say so instead
+        raise UserError(f"--compile-ahead is for --executor local; --executor {args.executor}"
+                        " prepares each program in the worker that trains it")
     if args.address is not None:
         check_address(args.address, args.executor)
     if args.no_compile_cache:  # read when the engine is first imported, here and in workers

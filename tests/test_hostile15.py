@@ -92,3 +92,18 @@ def test_ctrl_c_while_a_hung_plugin_is_prepared_ahead_saves_and_exits(tmp_path):
     stderr = "".join(lines) + stderr
     assert "interrupted: finished cells are saved" in stderr and "Traceback" not in stderr
     assert len(list((out / "cells").glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_compile_ahead_with_another_executor_is_one_line(tmp_path, executor):
+    """It was silently ignored: the user believed the run compiled ahead."""
+    from tests.conftest import run_optbench
+
+    result = run_optbench("run", "--workloads", "rosenbrock-2d", "--optimizers", "sgd",
+                          "--steps", "20", "--seeds", "1", "--compile-ahead", "--executor",
+                          executor, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"optbench: error: --compile-ahead is for --executor local; --executor {executor}"
+        " prepares each program in the worker that trains it"]
+    assert not (tmp_path / "run").exists()
