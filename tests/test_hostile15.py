@@ -107,3 +107,53 @@ def test_compile_ahead_with_another_executor_is_one_line(tmp_path, executor):
         f"optbench: error: --compile-ahead is for --executor local; --executor {executor}"
         " prepares each program in the worker that trains it"]
     assert not (tmp_path / "run").exists()
+
+
+def test_chunk_times_leave_out_text_in_a_hand_edited_table():
+    """train_seconds as text (a table edited by hand): compare raised ValueError."""
+    import pandas as pd
+
+    from bench.report import speed
+
+    rows = pd.DataFrame({"step": [10, 20, "x", 40],
+                         "train_seconds": ["0.1", "0.2", "0.3", "abc"]}, dtype=object)
+    assert speed.chunk_step_times(rows).tolist() == pytest.approx([0.01, 0.01])
+
+
+def test_the_bootstrap_resamples_in_bounded_batches(monkeypatch):
+    """A cell of 200,000 chunks took 6.6 GB in one draw; now no draw exceeds MAX_DRAWS, and
+    a sample that fits one batch gets exactly the numbers of one call."""
+    import numpy as np
+
+    from bench.report import speed
+
+    sample = np.random.default_rng(1).lognormal(size=50)
+    one_call = np.median(np.random.default_rng(0).choice(
+        sample, size=(speed.BOOTSTRAP, sample.size)), axis=1)
+    np.testing.assert_array_equal(speed.resampled_medians(np.random.default_rng(0), sample),
+                                  one_call)
+
+    sizes = []
+
+    class Watched:
+        def __init__(self):
+            self.rng = np.random.default_rng(0)
+
+        def choice(self, values, size):
+            sizes.append(size[0] * size[1])
+            return self.rng.choice(values, size=size)
+
+    monkeypatch.setattr(speed, "MAX_DRAWS", 1000)
+    medians = speed.resampled_medians(Watched(), sample)
+    assert medians.shape == (speed.BOOTSTRAP,) and max(sizes) <= 1000
+    assert sum(sizes) == speed.BOOTSTRAP * sample.size
+
+
+def test_a_manifest_with_infinite_cpus_reads_as_unknown_load():
+    """json reads Infinity; int(inf) raised OverflowError out of `optbench compare`."""
+    from bench.report import setups
+
+    manifest = {"host": {"cpus": float("inf"), "load_average": [3.0, 2.0, 1.0]}}
+    assert setups._load(manifest) is None
+    assert setups.load_note(["a", "b"], [manifest, {"host": {"cpus": 2,
+                                                            "load_average": [0.1]}}]) is None
