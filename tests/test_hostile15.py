@@ -157,3 +157,35 @@ def test_a_manifest_with_infinite_cpus_reads_as_unknown_load():
     assert setups._load(manifest) is None
     assert setups.load_note(["a", "b"], [manifest, {"host": {"cpus": 2,
                                                             "load_average": [0.1]}}]) is None
+
+
+def test_final_metric_figure_is_repeatable_and_its_legend_clears_the_x_label(tmp_path,
+                                                                           monkeypatch):
+    """Every sgd seed diverges on rosenbrock-2d (nothing finite to draw), adam's finish: the
+    figure draws, the same bytes twice; its legend sat over the x label on short panels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    import bench
+    from bench import cli
+    from bench.report import figure_files, plots
+
+    out = tmp_path / "run"
+    assert cli.main(["run", "--workloads", "rosenbrock-2d", "--optimizers", "sgd,adam",
+                     "--steps", "20", "--seeds", "2", "--out", str(out)]) in (0, 1)
+    runs = bench.load(out).runs
+    assert set(runs[runs["optimizer"] == "sgd"]["status"]) == {"diverged"}
+    drawn, save = [], plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path, **kw: (drawn.append(fig),
+                                                                 save(fig, path, **kw))[1])
+    first = plots.final_metric(runs, tmp_path).read_bytes()
+    assert plots.final_metric(runs, tmp_path).read_bytes() == first
+    fig = drawn[0]
+    fig.dpi = figure_files.DPI  # as saved: the x label is placed when the figure is drawn
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax in fig.axes:
+        if ax.get_visible() and ax.get_legend() is not None:
+            legend = ax.get_legend().get_window_extent(renderer)
+            label = ax.xaxis.label.get_window_extent(renderer)
+            assert legend.y1 <= label.y0  # display coordinates: y grows upwards
