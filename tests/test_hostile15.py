@@ -189,3 +189,12 @@ def test_final_metric_figure_is_repeatable_and_its_legend_clears_the_x_label(tmp
             legend = ax.get_legend().get_window_extent(renderer)
             label = ax.xaxis.label.get_window_extent(renderer)
             assert legend.y1 <= label.y0  # display coordinates: y grows upwards
+
+
+@pytest.mark.parametrize("argv", [["--bogus"], ["a", "b"], ["--smal"]])
+def test_gpu_check_refuses_what_is_not_a_folder_or_small(argv, capsys):
+    """'--bogus' was taken for the output folder: a quick-preset run, then a traceback."""
+    from tools import gpu_check
+
+    assert gpu_check.main(argv) == 2
+    assert capsys.readouterr().err.startswith("usage: ")
