@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -198,3 +197,41 @@ def test_gpu_check_refuses_what_is_not_a_folder_or_small(argv, capsys):
 
     assert gpu_check.main(argv) == 2
     assert capsys.readouterr().err.startswith("usage: ")
+
+
+def test_terminal_tables_and_notes_never_send_an_escape_sequence(tmp_path, capsys):
+    """A shared results folder's label or manifest with ESC in it: `optbench compare` sent
+    it raw (a colour, a terminal title) in its table and in its machine note."""
+    import io
+    import json
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from rich.console import Console
+
+    from bench import cli
+    from bench.report import render
+
+    table = render.Table(["optimizer"], [[("ad\x1b[31mam\nsecond line", None)]])
+    console = Console(file=io.StringIO(), width=80)
+    console.print(render.terminal(table))
+    assert "\x1b" not in console.file.getvalue() and "ad\\x1b[31mam" in console.file.getvalue()
+    assert "second line" in console.file.getvalue()
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli.main(["run", "--workloads", "rosenbrock-2d", "--optimizers", "adam", "--steps",
+                     "20", "--seeds", "1", "--out", str(a)]) == 0
+    shutil.copytree(a, b)
+    data = json.loads((b / "manifest.json").read_text())
+    data["host"]["cpu_model"] = "evil\x1b]0;title\x07"
+    (b / "manifest.json").write_text(json.dumps(data))
+    runs = pq.read_table(b / "runs.parquet")
+    edited = pa.Table.from_pandas(runs.to_pandas().assign(label="ad\x1b[31mam"),
+                                  preserve_index=False)
+    pq.write_table(edited.replace_schema_metadata(runs.schema.metadata), b / "runs.parquet")
+    capsys.readouterr()
+    assert cli.main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr()
+    assert "\x1b" not in out.out + out.err
+    assert "evil\\x1b]0;title\\x07" in out.out + out.err
