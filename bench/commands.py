@@ -169,7 +169,7 @@ def report(args) -> int:
     built, paths = last["built"], last["paths"]
     console = wide_console()
     for note in built.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {printable(note)}", markup=False)
     table = report.terminal_table(built)
     if table is not None:
         console.print(table)
@@ -221,7 +221,7 @@ def compare(args) -> int:
         args.out, "comparison")
     console = wide_console()
     for note in comparison.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {printable(note)}", markup=False)
     console.print(compare_pages.terminal_table(comparison))
     if key := compare_pages.speed_key(comparison):  # none when the runs share no cell
         console.print(key, markup=False, highlight=False)

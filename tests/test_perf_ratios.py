@@ -1,6 +1,8 @@
 """tools/perf_ratios.py: each `make bench` figure beside its goal, from a bench.json."""
 import json
 
+import pytest
+
 from tools import perf_ratios
 
 
@@ -40,3 +42,42 @@ def test_each_figure_is_printed_with_its_goal_and_verdict(tmp_path, capsys):
     assert "25.0%" in line["first run"] and "goal < 30%  meets" in line["first run"]
     assert "goal < 15%  MISSES" in line["rerun "]
     assert "0.10x the time" in line["from the cache"] and "meets" in line["from the cache"]
+
+
+PARTIAL = {"benchmarks": [
+    {"group": "seeds:x", "param": "vmap", "stats": {"median": 0.0}},  # no extra_info
+    {"group": "seeds:x", "param": "sequential", "stats": {"median": 0.0}, "extra_info": None},
+    {"group": "engine-vs-bare:1", "param": "p", "extra_info": {"pairs": [
+        {"sides": "engine/bare", "a_median_s": 0.0, "b_median_s": 0.0, "ratio_median": 0.0},
+        {}, "not a pair"]}},
+    {"group": "overhead", "param": None, "extra_info": {"first_overhead_share": 0.2,
+                                                        "compile_cold_s": 0.0}},
+    "not a benchmark",
+]}
+
+
+def test_a_partial_report_prints_what_it_can_and_never_divides_by_zero(tmp_path, capsys):
+    """Zero medians, a benchmark without extra_info, pairs and overhead figures missing:
+    each raised (ZeroDivisionError, AttributeError, KeyError) before."""
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(PARTIAL))
+    assert perf_ratios.main(str(path)) == 0
+    out = capsys.readouterr().out
+    assert "overhead share, first run   20.0%" in out and "goal < 30%  meets" in out
+    assert "compile from the cache  ? s vs 0.0 s compiling (?x the time)" in out
+    assert out.count("no ratio (a median missing or zero)") == 3  # 2 pairs + vmap/sequential
+
+
+@pytest.mark.parametrize("content,code,says", [
+    ("{\"benchmarks\": []}", 0, "holds no benchmarks"),
+    ("{}", 2, "not a pytest-benchmark report"),
+    ("[1, 2]", 2, "not a pytest-benchmark report"),
+    ("not json", 2, "cannot read"),
+])
+def test_an_empty_or_foreign_file_is_one_line(tmp_path, capsys, content, code, says):
+    path = tmp_path / "bench.json"
+    path.write_text(content)
+    assert perf_ratios.main(str(path)) == code
+    captured = capsys.readouterr()
+    assert says in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert perf_ratios.main(str(tmp_path / "missing.json")) == 2

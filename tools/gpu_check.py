@@ -135,6 +135,10 @@ def largest_sweep(name: str, start: int, cap: int) -> None:
 def main(argv: list[str]) -> int:
     small = "--small" in argv
     paths = [a for a in argv if a != "--small"]
+    if len(paths) > 1 or any(a.startswith("-") for a in paths):  # not taken for a folder
+        print("usage: PYTHONPATH=. python3 tools/gpu_check.py [OUT_DIR] [--small]",
+              file=sys.stderr)
+        return 2
     out = paths[0] if paths else f"{tempfile.gettempdir()}/optbench-gpu-check"
     device = jax.devices()[0]
     print(f"jax {jax.__version__}: {device.platform} {device.device_kind} x{jax.device_count()}")

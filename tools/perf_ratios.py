@@ -14,6 +14,7 @@ its goal says so and the script still exits 0.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections import defaultdict
 
@@ -24,61 +25,118 @@ FASTER_GOALS = {  # group prefix -> the speed a must reach relative to b (b's ti
 SLOWER_GOALS = {"monitor-cost": 1.02}  # group prefix -> the most a's time may be of b's
 
 
-def rows(report: dict) -> list[tuple[str, str, float, float, float]]:
-    """(benchmark, 'a/b', median seconds of a, of b, time ratio a/b)."""
+def number(value) -> float | None:
+    """A finite number from the report, or None (missing, text, null, NaN: a partial or
+    hand-edited bench.json prints what it can)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def quotient(a: float | None, b: float | None) -> float | None:
+    """a / b, or None where either is missing or b is zero."""
+    return None if a is None or not b else a / b
+
+
+def benchmarks(report) -> list[dict]:
+    """The report's benchmarks that are tables; anything else is left out."""
+    found = report.get("benchmarks") if isinstance(report, dict) else None
+    return [b for b in found if isinstance(b, dict)] if isinstance(found, list) else []
+
+
+def info_of(bench: dict) -> dict:
+    info = bench.get("extra_info")
+    return info if isinstance(info, dict) else {}
+
+
+def rows(report: dict) -> list[tuple[str, str, float | None, float | None, float | None]]:
+    """(benchmark, 'a/b', median seconds of a, of b, time ratio a/b); None where the report
+    lacks a figure or a ratio would divide by zero."""
     found = []
-    for bench in report["benchmarks"]:
-        for pair in bench.get("extra_info", {}).get("pairs", []):
-            found.append((f"{bench['group']}[{bench['param']}]", pair["sides"],
-                          pair["a_median_s"], pair["b_median_s"], pair["ratio_median"]))
-    by_group: dict[str, dict[str, float]] = defaultdict(dict)
-    for bench in report["benchmarks"]:
-        by_group[bench["group"]][bench["param"]] = bench["stats"]["median"]
+    for bench in benchmarks(report):
+        pairs = info_of(bench).get("pairs")
+        for pair in pairs if isinstance(pairs, list) else []:
+            if isinstance(pair, dict):
+                a, b = number(pair.get("a_median_s")), number(pair.get("b_median_s"))
+                ratio = number(pair.get("ratio_median"))
+                found.append((f"{bench.get('group')}[{bench.get('param')}]",
+                              str(pair.get("sides", "?")), a, b, ratio if ratio else None))
+    by_group: dict[str, dict[str, float | None]] = defaultdict(dict)
+    for bench in benchmarks(report):
+        stats = bench.get("stats")
+        by_group[str(bench.get("group"))][bench.get("param")] = number(
+            stats.get("median") if isinstance(stats, dict) else None)
     for group, sides in sorted(by_group.items()):
         for a, b in SEPARATE:
             if a in sides and b in sides:
-                found.append((group, f"{a}/{b}", sides[a], sides[b], sides[a] / sides[b]))
+                found.append((group, f"{a}/{b}", sides[a], sides[b], quotient(sides[a], sides[b])))
     return found
 
 
-def goal_line(name: str, ratio: float) -> str:
+def goal_line(name: str, ratio: float | None) -> str:
     """The goal this time ratio answers to, and whether it met it, or '' for none."""
     for prefix, speed in FASTER_GOALS.items():
         if name.startswith(prefix):
+            if not ratio:
+                return f"no ratio (a median missing or zero)  goal >= {speed:.2f}x"
             met = 1 / ratio >= speed
             return f"speed {1 / ratio:.2f}x  goal >= {speed:.2f}x  {'meets' if met else 'MISSES'}"
     for prefix, most in SLOWER_GOALS.items():
         if name.startswith(prefix):
+            if ratio is None:
+                return f"no ratio (a median missing or zero)  goal <= {most:.2f}x"
             met = ratio <= most
             return f"{ratio:6.3f}x the time  goal <= {most:.2f}x  {'meets' if met else 'MISSES'}"
     return ""
 
 
+def seconds(value: float | None, unit: str = " s", scale: float = 1.0, width: int = 0,
+            digits: int = 1) -> str:
+    """A time as text, '?' where the report lacks it."""
+    return ("?".rjust(width) + unit if value is None
+            else f"{value * scale:{width}.{digits}f}{unit}")
+
+
 def overhead_lines(report: dict) -> list[str]:
     lines = []
-    for bench in report["benchmarks"]:
-        info = bench.get("extra_info", {})
+    for bench in benchmarks(report):
+        info = info_of(bench)
         if "first_overhead_share" not in info:
             continue
+        figure = {key: number(value) for key, value in info.items()}
         for name, label, goal in (("first", "first run", 0.30), ("rerun", "rerun", 0.15)):
-            share = info[f"{name}_overhead_share"]
+            share = figure.get(f"{name}_overhead_share")
+            parts = ", ".join(f"{what} {seconds(figure.get(f'{name}_{key}'))}" for what, key in (
+                ("train", "train_s"), ("compile", "compile_s"), ("cached load", "compile_cached_s"),
+                ("setup", "setup_s"), ("probe", "probe_s"), ("eval", "eval_s")))
+            verdict = "?" if share is None else "meets" if share < goal else "MISSES"
             lines.append(
-                f"overhead share, {label:9}  {share:6.1%} of {info[f'{name}_wall_s']:6.1f} s"
-                f" wall (train {info[f'{name}_train_s']:.1f} s, compile {info[f'{name}_compile_s']:.1f} s,"
-                f" cached load {info[f'{name}_compile_cached_s']:.1f} s, setup"
-                f" {info[f'{name}_setup_s']:.1f} s, probe {info[f'{name}_probe_s']:.1f} s,"
-                f" eval {info[f'{name}_eval_s']:.1f} s)  goal < {goal:.0%}"
-                f"  {'meets' if share < goal else 'MISSES'}")
-        cold, hit = info["compile_cold_s"], info["compile_cache_hit_s"]
-        lines.append(f"compile from the cache  {hit:.1f} s vs {cold:.1f} s compiling"
-                     f" ({hit / cold:.2f}x the time)  goal <= 0.25x"
-                     f"  {'meets' if hit <= 0.25 * cold else 'MISSES'}")
+                f"overhead share, {label:9}  {'?' if share is None else f'{share:6.1%}'} of"
+                f" {seconds(figure.get(f'{name}_wall_s'), width=6)} wall ({parts})"
+                f"  goal < {goal:.0%}  {verdict}")
+        cold, hit = figure.get("compile_cold_s"), figure.get("compile_cache_hit_s")
+        share = quotient(hit, cold)
+        lines.append(f"compile from the cache  {seconds(hit)} vs {seconds(cold)} compiling"
+                     f" ({'?' if share is None else f'{share:.2f}'}x the time)  goal <= 0.25x"
+                     f"  {'?' if share is None else 'meets' if share <= 0.25 else 'MISSES'}")
     return lines
 
 
-def main(path: str) -> None:
-    with open(path) as f:
-        report = json.load(f)
+def main(path: str) -> int:
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, ValueError) as exc:  # missing, unreadable, not JSON: one line
+        print(f"perf_ratios: cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+              file=sys.stderr)
+        return 2
+    if not isinstance(report, dict) or not isinstance(report.get("benchmarks"), list):
+        print(f"perf_ratios: {path} is not a pytest-benchmark report (--benchmark-json): it"
+              " has no list of benchmarks", file=sys.stderr)
+        return 2
+    if not benchmarks(report):  # a run that selected no benchmark: nothing to measure
+        print(f"perf_ratios: {path} holds no benchmarks", file=sys.stderr)
+        return 0
     for line in overhead_lines(report):
         print(line)
     # a/b is the median of the per-round ratios where the sides were interleaved, so it
@@ -86,9 +144,10 @@ def main(path: str) -> None:
     print(f"{'benchmark':44} {'sides a/b':>22} {'median a':>11} {'median b':>11} {'time a/b':>9}"
           "  (interleaved: median of the rounds' ratios; speed: b's time / a's)")
     for name, sides, a, b, ratio in rows(report):
-        print(f"{name:44} {sides:>22} {a * 1e3:9.3f}ms {b * 1e3:9.3f}ms {ratio:9.3f}  "
-              f"{goal_line(name, ratio)}")
+        print(f"{name:44} {sides:>22} {seconds(a, 'ms', 1e3, 9, 3)} {seconds(b, 'ms', 1e3, 9, 3)}"
+              f" {'?' if ratio is None else f'{ratio:9.3f}':>9}  {goal_line(name, ratio)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "results/bench.json")
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "results/bench.json"))

@@ -21,6 +21,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import offset_copy
 
 from bench.report import algoperf, analysis, figure_files, sweep_plots, trajectories, widths
 from bench.report.layout import grid, label_inches, line_styles, log_y
@@ -183,6 +184,9 @@ def _spans_decades(values: pd.Series, decades: float = 2.0) -> bool:
     return bool(len(finite) and (finite > 0).all() and finite.max() / finite.min() > 10 ** decades)
 
 
+LEGEND_DROP_IN = 0.62  # inches below a panel: its tick labels and x label, at the report's fonts
+
+
 def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
     """The final target metric per optimizer: a box over the finished seeds, every seed a
     point; diverged seeds are red crosses at their last value."""
@@ -223,9 +227,12 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
         target = analysis.target_of(frame.iloc[0])
         if metric == "final_" + target.metric:
             ax.axvline(target.value, color="0.35", ls="--", lw=1, label=f"target {target.value:g}")
-        # under the panel: inside, it would cover a row's points or its note
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8,
-                  frameon=False)
+        # under the panel (inside, it would cover a row's points or its note), a fixed
+        # distance below its axis: a fraction of the panel's height put it over the x
+        # label on panels of one or two rows
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncol=2, fontsize=8,
+                  frameon=False, bbox_transform=offset_copy(ax.transAxes, fig=fig,
+                                                            y=-LEGEND_DROP_IN, units="inches"))
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # tick labels never run together
         ax.set_title(workload)
         ax.set_xlabel(metric.replace("_", " "))

@@ -94,14 +94,21 @@ WHOLE_WORD = 26
 
 
 def terminal(table: Table) -> RichTable:
-    rich = RichTable(title=Text(table.title) if table.title else None)
+    rich = RichTable(title=_text(table.title) if table.title else None)
     for i, h in enumerate(table.header):
         words = [len(w) for row in table.rows for w in row[i][0].split()] or [0]
-        rich.add_column(Text(h), overflow="fold",  # wrap, never cut a label short
+        rich.add_column(_text(h), overflow="fold",  # wrap, never cut a label short
                         min_width=min(max(words), WHOLE_WORD))
     for row in table.rows:
-        rich.add_row(*(Text(text) for text, _ in row))
+        rich.add_row(*(_text(text) for text, _ in row))
     return rich
+
+
+def _text(text: str) -> Text:
+    """A cell for the terminal: its line breaks kept, every other control character shown
+    escaped (a label from a shared or edited results folder may hold an escape sequence,
+    which rich would send raw)."""
+    return Text("\n".join(printable(line) for line in str(text).split("\n")))
 
 
 def page(title: str, body: list[str]) -> str:

@@ -61,7 +61,7 @@ def _load(manifest: dict) -> tuple[float, int] | None:
     load, cpus = host.get("load_average"), host.get("cpus")
     try:
         first, cpus = float(load[0]), int(cpus)
-    except (TypeError, ValueError, IndexError, KeyError):
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):  # int(Infinity)
         return None
     return (first, cpus) if math.isfinite(first) and cpus > 0 else None
 

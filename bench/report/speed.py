@@ -37,6 +37,9 @@ MIN_CHUNKS = 3  # fewer chunks than this on either side: the median is one or tw
 BOOTSTRAP = 2000
 SEED = 0  # the bootstrap's: repeatable output, and no cell's interval depends on another's
 LEVEL = 0.95
+# the most draws resampled at once: a cell of 200,000 chunks (eval_every 1) took 6.6 GB in
+# one go; in batches this size, 32 MB each
+MAX_DRAWS = 4_000_000
 
 Verdict = Literal["slower", "faster", "within noise", "too few chunks"]
 
@@ -48,7 +51,8 @@ def chunk_step_times(rows: pd.DataFrame) -> np.ndarray:
     edited or damaged): it could only be a wrong figure."""
     if not len(rows) or not {"step", "train_seconds"} <= set(rows.columns):
         return np.empty(0)
-    points = rows[["step", "train_seconds"]].astype(float)
+    # hand-edited tables may hold text: what is not a number is left out like a gap
+    points = rows[["step", "train_seconds"]].apply(pd.to_numeric, errors="coerce").astype(float)
     points = points[np.isfinite(points).all(axis=1)].drop_duplicates("step").sort_values("step")
     steps = np.diff(points["step"].to_numpy(), prepend=0.0)
     seconds = np.diff(points["train_seconds"].to_numpy(), prepend=0.0)
@@ -107,8 +111,17 @@ def judge(a: np.ndarray, b: np.ndarray, fallback: float = math.nan) -> Speed:
     if min(a.size, b.size) < MIN_CHUNKS:
         return Speed(ratio, math.nan, math.nan, a.size, b.size)
     rng = np.random.default_rng(SEED)
-    medians_a = np.median(rng.choice(a, size=(BOOTSTRAP, a.size)), axis=1)
-    medians_b = np.median(rng.choice(b, size=(BOOTSTRAP, b.size)), axis=1)
+    medians_a, medians_b = resampled_medians(rng, a), resampled_medians(rng, b)
     tail = 100 * (1 - LEVEL) / 2
     low, high = np.percentile(medians_a / medians_b, [tail, 100 - tail])
     return Speed(ratio, float(low), float(high), a.size, b.size)
+
+
+def resampled_medians(rng: np.random.Generator, sample: np.ndarray) -> np.ndarray:
+    """The medians of BOOTSTRAP resamples of `sample`, drawn in batches of at most MAX_DRAWS
+    numbers so that memory stays bounded however many chunks a cell has (a sample small
+    enough for one batch draws exactly what one call would)."""
+    rows = max(1, MAX_DRAWS // sample.size)
+    return np.concatenate([
+        np.median(rng.choice(sample, size=(min(rows, BOOTSTRAP - start), sample.size)), axis=1)
+        for start in range(0, BOOTSTRAP, rows)])

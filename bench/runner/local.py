@@ -13,6 +13,7 @@ numbers trained are the same.
 """
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -89,7 +90,15 @@ def prepare(program: Program, datasets: DatasetCache, spec: OptimizerSpec | None
         raise
     except Exception as exc:  # noqa: BLE001  the model, optimizer or engine failed: the cells say so
         done.error = exc
+    except SystemExit as exc:  # plugin code calling sys.exit fails its cells, as in a worker
+        done.error = exited(exc)
     return done
+
+
+def exited(exc: SystemExit) -> RuntimeError:
+    """A SystemExit raised by optimizer, workload or plugin code, as its cells' error: the
+    run goes on (a worker process that exits fails its cells the same way)."""
+    return RuntimeError(f"optimizer, workload or plugin code called sys.exit({exc.code!r})")
 
 
 def train(prepared: Prepared, report: Callable[[ProgramEvent], None] | None = None
@@ -105,8 +114,9 @@ def train(prepared: Prepared, report: Callable[[ProgramEvent], None] | None = No
         results = engine.train_prepared(prepared.ready, report)
     except UserError:
         raise
-    except Exception as exc:  # noqa: BLE001
-        return [failed(cell.seeds, Status.ERROR, exc, time.perf_counter() - prepared.started)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
+        reason = exited(exc) if isinstance(exc, SystemExit) else exc
+        return [failed(cell.seeds, Status.ERROR, reason, time.perf_counter() - prepared.started)
                 for cell in program]
     shared = {id(r.timings): r.timings for r in results}.values()  # a sweep's trials share one
     for timings in shared:
@@ -125,18 +135,30 @@ def run_program(program: Program, datasets: DatasetCache,
 
 class InThread:
     """`work()` run in a daemon thread of its own; `result()` waits for it (Ctrl-C still
-    interrupts the wait) and returns its value or raises its exception."""
+    interrupts the wait) and returns its value or raises its exception; `cancel()` stops
+    it at its next line of Python and waits for that."""
 
     def __init__(self, work: Callable[[], Any]):
         self._value: Any = None
         self._error: BaseException | None = None
+        self._working = False  # inside work(): where a cancel may land (under _lock)
+        self._cancelled = False
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, args=(work,), daemon=True,
                                          name="optbench-prepare")
         self._thread.start()
 
     def _run(self, work) -> None:
         try:
-            self._value = work()
+            try:
+                with self._lock:
+                    if self._cancelled:
+                        return
+                    self._working = True
+                self._value = work()
+            finally:
+                with self._lock:
+                    self._working = False
         except BaseException as exc:  # noqa: BLE001  handed to the waiting thread
             self._error = exc
 
@@ -145,6 +167,19 @@ class InThread:
         if self._error is not None:
             raise self._error
         return self._value
+
+    def cancel(self) -> None:
+        """Raise KeyboardInterrupt in the thread, then wait for it to end. Python delivers
+        it at the thread's next bytecode: at once in Python code (a plugin stuck in a loop
+        ends here instead of hanging the run), after the call returns in native code (an
+        XLA compile ends first: leaving the process while XLA compiles in another thread
+        crashes it, measured: SIGSEGV or abort)."""
+        with self._lock:
+            self._cancelled = True
+            if self._working:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._thread.ident), ctypes.py_object(KeyboardInterrupt))
+        self._thread.join()
 
 
 def run_local(programs: Sequence[Program], data_dir: str | None, limits: Limits,
@@ -167,9 +202,7 @@ def run_local(programs: Sequence[Program], data_dir: str | None, limits: Limits,
             after = programs[index + 1] if index + 1 < len(programs) else None
             pending = InThread(lambda p=after: prepare(p, datasets)) if after else None
             yield from zip(program, train(prepared, report))
-    finally:  # interrupted, or the caller stopped early: let a compile in flight end first
+    finally:  # interrupted, or the caller stopped early: its program will not train, so
+        # stop its preparation, letting a compile in flight end first
         if pending is not None:
-            try:
-                pending.result()
-            except BaseException:  # noqa: BLE001  its program will not train anyway
-                pass
+            pending.cancel()
