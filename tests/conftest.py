@@ -1,4 +1,6 @@
 import atexit
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -44,6 +46,24 @@ def run_optbench(*args: str, cwd: Path | None = None, timeout: float = 300) -> s
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def optbench_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`bench.cli.main(args)` in this process, its streams captured, shaped like
+    `run_optbench`'s answer: for checks of what a command does with its arguments and its
+    folders. A new process pays seconds of JAX import each time; keep `run_optbench` where
+    the process itself is under test (signals, locks, plugins loaded into a fresh registry,
+    stray lines on stderr from libraries)."""
+    from bench import cli
+
+    out, err, previous = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd or ROOT)  # relative paths mean what they mean to run_optbench
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(["optbench", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")
