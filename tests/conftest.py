@@ -23,6 +23,29 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
                       JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 
+# The files that take longest (measured with --durations, slowest first). `make test` gives
+# each of its two workers whole files; pytest-xdist would hand them out by their number of
+# tests, most first, which leaves these few-but-slow end-to-end files for last and one worker
+# idle while the other finishes them. Longest first keeps both busy to the end. A stale list
+# costs only time.
+SLOWEST_FILES = ["test_resilience.py", "test_plugins.py", "test_identity.py",
+                 "test_new_workloads.py", "test_executor_hardening.py", "test_compile_cache.py",
+                 "test_hardening.py", "test_engine.py", "test_schedules.py",
+                 "perf/test_sweep_speed.py", "perf/test_engine_speed.py", "test_tuning.py"]
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep the order below
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0].removeprefix("tests/")
+        return SLOWEST_FILES.index(path) if path in SLOWEST_FILES else len(SLOWEST_FILES)
+    items.sort(key=rank)  # stable: tests keep their order within a file
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Generated datasets go to a per-session folder, never the user's cache."""
