@@ -121,6 +121,15 @@ def test_a_damaged_manifest_is_one_line_naming_repair(run_copy, manifest, why, c
         assert err.count("\n") == 1 and why in err and f"optbench repair {run_copy}" in err, err
 
 
+def test_a_refused_open_releases_the_folder_for_this_processs_next_run(run_copy):
+    """A notebook that got 'damaged manifest' and repaired it must not then be told the
+    folder is in use by itself."""
+    (run_copy / "manifest.json").write_text("[]")
+    with pytest.raises(UserError, match="optbench repair"):
+        RunStore(run_copy).open({}, {})
+    files.unlock_folder(files.lock_folder(run_copy))  # free again: no UserError
+
+
 def test_repair_recovers_a_damaged_manifest_and_the_advised_rerun_resumes(run_copy):
     (run_copy / "manifest.json").write_text("[]")
     repaired = optbench_here("repair", str(run_copy))
