@@ -74,7 +74,8 @@ def run_optbench(*args: str, cwd: Path | None = None, timeout: float = 300) -> s
 def optbench_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`bench.cli.main(args)` in this process, its streams captured, shaped like
     `run_optbench`'s answer: for checks of what a command does with its arguments and its
-    folders. A new process pays seconds of JAX import each time; keep `run_optbench` where
+    folders. A new process costs ~3 s here before it does anything (`optbench list
+    optimizers`: imports, the registry, JAX's start-up), more on a loaded machine; keep `run_optbench` where
     the process itself is under test (signals, locks, plugins loaded into a fresh registry,
     stray lines on stderr from libraries)."""
     from bench import cli
