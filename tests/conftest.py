@@ -75,9 +75,9 @@ def optbench_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedPr
     """`bench.cli.main(args)` in this process, its streams captured, shaped like
     `run_optbench`'s answer: for checks of what a command does with its arguments and its
     folders. A new process costs ~3 s here before it does anything (`optbench list
-    optimizers`: imports, the registry, JAX's start-up), more on a loaded machine; keep `run_optbench` where
-    the process itself is under test (signals, locks, plugins loaded into a fresh registry,
-    stray lines on stderr from libraries)."""
+    optimizers`: imports, the registry, JAX's start-up), more on a loaded machine. Keep
+    `run_optbench` where the process itself is under test (signals, locks, plugins loaded
+    into a fresh registry, stray lines on stderr from libraries)."""
     from bench import cli
 
     out, err, previous = io.StringIO(), io.StringIO(), os.getcwd()
