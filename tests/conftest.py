@@ -1,4 +1,6 @@
 import atexit
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -19,6 +21,29 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ.update(JAX_COMPILATION_CACHE_DIR=_jax_cache,
                       JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                       JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+
+
+# The files that take longest (measured with --durations, slowest first). `make test` gives
+# each of its two workers whole files; pytest-xdist would hand them out by their number of
+# tests, most first, which leaves these few-but-slow end-to-end files for last and one worker
+# idle while the other finishes them. Longest first keeps both busy to the end. A stale list
+# costs only time.
+SLOWEST_FILES = ["test_resilience.py", "test_plugins.py", "test_identity.py",
+                 "test_new_workloads.py", "test_executor_hardening.py", "test_compile_cache.py",
+                 "test_hardening.py", "test_engine.py", "test_schedules.py",
+                 "perf/test_sweep_speed.py", "perf/test_engine_speed.py", "test_tuning.py"]
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep the order below
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0].removeprefix("tests/")
+        return SLOWEST_FILES.index(path) if path in SLOWEST_FILES else len(SLOWEST_FILES)
+    items.sort(key=rank)  # stable: tests keep their order within a file
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,6 +69,25 @@ def run_optbench(*args: str, cwd: Path | None = None, timeout: float = 300) -> s
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def optbench_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`bench.cli.main(args)` in this process, its streams captured, shaped like
+    `run_optbench`'s answer: for checks of what a command does with its arguments and its
+    folders. A new process costs ~3 s here before it does anything (`optbench list
+    optimizers`: imports, the registry, JAX's start-up), more on a loaded machine. Keep
+    `run_optbench` where the process itself is under test (signals, locks, plugins loaded
+    into a fresh registry, stray lines on stderr from libraries)."""
+    from bench import cli
+
+    out, err, previous = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd or ROOT)  # relative paths mean what they mean to run_optbench
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(["optbench", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from bench.errors import UserError
 from bench.report import analysis, compare, report
 from bench.runner import files
 from bench.runner.store import GENERATION_KEY, RunStore, write_tables
-from tests.conftest import run_optbench
+from tests.conftest import optbench_here, run_optbench
 
 SMOKE = ["run", "--preset", "smoke"]  # the matrix of the shared smoke_run
 NAN_PLUGIN = '''
@@ -73,7 +73,7 @@ def test_tables_of_two_generations_are_never_mixed(run_copy, tmp_path):
 def test_cells_finished_before_a_kill_are_reported_without_a_merge(run_copy):
     for name in ("runs.parquet", "curves.parquet"):
         (run_copy / name).unlink()
-    result = run_optbench("report", str(run_copy))
+    result = optbench_here("report", str(run_copy))
     assert result.returncode == 0, result.stderr
     assert "no finished cell" not in result.stdout and "optax:adam" in result.stdout
 
@@ -94,7 +94,7 @@ def test_damaged_cell_records_are_set_aside_and_their_cell_rerun(run_copy):
     strays = [run_copy / "cells" / f"{i:016x}.json" for i in range(len(DAMAGED_RECORDS))]
     for stray, text in zip(strays, DAMAGED_RECORDS):
         stray.write_text(text.replace('"x"', json.dumps(stray.stem)))
-    result = run_optbench(*SMOKE, "--out", str(run_copy))
+    result = optbench_here(*SMOKE, "--out", str(run_copy))
     assert result.returncode == 0, result.stderr
     assert "1 of 2 cells already finished" in result.stderr
     for damaged in (victim, *strays):
@@ -102,7 +102,7 @@ def test_damaged_cell_records_are_set_aside_and_their_cell_rerun(run_copy):
     assert not any(stray.exists() for stray in strays)
     assert json.loads(victim.read_text())["id"] == victim.stem  # its cell, run again
     (run_copy / "cells" / "notes.json").write_text("not ours")  # not a cell id: left alone
-    assert run_optbench(*SMOKE, "--out", str(run_copy)).returncode == 0
+    assert optbench_here(*SMOKE, "--out", str(run_copy)).returncode == 0
     assert (run_copy / "cells" / "notes.json").read_text() == "not ours"
     assert len(bench.load(run_copy).runs["cell_id"].unique()) == 2
 
@@ -121,18 +121,27 @@ def test_a_damaged_manifest_is_one_line_naming_repair(run_copy, manifest, why, c
         assert err.count("\n") == 1 and why in err and f"optbench repair {run_copy}" in err, err
 
 
+def test_a_refused_open_releases_the_folder_for_this_processs_next_run(run_copy):
+    """A notebook that got 'damaged manifest' and repaired it must not then be told the
+    folder is in use by itself."""
+    (run_copy / "manifest.json").write_text("[]")
+    with pytest.raises(UserError, match="optbench repair"):
+        RunStore(run_copy).open({}, {})
+    files.unlock_folder(files.lock_folder(run_copy))  # free again: no UserError
+
+
 def test_repair_recovers_a_damaged_manifest_and_the_advised_rerun_resumes(run_copy):
     (run_copy / "manifest.json").write_text("[]")
-    repaired = run_optbench("repair", str(run_copy))
+    repaired = optbench_here("repair", str(run_copy))
     assert repaired.returncode == 0 and "2 cell(s) kept" in repaired.stdout, repaired.stderr
-    again = run_optbench(*SMOKE, "--out", str(run_copy))  # the advice works: it resumes
+    again = optbench_here(*SMOKE, "--out", str(run_copy))  # the advice works: it resumes
     assert again.returncode == 0 and "2 of 2 cells already finished" in again.stderr, again.stderr
 
 
 def test_a_deleted_manifest_points_to_repair(run_copy):
     (run_copy / "manifest.json").unlink()
-    one_line_error(run_optbench("report", str(run_copy)), f"optbench repair {run_copy}")
-    assert run_optbench("repair", str(run_copy)).returncode == 0
+    one_line_error(optbench_here("report", str(run_copy)), f"optbench repair {run_copy}")
+    assert optbench_here("repair", str(run_copy)).returncode == 0
     assert len(bench.load(run_copy).runs) == 4
 
 
@@ -140,8 +149,8 @@ def test_a_deleted_manifest_points_to_repair(run_copy):
 
 def test_a_resume_with_more_seeds_never_pools_the_two_cells(tmp_path):
     out = tmp_path / "run"
-    assert run_optbench(*SMOKE, "--optimizers", "optax:sgd", "--seeds", "2", "--out", str(out)).returncode == 0
-    resumed = run_optbench(*SMOKE, "--optimizers", "optax:sgd", "--seeds", "3", "--resume",
+    assert optbench_here(*SMOKE, "--optimizers", "optax:sgd", "--seeds", "2", "--out", str(out)).returncode == 0
+    resumed = optbench_here(*SMOKE, "--optimizers", "optax:sgd", "--seeds", "3", "--resume",
                            "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
     cells = analysis.cell_table(bench.load(out).runs)
@@ -159,7 +168,7 @@ def test_one_workload_at_two_budgets_is_two_cells_everywhere(tmp_path):
                       'workloads = [{name = "synthetic-mlp", steps = 50},'
                       ' {name = "synthetic-mlp", steps = 100}]\n')
     out = tmp_path / "run"
-    assert run_optbench("run", str(matrix), "--out", str(out)).returncode == 0
+    assert optbench_here("run", str(matrix), "--out", str(out)).returncode == 0
     built = report.build(bench.load(out))
     assert set(built.cells["label"]) == {"optax:sgd (steps 50)", "optax:sgd (steps 100)"}
     assert set(built.runs["label"]) == set(built.cells["label"])  # the plots' labels too
@@ -187,16 +196,16 @@ def shared_copy(smoke_run, tmp_path, name, edit):
 def test_failed_and_missing_cells_are_regressions_unless_allowed(smoke_run, tmp_path, edit, words, allow):
     new = shared_copy(smoke_run, tmp_path, "new", edit)
     args = ["compare", str(smoke_run), str(new), "--fail-on-regression", "50", "--out", str(tmp_path / "c")]
-    failing = run_optbench(*args)
+    failing = optbench_here(*args)
     assert failing.returncode == 1 and words in failing.stderr, failing.stderr
-    assert run_optbench(*args, allow).returncode == 0
+    assert optbench_here(*args, allow).returncode == 0
 
 
 def test_compare_against_a_run_with_no_cells_is_one_line(smoke_run, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     shutil.copy(smoke_run / "manifest.json", empty / "manifest.json")
-    one_line_error(run_optbench("compare", str(smoke_run), str(empty)), "holds no finished cell")
+    one_line_error(optbench_here("compare", str(smoke_run), str(empty)), "holds no finished cell")
 
 
 # ---- links, locks, unwritable places ----------------------------------------------------------
@@ -207,7 +216,7 @@ def test_links_in_a_results_folder_are_replaced_never_written_through(run_copy, 
     for name in (".lock", "report.html", "report.md", "runs.parquet"):
         (run_copy / name).unlink(missing_ok=True)
         (run_copy / name).symlink_to(target)
-    result = run_optbench(*SMOKE, "--out", str(run_copy))
+    result = optbench_here(*SMOKE, "--out", str(run_copy))
     assert result.returncode == 0, result.stderr
     assert target.read_text() == "keep me"
     assert not (run_copy / "report.html").is_symlink() and not (run_copy / "runs.parquet").is_symlink()
@@ -218,7 +227,7 @@ def test_a_linked_folder_inside_a_results_folder_is_refused(run_copy, tmp_path):
     elsewhere.mkdir()
     shutil.rmtree(run_copy / "plots")
     (run_copy / "plots").symlink_to(elsewhere)
-    one_line_error(run_optbench("report", str(run_copy)), "is a symbolic link")
+    one_line_error(optbench_here("report", str(run_copy)), "is a symbolic link")
     assert not list(elsewhere.iterdir())
 
 
@@ -231,7 +240,7 @@ def test_a_linked_folder_inside_a_results_folder_is_refused(run_copy, tmp_path):
 def test_outputs_that_cannot_be_written_are_one_line(tmp_path, command, words):
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
-    one_line_error(run_optbench(*command(a_file)), words)
+    one_line_error(optbench_here(*command(a_file)), words)
 
 
 def test_a_full_disk_mid_run_is_one_line_and_keeps_the_cells_saved(tmp_path, monkeypatch, capsys):
@@ -282,11 +291,11 @@ def _raise(exc):
     (["--workloads", " , "], "--workloads"),
 ])
 def test_contradictory_or_empty_flags_are_refused(args, words):
-    one_line_error(run_optbench(*SMOKE, *args), words)
+    one_line_error(optbench_here(*SMOKE, *args), words)
 
 
 def test_dry_run_sizes_the_matrix_and_writes_nothing(tmp_path):
-    result = run_optbench("run", "--preset", "quick", "--dry-run", cwd=tmp_path)
+    result = optbench_here("run", "--preset", "quick", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "49 cells in 49 compiled programs" in result.stdout
     assert not list(tmp_path.iterdir())
@@ -308,7 +317,7 @@ def test_damaged_data_stops_the_run_before_any_cell_trains(tmp_path):
     matrix.write_text('name = "late"\nseeds = 1\nsteps = 20\noptimizers = ["optax:sgd"]\n'
                       'workloads = ["synthetic-mlp", "mnist-cnn"]\n')
     out = tmp_path / "run"
-    one_line_error(run_optbench("run", str(matrix), "--data-dir", str(tmp_path / "data"),
+    one_line_error(optbench_here("run", str(matrix), "--data-dir", str(tmp_path / "data"),
                                 "--out", str(out)), "truncated")
     assert not out.exists()
 
@@ -326,7 +335,7 @@ def test_odd_labels_and_all_diverged_seeds_still_run_and_report(tmp_path):
     result = run_optbench("run", str(matrix), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "no report" not in result.stderr and label in result.stderr
-    reported = run_optbench("report", str(out))
+    reported = optbench_here("report", str(out))
     assert reported.returncode == 0 and "Traceback" not in reported.stderr, reported.stderr
     assert set(bench.load(out).runs["status"]) == {"diverged"}
     html = (out / "report.html").read_text()
@@ -348,13 +357,13 @@ def test_an_incomplete_or_mistyped_cell_is_never_counted_finished(run_copy, dama
     cell = sorted((run_copy / "cells").glob("*.json"))[0]
     damage(cell)
     assert len(bench.load(run_copy).runs["cell_id"].unique()) == 1  # left out, not NaN rows
-    result = run_optbench(*SMOKE, "--out", str(run_copy))
+    result = optbench_here(*SMOKE, "--out", str(run_copy))
     assert result.returncode == 0 and "1 of 2 cells already finished" in result.stderr, result.stderr
 
 
 def test_cells_without_a_manifest_are_not_taken_for_an_empty_folder(run_copy):
     (run_copy / "manifest.json").unlink()
-    one_line_error(run_optbench(*SMOKE, "--optimizers", "optax:sgd", "--out", str(run_copy)),
+    one_line_error(optbench_here(*SMOKE, "--optimizers", "optax:sgd", "--out", str(run_copy)),
                    f"optbench repair {run_copy}")
 
 
@@ -362,7 +371,7 @@ def test_repair_touches_no_folder_that_is_not_a_results_folder(tmp_path):
     foreign = tmp_path / "f"
     (foreign / "cells").mkdir(parents=True)
     (foreign / "cells" / "data.json").write_text('{"a": 1}')
-    one_line_error(run_optbench("repair", str(foreign)), "holds no optbench cell file")
+    one_line_error(optbench_here("repair", str(foreign)), "holds no optbench cell file")
     assert sorted(p.name for p in foreign.rglob("*")) == ["cells", "data.json"]
 
 
@@ -370,7 +379,7 @@ def test_repair_touches_no_folder_that_is_not_a_results_folder(tmp_path):
 def test_mistyped_manifest_fields_are_one_line(run_copy, field, value):
     manifest = json.loads((run_copy / "manifest.json").read_text())
     (run_copy / "manifest.json").write_text(json.dumps({**manifest, field: value}))
-    one_line_error(run_optbench("report", str(run_copy)), f"its {field} is not a table")
+    one_line_error(optbench_here("report", str(run_copy)), f"its {field} is not a table")
 
 
 def test_bench_run_still_works_after_the_package_was_used(tmp_path, smoke_run):

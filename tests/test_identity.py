@@ -14,7 +14,7 @@ from bench.report import analysis, compare
 from bench.runner.store import load
 from bench.train import data, engine
 import workloads
-from tests.conftest import ROOT, run_optbench
+from tests.conftest import ROOT, optbench_here, run_optbench
 
 PLUGIN = """import optax
 from optimizers import register
@@ -64,7 +64,7 @@ def layouts(tmp_path, name, optimizers_toml):
     path.write_text(f'name = "{name}"\nseeds = 2\nsteps = 100\nworkloads = ["synthetic-mlp"]\n'
                     f"optimizers = {optimizers_toml}\n")
     out = tmp_path / name
-    result = run_optbench("run", str(path), "--out", str(out))
+    result = optbench_here("run", str(path), "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out
 
@@ -87,7 +87,7 @@ def test_compare_keeps_schedules_and_roles_apart(tmp_path):
                     'optimizers = ["optax:sgd"]\n'
                     'schedules = ["constant", {name = "wsd", warmup = 0.1, decay = 0.3}]\n')
     out = tmp_path / "run"
-    assert run_optbench("run", str(path), "--out", str(out)).returncode == 0
+    assert optbench_here("run", str(path), "--out", str(out)).returncode == 0
     results = load(out)
     comparison = compare.compare([results, results], "final_val_accuracy")
     # oneshot, two trials and tuned, under each schedule: every cell its own row, 1 seed each
@@ -127,9 +127,9 @@ def test_the_engine_reports_accuracy_as_a_ratio_of_integers():
 def test_the_terminal_summary_and_the_report_agree_on_time_to_target(smoke_run):
     results = bench.load(smoke_run)
     cells = analysis.cell_table(results.runs)
-    terminal = run_optbench("report", str(smoke_run)).stdout
+    terminal = optbench_here("report", str(smoke_run)).stdout
     report_md = (smoke_run / "report.md").read_text()
-    rerun = run_optbench("run", "--preset", "smoke", "--out", str(smoke_run))
+    rerun = optbench_here("run", "--preset", "smoke", "--out", str(smoke_run))
     for row in cells.itertuples():
         steps = "not reached" if not np.isfinite(row.target_step) else f"{row.target_step:,.0f}"
         line = next(line for line in report_md.splitlines()

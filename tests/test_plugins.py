@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_optbench
+from tests.conftest import ROOT, optbench_here, run_optbench
 
 VENV_BIN = Path(sys.executable).parent
 GOOD_PLUGIN = """\
@@ -195,19 +195,19 @@ def test_a_broken_file_dropped_into_optimizers_is_reported_and_skipped(checkout)
     ("fresh", ["--dir", "/nonexistent/folder"], "folder /nonexistent/folder does not exist"),
 ])
 def test_new_optimizer_refuses_bad_names_and_places(name, extra, message, tmp_path):
-    result = run_optbench("new-optimizer", name, "--tests-dir", str(tmp_path), *extra)
+    result = optbench_here("new-optimizer", name, "--tests-dir", str(tmp_path), *extra)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
 
 
 def test_new_optimizer_never_overwrites_without_force(tmp_path):
     args = ["new-optimizer", "fresh", "--dir", str(tmp_path), "--tests-dir", str(tmp_path)]
-    assert run_optbench(*args).returncode == 0
+    assert optbench_here(*args).returncode == 0
     (tmp_path / "fresh.py").write_text("# my edits\n" + (tmp_path / "fresh.py").read_text())
-    again = run_optbench(*args)
+    again = optbench_here(*args)
     assert again.returncode == 2 and "already exists; pass --force" in again.stderr
     assert (tmp_path / "fresh.py").read_text().startswith("# my edits")
-    assert run_optbench(*args, "--force").returncode == 0
+    assert optbench_here(*args, "--force").returncode == 0
     assert not (tmp_path / "fresh.py").read_text().startswith("# my edits")
 
 

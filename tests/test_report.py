@@ -10,7 +10,7 @@ import bench
 from bench.report import compare, compare_pages, report
 from bench.runner.schema import SCHEMA_VERSION
 from bench.runner.store import write_tables
-from tests.conftest import ROOT, run_optbench
+from tests.conftest import ROOT, optbench_here, run_optbench
 
 
 def variant(smoke_run, tmp_path, name, edit_runs=None, edit_curves=None):
@@ -86,14 +86,14 @@ def test_a_run_with_no_finished_cell_reports_that(tmp_path, smoke_run):
     out = tmp_path / "empty"
     out.mkdir()
     shutil.copy(smoke_run / "manifest.json", out / "manifest.json")
-    result = run_optbench("report", str(out))
+    result = optbench_here("report", str(out))
     assert result.returncode == 0, result.stderr
     assert "no finished cell" in result.stdout
     assert "no finished cell" in (out / "report.html").read_text()
 
 
 def test_compare_same_run_has_no_difference_and_exits_0(smoke_run, tmp_path):
-    result = run_optbench("compare", str(smoke_run), str(smoke_run), "--fail-on-regression", "1",
+    result = optbench_here("compare", str(smoke_run), str(smoke_run), "--fail-on-regression", "1",
                           "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "compare.md").is_file() and (tmp_path / "compare.html").is_file()
@@ -114,12 +114,12 @@ def test_compare_same_run_has_no_difference_and_exits_0(smoke_run, tmp_path):
 ])
 def test_fail_on_regression_exits_1_naming_the_cell(smoke_run, tmp_path, edit, metric, words):
     worse = variant(smoke_run, tmp_path, "worse", edit_runs=edit)
-    result = run_optbench("compare", str(smoke_run), str(worse), "--fail-on-regression", "5",
+    result = optbench_here("compare", str(smoke_run), str(worse), "--fail-on-regression", "5",
                           "--metric", metric, "--out", str(tmp_path / "cmp"))
     assert result.returncode == 1, result.stderr
     assert "regression: worse: synthetic-mlp x optax:" in result.stderr and words in result.stderr
     # within the threshold it passes
-    assert run_optbench("compare", str(smoke_run), str(worse), "--fail-on-regression", "60",
+    assert optbench_here("compare", str(smoke_run), str(worse), "--fail-on-regression", "60",
                         "--metric", metric, "--out", str(tmp_path / "cmp")).returncode == 0
 
 
@@ -127,7 +127,7 @@ def test_a_loss_that_falls_is_no_regression(smoke_run, tmp_path):
     """Which way is better comes from the declaration: a lower loss is an improvement."""
     better = variant(smoke_run, tmp_path, "better",
                      edit_runs=lambda r: r.assign(final_test_loss=r["final_test_loss"] * 0.5))
-    result = run_optbench("compare", str(smoke_run), str(better), "--fail-on-regression", "5",
+    result = optbench_here("compare", str(smoke_run), str(better), "--fail-on-regression", "5",
                           "--metric", "final_test_loss", "--out", str(tmp_path / "cmp"))
     assert result.returncode == 0, result.stderr
 
@@ -155,7 +155,7 @@ def test_compare_welch_difference_matches_the_seeds(smoke_run, tmp_path):
     (["report", "results/nope"], "is not an optbench results folder"),
 ])
 def test_bad_report_and_compare_input_is_one_line(args, message):
-    result = run_optbench(*args)
+    result = optbench_here(*args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
 

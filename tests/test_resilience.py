@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, interruptible, run_optbench
+from tests.conftest import ROOT, interruptible, optbench_here, run_optbench
 
 # five cells, one program of two trials among them (tests/matrices/resilience.toml); the
 # gated matrix adds a last cell that waits at a gate the test opens (tests/plugins/gate.py)
@@ -91,13 +91,13 @@ def test_killed_mid_run_then_rerun_loses_only_cells_in_flight(tmp_path, uninterr
 
 def test_a_different_matrix_is_refused_unless_resume_or_force(tmp_path):
     out = tmp_path / "run"
-    assert run_optbench("run", "--preset", "smoke", "--steps", "50", "--out", str(out)).returncode == 0
+    assert optbench_here("run", "--preset", "smoke", "--steps", "50", "--out", str(out)).returncode == 0
     other = ["run", "--preset", "smoke", "--steps", "50", "--optimizers", "optax:sgd,optax:lion",
              "--out", str(out)]
-    refused = run_optbench(*other)
+    refused = optbench_here(*other)  # in this process: a refusal must release the lock
     assert refused.returncode == 2
     assert "holds another matrix (smoke, 2 cells; this one has 2, 1 in common)" in refused.stderr
-    resumed = run_optbench(*other, "--resume")
+    resumed = optbench_here(*other, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "1 of 2 cells already finished" in resumed.stderr
     runs = pd.read_parquet(out / "runs.parquet")
@@ -116,7 +116,7 @@ def test_a_folder_in_use_is_refused(tmp_path):
         os.close(folder)
     assert result.returncode == 2
     assert "is in use by another optbench run (pid 4242)" in result.stderr
-    assert run_optbench("run", "--preset", "smoke", "--steps", "50", "--out", str(out)).returncode == 0
+    assert optbench_here("run", "--preset", "smoke", "--steps", "50", "--out", str(out)).returncode == 0
 
 
 def test_deleting_the_lock_file_mid_run_does_not_let_a_second_run_in(tmp_path):
@@ -124,7 +124,7 @@ def test_deleting_the_lock_file_mid_run_does_not_let_a_second_run_in(tmp_path):
     first = start_gated(out, gate)
     wait_at_gate(gate, first)
     (out / ".lock").unlink()
-    second = run_optbench("run", *GATED, "--out", str(out))
+    second = optbench_here("run", *GATED, "--out", str(out))
     (gate / "release").touch()
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
@@ -134,10 +134,10 @@ def test_deleting_the_lock_file_mid_run_does_not_let_a_second_run_in(tmp_path):
 def test_a_damaged_cell_file_is_set_aside_and_rerun(tmp_path):
     out = tmp_path / "run"
     args = ["run", "--preset", "smoke", "--steps", "50", "--out", str(out)]
-    assert run_optbench(*args).returncode == 0
+    assert optbench_here(*args).returncode == 0
     damaged = sorted((out / "cells").glob("*.parquet"))[0]
     damaged.write_bytes(b"not a parquet file")
-    rerun = run_optbench(*args)
+    rerun = optbench_here(*args)
     assert rerun.returncode == 0, rerun.stderr
     assert "1 of 2 cells already finished" in rerun.stderr
     assert damaged.with_suffix(".json.corrupt").exists()
@@ -166,13 +166,13 @@ def bad_folder(tmp_path, smoke_run, damage):
 def test_damaged_or_foreign_folders_are_one_line_errors(tmp_path, smoke_run, damage, command, message):
     out = bad_folder(tmp_path, smoke_run, damage)
     args = ["report", str(out)] if command == "report" else ["run", "--preset", "smoke", "--out", str(out)]
-    result = run_optbench(*args)
+    result = optbench_here(*args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
 
 
 def test_an_unwritable_output_is_one_line():
-    result = run_optbench("run", "--preset", "smoke", "--out", "/proc/optbench-results")
+    result = optbench_here("run", "--preset", "smoke", "--out", "/proc/optbench-results")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "cannot create folder" in result.stderr
 

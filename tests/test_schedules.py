@@ -9,7 +9,7 @@ from bench.plan import expand, matrix, schedules
 from bench.train import data, engine, programs
 import workloads
 from bench.errors import UserError
-from tests.conftest import run_optbench
+from tests.conftest import optbench_here
 
 
 def values(entry, steps, at):
@@ -78,7 +78,7 @@ def test_schedules_run_as_an_axis_with_schedule_free_and_tuning(tmp_path):
                     'optimizers = ["optax:schedule_free_adamw"]\n'
                     'schedules = ["constant", {name = "wsd", warmup = 0.1, decay = 0.3}]\n')
     out = tmp_path / "run"
-    result = run_optbench("run", str(path), "--out", str(out))
+    result = optbench_here("run", str(path), "--out", str(out))
     assert result.returncode == 0, result.stderr
     runs = pd.read_parquet(out / "runs.parquet")
     assert set(runs["status"]) == {"done"}

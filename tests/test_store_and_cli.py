@@ -6,7 +6,7 @@ import pytest
 from bench import cli
 from bench.runner import schema
 from bench.runner.store import RunStore, load
-from tests.conftest import run_optbench
+from tests.conftest import optbench_here, run_optbench
 
 
 def test_run_writes_the_results_folder(smoke_run):
@@ -73,18 +73,28 @@ def test_an_optimizer_that_raises_is_an_error_cell_and_the_rest_run(tmp_path):
     (["lst"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
-    result = run_optbench(*args)
+    result = optbench_here(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_bad_input_is_one_line_on_a_real_processs_stderr():
+    """The cases above run in this process; this one is the user's: nothing else (a library's
+    warning, a traceback at exit) reaches the terminal."""
+    result = run_optbench("run", "--workloads", "mnist1d-mpl")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "optbench: error: " + result.stderr.split("optbench: error: ", 1)[1].strip()]
+    assert "did you mean: mnist1d-mlp" in result.stderr
+
+
 def test_bad_hyperparameter_in_a_matrix_file(tmp_path):
     path = tmp_path / "m.toml"
     path.write_text('workloads = ["synthetic-mlp"]\n'
                     'optimizers = [{ name = "optax:adam", learning_rate = "big" }]\n')
-    result = run_optbench("run", str(path))
+    result = optbench_here("run", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "learning_rate='big' is invalid" in result.stderr
 
@@ -92,7 +102,7 @@ def test_bad_hyperparameter_in_a_matrix_file(tmp_path):
 def test_list_commands():
     result = run_optbench("list", "optimizers")
     assert result.returncode == 0 and "optax:schedule_free_adamw" in result.stdout
-    result = run_optbench("list", "workloads")
+    result = optbench_here("list", "workloads")
     assert result.returncode == 0 and "mnist1d-cnn" in result.stdout
 
 

@@ -15,7 +15,7 @@ from bench.report import sweeps
 from bench.train import data, engine
 import workloads
 from bench.errors import UserError
-from tests.conftest import run_optbench
+from tests.conftest import optbench_here
 
 
 def cells_of(raw):
@@ -113,7 +113,7 @@ def test_a_budget_runs_trials_then_the_best_with_every_seed(tmp_path):
     path.write_text('seeds = 2\nsteps = 100\nbudget = 4\nworkloads = ["synthetic-mlp"]\n'
                     'optimizers = [{name = "optax:sgd", search = {learning_rate = [0.001, 1.0]}}]\n')
     out = tmp_path / "run"
-    result = run_optbench("run", str(path), "--out", str(out))
+    result = optbench_here("run", str(path), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "rerunning the best of each sweep with every seed (1 cells)" in result.stderr
     runs = pd.read_parquet(out / "runs.parquet")

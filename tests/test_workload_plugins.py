@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_optbench
+from tests.conftest import ROOT, optbench_here, run_optbench
 from tests.test_plugins import install_package, shell
 
 BOTH = """\
@@ -174,7 +174,7 @@ def test_widths_expand_only_workloads_with_a_width(tmp_path, capsys):
     ("x" * 80, "characters long"),
 ])
 def test_new_workload_refuses_bad_names(name, message, tmp_path):
-    result = run_optbench("new-workload", name, "--dir", str(tmp_path), "--tests-dir", str(tmp_path))
+    result = optbench_here("new-workload", name, "--dir", str(tmp_path), "--tests-dir", str(tmp_path))
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr, result.stderr
     assert not list(tmp_path.iterdir())
@@ -182,7 +182,7 @@ def test_new_workload_refuses_bad_names(name, message, tmp_path):
 
 def test_new_workload_never_overwrites_a_file_it_did_not_write(tmp_path):
     (tmp_path / "mine.py").write_text("# my own file\n")
-    result = run_optbench("new-workload", "mine", "--dir", str(tmp_path), "--tests-dir", str(tmp_path),
+    result = optbench_here("new-workload", "mine", "--dir", str(tmp_path), "--tests-dir", str(tmp_path),
                           "--force")
     assert result.returncode == 2 and "never overwritten" in result.stderr
     assert (tmp_path / "mine.py").read_text() == "# my own file\n"

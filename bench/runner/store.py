@@ -74,21 +74,30 @@ class RunStore:
         if not os.access(self.root, os.W_OK):
             raise UserError(f"results folder {self.root} is not writable; choose another --out")
         self._lock = lock_folder(self.root)  # kept open: closing it releases the lock
+        try:
+            existing = self._prepare(config, resume=resume, force=force)
+            write_json(self.root / MANIFEST, {
+                "schema_version": SCHEMA_VERSION,
+                "created": existing.get("created", _now()) if existing else _now(),
+                "updated": _now(),
+                "state": "running",  # until `mark_ended`; `optbench report --watch` stops on it
+                "config": config,
+                **environment,
+            })
+        except BaseException:
+            self.close()  # a refused run must not leave this process (a notebook) locked out
+            raise
+
+    def _prepare(self, config: dict[str, Any], *, resume: bool, force: bool) -> dict[str, Any] | None:
+        """Under the lock: clear temporaries, read the existing manifest and refuse another
+        matrix without --resume or --force. The existing manifest, or None."""
         make_folder(self.cells_dir)
         remove_temporaries(self.root)
         remove_temporaries(self.cells_dir)
         existing = self.manifest() if (self.root / MANIFEST).exists() else None
         if existing and not (resume or force):
             _check_same_matrix(self.root, existing["config"], config)
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "created": existing.get("created", _now()) if existing else _now(),
-            "updated": _now(),
-            "state": "running",  # until `mark_ended`; `optbench report --watch` stops on it
-            "config": config,
-            **environment,
-        }
-        write_json(self.root / MANIFEST, manifest)
+        return existing
 
     def mark_ended(self, state: RunState) -> None:
         """Say in the manifest how the run ended (a run killed outright leaves `running`,
