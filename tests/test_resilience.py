@@ -209,13 +209,13 @@ def test_faulty_optimizers_end_in_their_status_and_the_rest_completes(tmp_path):
     plugin = tmp_path / "faulty.py"
     plugin.write_text(FAULTY)
     out = tmp_path / "run"
-    started = time.time()
+    # the hanging cell sleeps 600 s: it ending `timeout` (below) and run_optbench's own
+    # limit show it was cut, with no timing assertion here
     result = run_optbench("run", "--preset", "smoke", "--steps", "100", "--plugin", str(plugin),
                           "--optimizers", "test:raises,test:nan,test:hangs,optax:sgd",
                           "--executor", "processes", "--workers", "2", "--cell-timeout", "20",
                           "--out", str(out))
     assert result.returncode == 1, result.stderr
-    assert time.time() - started < 200
     runs = pd.read_parquet(out / "runs.parquet")
     statuses = runs.groupby("optimizer")["status"].agg(set).to_dict()
     assert statuses == {"test:raises": {"error"}, "test:nan": {"diverged"},
