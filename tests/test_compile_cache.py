@@ -67,3 +67,21 @@ def test_a_cache_folder_that_cannot_be_made_is_one_warning_and_the_run_goes_on(t
     row, stderr = run(tmp_path / "out", blocker)
     assert "warning: no compilation cache" in stderr and "Traceback" not in stderr
     assert row["compile_cache_hits"] == 0 and row["compile_s"] > 0
+
+
+def test_a_switch_that_is_neither_on_nor_off_is_one_line_before_anything_runs(tmp_path,
+                                                                             monkeypatch):
+    from tests.conftest import optbench_here
+
+    monkeypatch.setenv("OPTBENCH_COMPILE_CACHE", "of")  # a typo: it would have stayed on
+    out = tmp_path / "run"
+    result = optbench_here(*ARGS, "--out", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "optbench: error: OPTBENCH_COMPILE_CACHE='of' is neither on nor off; set it to off (or"
+        " 0, false, no) to compile everything afresh, or to on (or 1, true, yes, or unset it)"
+        " to use the cache"]
+    assert not out.exists()
+    monkeypatch.setenv("OPTBENCH_COMPILE_CACHE", " OFF ")  # case and spaces are forgiven
+    from bench.train import compile_cache
+    assert compile_cache.switch_problem() is None and not compile_cache.enabled()

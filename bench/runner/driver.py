@@ -25,6 +25,7 @@ from bench.runner.executors import EXECUTORS, Limits
 from bench.runner.live import LiveCurves
 from bench.runner.progress import SilentProgress, default_progress
 from bench.runner.store import RunStore
+from bench.train import compile_cache
 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,
@@ -41,6 +42,9 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
     terminal, plain lines otherwise. Cells in progress keep their curves so far in live/."""
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
+    switch = compile_cache.switch_problem()
+    if switch:
+        raise UserError(switch)
     if resume and force:
         raise UserError("--resume and --force contradict each other: --resume skips finished"
                         " cells, --force reruns them; pass one")

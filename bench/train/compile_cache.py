@@ -23,8 +23,22 @@ OFF = {"0", "off", "false", "no"}
 _HIT_EVENT = "/jax/compilation_cache/cache_hits"  # recorded by jax._src.compiler on a hit
 
 
+ON = {"", "1", "on", "true", "yes"}
+
+
 def enabled() -> bool:
     return os.environ.get(SWITCH_ENV, "on").strip().lower() not in OFF
+
+
+def switch_problem() -> str | None:
+    """What is wrong with $OPTBENCH_COMPILE_CACHE, or None: a value that is neither on nor
+    off (a typo such as `of`) would leave the cache on without a word."""
+    value = os.environ.get(SWITCH_ENV, "on")
+    if value.strip().lower() in ON | OFF:
+        return None
+    return (f"{SWITCH_ENV}={value!r} is neither on nor off; set it to off (or 0, false, no) to"
+            " compile everything afresh, or to on (or 1, true, yes, or unset it) to use the"
+            " cache")
 
 
 def folder() -> Path:
