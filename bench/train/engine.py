@@ -56,7 +56,8 @@ class MemberBatch:
         self.chunk = programs.make_train_chunk(workload, self.graphdef, self.transformation,
                                                 batch_size)
         self._executables: dict[int, Any] = {}  # chunk length -> executable
-        self._evaluate = self._compile(
+        self.chunk_lowerings: dict[int, Any] = {}  # chunk length -> its lowering (FLOPs)
+        _, self._evaluate = self._compile(
             jax.vmap(programs.make_evaluate(workload, self.graphdef, self.transformation),
                      in_axes=(0, 0, None)), self.params, self.opt_state, self.splits)
 
@@ -99,8 +100,8 @@ class MemberBatch:
 
     def _compile(self, fn, *args, **jit_kwargs):
         hits, clock = compile_cache.hit_count(), time.perf_counter()
-        self.lowered = jax.jit(fn, **jit_kwargs).lower(*args)  # the last one: count_flops reads it
-        executable = self.lowered.compile()
+        lowered = jax.jit(fn, **jit_kwargs).lower(*args)
+        executable = lowered.compile()
         seconds = time.perf_counter() - clock
         if compile_cache.hit_count() > hits:  # loaded from the persistent cache: no compile
             self.timings.compile_cached_s += seconds
@@ -108,7 +109,7 @@ class MemberBatch:
         else:
             self.timings.compile_s += seconds
         self.usage.compiles += 1
-        return executable
+        return lowered, executable
 
     def compile_chunk(self, length: int):
         """The executable for `length` steps; compiled once per length (a ragged last
@@ -116,7 +117,7 @@ class MemberBatch:
         if length not in self._executables:
             fn = _over_members(lambda p, s, k, x, y: self.chunk(p, s, k, x, y, length),
                                len(self.members), in_axes=(0, 0, 0, None, None))
-            self._executables[length] = self._compile(
+            self.chunk_lowerings[length], self._executables[length] = self._compile(
                 fn, self.params, self.opt_state, self.keys, self.x_train, self.y_train,
                 donate_argnums=(0, 1, 2))
         return self._executables[length]
@@ -162,12 +163,12 @@ def _over_members(fn, members: int, in_axes):
 
 def count_flops(batch: MemberBatch) -> None:
     """FLOPs of one train step of one member, from XLA's cost analysis of the chunk as it
-    was lowered to be compiled (`batch.lowered`, right after `compile_chunk`), divided by
+    was lowered to be compiled (any length: `batch.chunk_lowerings`), divided by
     the members: the analysis counts a scan's body once, so a chunk of any length costs one
     step. Within 0.2% of lowering a lone member's single step (measured on every built-in
     workload; the vmapped key splitting is shared), without tracing the step again."""
     try:
-        total = batch.lowered.cost_analysis()["flops"]
+        total = next(iter(batch.chunk_lowerings.values())).cost_analysis()["flops"]
         batch.usage.flops_per_step = float(total) / len(batch.members)
     except Exception as exc:  # noqa: BLE001  backends without cost analysis
         batch.usage.missing["flops"] = f"no cost analysis: {type(exc).__name__}"
@@ -208,8 +209,7 @@ def prepare_program(workload: Workload, dataset: Dataset, optimizer: OptimizerSp
                         trials=trials, schedule=schedule, steps=steps)
     for length in chunk_lengths(steps, eval_every):
         batch.compile_chunk(length)
-        if length == min(eval_every, steps):
-            count_flops(batch)  # from the lowering just compiled
+    count_flops(batch)  # from a chunk's own lowering
     timings = batch.timings
     # initialising parameters and optimizer state, placing them, reading the FLOP count
     timings.setup_s = (time.perf_counter() - start - timings.data_s - timings.compile_s
