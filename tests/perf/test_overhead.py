@@ -32,7 +32,8 @@ def run_wall(args: list[str], cache) -> float:
 
 
 def programs(out) -> pd.DataFrame:
-    """One row per program: its cells share their program's timings."""
+    """One row per program: a sweep's trials share their program's timings, so equal
+    timing columns within a workload and optimizer are one program counted once."""
     runs = pd.read_parquet(out / "runs.parquet").drop_duplicates("cell_id")
     return runs.drop_duplicates(["workload", "optimizer", "train_s", "compile_s"])
 
