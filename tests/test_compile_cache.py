@@ -3,6 +3,7 @@ them, books that time apart (compile_cached_s, compile_cache_hits), gets the sam
 and the switch turns it off. Each run is its own process: JAX decides once per process
 whether it uses the cache."""
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -85,3 +86,55 @@ def test_a_switch_that_is_neither_on_nor_off_is_one_line_before_anything_runs(tm
     monkeypatch.setenv("OPTBENCH_COMPILE_CACHE", " OFF ")  # case and spaces are forgiven
     from bench.train import compile_cache
     assert compile_cache.switch_problem() is None and not compile_cache.enabled()
+
+
+def test_a_truncated_entry_is_compiled_again_and_rewritten_whole(runs, tmp_path):
+    """What a kill or a full disk mid-write left behind before entries were written whole:
+    JAX would warn on every run and compile that program every time, for good. (Its own
+    folder: a cache's keys hold its path, so a copied cache would only miss.)"""
+    _, _, (first, _), *_ = runs
+    cache = tmp_path / "cache"
+    run(tmp_path / "before", cache)
+    entries = sorted((cache / "jax").glob("*-cache"))
+    assert entries
+    for entry in entries:
+        entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    healed, stderr = run(tmp_path / "healed", cache)
+    assert "Error reading persistent compilation cache" not in stderr and "Traceback" not in stderr
+    assert healed["compile_cache_hits"] == 0 and healed["compile_s"] > 0
+    assert healed["final_val_loss"] == first["final_val_loss"]
+    again, _ = run(tmp_path / "again", cache)
+    assert again["compile_cache_hits"] == again["compiles"] and again["compile_s"] == 0
+    assert sorted((cache / "jax").glob("*-cache")) == entries  # the same entries, whole
+    assert not list((cache / "jax").glob(".*.tmp"))
+
+
+def test_entries_are_guarded_on_this_jax_and_a_full_disk_is_one_warning(tmp_path, monkeypatch,
+                                                                        capsys):
+    """guard_entries reaches into jax._src: this fails when a JAX release moves what it needs."""
+    from jax._src import compilation_cache as jax_cache
+    from jax._src.lru_cache import LRUCache
+
+    from bench.train import compile_cache
+
+    assert compile_cache.guard_entries()
+    guarded = compile_cache.WholeEntries.around(LRUCache(str(tmp_path), max_size=-1))
+    assert isinstance(guarded, compile_cache.WholeEntries)
+    assert compile_cache.WholeEntries.around(guarded) is guarded
+    whole = jax_cache.compress_executable(b"an executable")
+    guarded.put("key", whole)
+    assert guarded.get("key") == whole and guarded.get("missing") is None
+    (tmp_path / "bad-cache").write_bytes(whole[:5])  # half an entry, as a kill leaves it
+    assert guarded.get("bad") is None and not (tmp_path / "bad-cache").exists()
+
+    def full(*_, **__):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(compile_cache.WholeEntries, "_write_failed", False)
+    monkeypatch.setattr(compile_cache.tempfile, "mkstemp", full)
+    guarded.put("other", whole)
+    guarded.put("third", whole)
+    err = capsys.readouterr().err
+    assert err.count("warning: cannot write the compilation cache (No space left on device)") == 1
+    assert not (tmp_path / "other-cache").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key-cache"]

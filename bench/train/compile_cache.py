@@ -6,6 +6,12 @@ datasets); `OPTBENCH_COMPILE_CACHE=off` (or `optbench run --no-compile-cache`) t
 A cache hit is counted apart (`hit_count`), so the engine books an executable loaded from
 disk as `compile_cached_s`, never as `compile_s`: compile figures stay what compiling costs.
 
+JAX writes an entry straight under its final name and never replaces one that exists, so a
+kill or a full disk mid-write would leave a truncated entry that every later run fails to
+read (a warning per program, and a compile every time, for good). `WholeEntries` wraps
+JAX's file cache: an entry is written to a temporary name and renamed into place, and one
+that does not decompress is removed on reading, so the next compile writes it again.
+
 `configure()` must run before the process compiles anything: JAX decides once per process
 whether the cache is used, at its first compile. The engine calls it when it is imported.
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -65,8 +72,110 @@ def configure() -> None:
     jax.config.update("jax_compilation_cache_dir", str(folder()))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    guard_entries()
     if _hits is None:
         _hits = CacheHits()
+
+
+def guard_entries() -> bool:
+    """Put `WholeEntries` around JAX's file cache, made now or at the first compile. This
+    reaches into `jax._src.compilation_cache` (no public hook exists); where a JAX release
+    lacks what it needs, JAX's own cache stays as it is (False), and
+    tests/test_compile_cache.py fails to say so."""
+    try:
+        from jax._src import compilation_cache as jax_cache
+        from jax._src import lru_cache
+    except ImportError:
+        return False
+    make = getattr(jax_cache, "get_file_cache", None)
+    if make is None or not hasattr(jax_cache, "decompress_executable") \
+            or not hasattr(lru_cache, "_CACHE_SUFFIX"):
+        return False
+    if getattr(jax_cache, "_cache", None) is not None:  # something compiled before us
+        jax_cache._cache = WholeEntries.around(jax_cache._cache)
+        return True
+    if not getattr(make, "guarded", False):
+        def get_file_cache(path):
+            made = make(path)
+            return None if made is None else (WholeEntries.around(made[0]), made[1])
+        get_file_cache.guarded = True
+        jax_cache.get_file_cache = get_file_cache
+    return True
+
+
+class WholeEntries:
+    """JAX's file cache (`LRUCache`) with whole entries only: written under a temporary
+    name and renamed, so no reader ever sees half of one; an entry that does not decompress
+    (written by an earlier, unguarded process that was killed) is deleted and reads as
+    missing. With JAX's size limit on (`jax_compilation_cache_max_size`), writing goes
+    through JAX's own locked, evicting path."""
+
+    _write_failed = False  # one warning per process for a cache that cannot be written
+
+    def __init__(self, base):
+        self._base = base
+        mask = os.umask(0)  # reading the umask means setting it; put back at once
+        os.umask(mask)
+        self._mode = 0o666 & ~mask  # as JAX's own writes: mkstemp would make them 0600
+
+    @classmethod
+    def around(cls, cache):
+        """`cache` guarded, when it is JAX's plain file cache (it has a `path`); JAX's
+        debugging VerificationCache, or one already guarded, as it is."""
+        plain = not isinstance(cache, cls) and hasattr(cache, "path")
+        return cls(cache) if plain else cache
+
+    def __getattr__(self, name):  # _path and whatever else JAX asks of its cache
+        return getattr(self._base, name)
+
+    def _file(self, key: str) -> Path:
+        from jax._src.lru_cache import _CACHE_SUFFIX
+
+        return Path(self._base.path) / f"{key}{_CACHE_SUFFIX}"
+
+    def get(self, key: str) -> bytes | None:
+        from jax._src.compilation_cache import decompress_executable
+
+        value = self._base.get(key)
+        if value is None:
+            return None
+        try:
+            decompress_executable(value)
+        except Exception:  # noqa: BLE001  truncated: zstd and zlib both refuse it
+            self._file(key).unlink(missing_ok=True)
+            return None
+        return value
+
+    def put(self, key: str, value: bytes) -> None:
+        if getattr(self._base, "eviction_enabled", False):
+            self._base.put(key, value)
+            return
+        target = self._file(key)
+        if target.exists() or WholeEntries._write_failed:
+            return
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp",
+                                       dir=target.parent)
+        except OSError as exc:
+            self._cannot_write(exc)
+            return
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(value)
+                os.fchmod(handle.fileno(), self._mode)
+            os.replace(tmp, target)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            self._cannot_write(exc)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def _cannot_write(exc: OSError) -> None:
+        WholeEntries._write_failed = True  # a full disk stays full: do not try per program
+        print(f"optbench: warning: cannot write the compilation cache ({exc.strerror or exc});"
+              " this run compiles without saving", file=sys.stderr)
 
 
 class CacheHits:
