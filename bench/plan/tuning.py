@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from bench.plan.cells import Cell, Tuning
 from bench.records import Target
@@ -107,6 +106,8 @@ def _detail(spec: OptimizerSpec, exc: RegistryError) -> str:
 def draw(space: Mapping[str, Dimension], trials: int, seed: int) -> list[dict[str, Any]]:
     """`trials` points of the space, quasi-random and reproducible from `seed`."""
     names = sorted(space)
+    from scipy.stats import qmc  # here: scipy.stats costs ~0.5-1 s to import, every command
+
     units = qmc.Halton(d=len(names), scramble=True, seed=seed).random(trials)
     points = []
     for row in units:
