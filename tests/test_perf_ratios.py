@@ -19,6 +19,7 @@ REPORT = {"benchmarks": [
           pairs=[pair("engine/bare_args", 1.0, 1.0), pair("engine/bare_const", 1.0, 0.9)]),
     bench("sweep-vs-separate", "mnist1d-cnn", 1.0, pairs=[pair("sweep/separate", 1.0, 2.0)]),
     bench("seeds:mnist1d-mlp", "vmap", 1.0), bench("seeds:mnist1d-mlp", "sequential", 1.2),
+    bench("monitor-cost", 0.1, 1.0, pairs=[pair("on/off", 1.01, 1.0)], start_stop_ms=0.84),
     bench("overhead", None, 0.0, first_wall_s=100.0, first_train_s=75.0, rerun_wall_s=80.0,
           rerun_train_s=60.0, first_overhead_share=0.25, rerun_overhead_share=0.25,
           **{f"{run}_{c}": 1.0 for run in ("first", "rerun") for c in
@@ -34,7 +35,7 @@ def test_each_figure_is_printed_with_its_goal_and_verdict(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     line = {key: next(l for l in lines if key in l) for key in
             ("bare_args", "bare_const", "sweep/separate", "vmap/sequential", "first run",
-             "rerun ", "from the cache")}
+             "rerun ", "from the cache", "on/off", "starting and stopping")}
     assert "speed 1.00x" in line["bare_args"] and "meets" in line["bare_args"]
     assert "speed 0.90x" in line["bare_const"] and "MISSES" in line["bare_const"]
     assert "speed 2.00x" in line["sweep/separate"] and "goal >= 1.30x  meets" in line["sweep/separate"]
@@ -42,6 +43,8 @@ def test_each_figure_is_printed_with_its_goal_and_verdict(tmp_path, capsys):
     assert "25.0%" in line["first run"] and "goal < 30%  meets" in line["first run"]
     assert "goal < 15%  MISSES" in line["rerun "]
     assert "0.10x the time" in line["from the cache"] and "meets" in line["from the cache"]
+    assert " 1.010x the time  goal <= 1.02x  meets" in line["on/off"]
+    assert "at 0.1 s" in line["starting and stopping"] and "0.84 ms" in line["starting and stopping"]
 
 
 PARTIAL = {"benchmarks": [

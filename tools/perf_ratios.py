@@ -146,6 +146,11 @@ def main(path: str) -> int:
     for name, sides, a, b, ratio in rows(report):
         print(f"{name:44} {sides:>22} {seconds(a, 'ms', 1e3, 9, 3)} {seconds(b, 'ms', 1e3, 9, 3)}"
               f" {'?' if ratio is None else f'{ratio:9.3f}':>9}  {goal_line(name, ratio)}")
+    for bench in benchmarks(report):
+        start_stop = number(info_of(bench).get("start_stop_ms"))
+        if start_stop is not None:
+            print(f"usage sampler at {bench.get('param')} s: starting and stopping it took"
+                  f" {start_stop:.2f} ms, once per program, outside every step time")
     return 0
 
 
