@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/optbench run --preset quick
 
+# The tests' compiled programs are kept in .cache/test-jax between runs (tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	OPTBENCH_TEST_COMPILE_CACHE=.cache/test-jax $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	mkdir -p results
@@ -25,4 +26,4 @@ bench: $(STAMP)
 	$(BIN)/python tools/perf_ratios.py results/bench.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .benchmarks
+	rm -rf $(VENV) .pytest_cache .benchmarks .cache

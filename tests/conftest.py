@@ -14,11 +14,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # One JAX compilation cache for the whole session, its test processes and the optbench
 # processes they start: the same small programs compile once, not once per process. Set
-# before any test module imports JAX; the process that makes it removes it.
+# before any test module imports JAX. Under `make test` it is the folder
+# $OPTBENCH_TEST_COMPILE_CACHE (.cache/test-jax), kept between sessions: a program the code
+# has not changed loads instead of compiling (a key is the program, JAX and its flags, so an
+# edit only misses). Without it, a temporary folder the process that makes it removes.
+# `make bench` keeps none (its compile-included figures must compile), and
+# tests/test_compile_cache.py and tests/perf/test_overhead.py run optbench without it.
+KEPT_CACHE_LIMIT = 2 << 30  # bytes; past this the kept folder starts again empty
+
+
+def _test_compile_cache() -> str:
+    kept = os.environ.get("OPTBENCH_TEST_COMPILE_CACHE")
+    if not kept:
+        folder = tempfile.mkdtemp(prefix="optbench-tests-jax-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return folder
+    folder = Path(kept).resolve()
+    held = sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) if folder.is_dir() else 0
+    if held > KEPT_CACHE_LIMIT:  # entries of code long gone pile up; a cache may start over
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    _jax_cache = tempfile.mkdtemp(prefix="optbench-tests-jax-")
-    atexit.register(shutil.rmtree, _jax_cache, ignore_errors=True)
-    os.environ.update(JAX_COMPILATION_CACHE_DIR=_jax_cache,
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=_test_compile_cache(),
                       JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                       JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
