@@ -25,16 +25,21 @@ KEPT_CACHE_LIMIT = 2 << 30  # bytes; past this the kept folder starts again empt
 
 def _test_compile_cache() -> str:
     kept = os.environ.get("OPTBENCH_TEST_COMPILE_CACHE")
-    if not kept:
-        folder = tempfile.mkdtemp(prefix="optbench-tests-jax-")
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        return folder
-    folder = Path(kept).resolve()
-    held = sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) if folder.is_dir() else 0
-    if held > KEPT_CACHE_LIMIT:  # entries of code long gone pile up; a cache may start over
-        shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    return str(folder)
+    if kept:
+        folder = Path(kept).resolve()
+        try:
+            held = sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) \
+                if folder.is_dir() else 0
+            if held > KEPT_CACHE_LIMIT:  # entries of code long gone pile up: start over
+                shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            return str(folder)
+        except OSError as exc:  # a file in its place, no room: the session only runs slower
+            print(f"tests: cannot keep compiled programs in {kept} ({exc.strerror or exc});"
+                  " using a temporary folder", file=sys.stderr)
+    folder = tempfile.mkdtemp(prefix="optbench-tests-jax-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
