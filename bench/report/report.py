@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report import (aliases, algoperf, analysis, figure_files, plots, render, sweeps,
-                          widths)
+from bench.report import (aliases, algoperf, analysis, figure_files, plots, render, setups,
+                          sweeps, widths)
 from bench.report.tables import summary_table, tuning_table, workload_table
 from bench.runner.files import make_folder, write_text
 from bench.runner.store import Results
@@ -108,6 +108,8 @@ def build(results: Results) -> Report:
                          " persistent compilation cache (runs.parquet: compile_cached_s): their"
                          " AlgoPerf seconds count that load, not a compile. For compile times"
                          " comparable across cells, run with --no-compile-cache.")
+        resumed = setups.sessions_note(results.manifest)
+        notes += [resumed] if resumed else []
         recorded = results.manifest.get("provenance")
         executor = recorded.get("executor") if isinstance(recorded, dict) else None
         if isinstance(executor, dict) and executor.get("compile_ahead") is True:

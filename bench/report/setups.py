@@ -37,7 +37,35 @@ def setup_notes(names: list[str], manifests: list[dict]) -> list[str]:
         notes.append("The runs ran differently: " + "; ".join(used)
                      + ". Speed ratios compare these as much as the code.")
     busy = load_note(names, manifests)
-    return notes + ([busy] if busy else [])
+    resumed = [f"{name}: {note}" for name, m in zip(names, manifests)
+               if (note := sessions_note(m)) is not None]
+    return notes + ([busy] if busy else []) + resumed
+
+
+def sessions_note(manifest: dict) -> str | None:
+    """A note when a run's cells were trained in sessions set up differently (it was
+    resumed on another machine, with another executor, with or without compile ahead; see
+    bench/runner/sessions.py), naming what differed in each; None when nothing did."""
+    recorded = manifest.get("earlier_sessions")
+    earlier = [s for s in recorded if isinstance(s, dict)] if isinstance(recorded, list) else []
+    if not earlier:
+        return None
+    setups = [run_setup(s) for s in (*earlier, manifest)]
+    differ = [f for f in setups[0] if len({setup[f] for setup in setups}) > 1]
+    if not differ:
+        return None
+
+    def cells(session: dict) -> str:
+        saved = session.get("cells_saved")
+        return (f" ({saved} cell file{'s' if saved != 1 else ''})"
+                if isinstance(saved, int) and not isinstance(saved, bool) else "")
+
+    parts = [f"session {i}{cells(s)}: " + ", ".join(f"{f} {setup[f]}" for f in differ)
+             for i, (s, setup) in enumerate(zip(earlier, setups), start=1)]
+    parts.append("the last session: " + ", ".join(f"{f} {setups[-1][f]}" for f in differ))
+    return (f"This run's cells were trained in {len(setups)} sessions set up differently (it"
+            " was resumed): " + "; ".join(parts) + ". Step times of cells from different"
+            " sessions compare these set-ups as much as the optimizers.")
 
 
 def load_note(names: list[str], manifests: list[dict]) -> str | None:

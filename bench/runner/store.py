@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from bench.errors import UserError
 from bench.records import CellResult, Status
-from bench.runner import schema
+from bench.runner import schema, sessions
 from bench.runner.cell_files import Scan, cell_files, read_cell, scan_cells, tables_of
 from bench.runner.files import (atomic_write, lock_folder, make_folder, read_json,
                              remove_temporaries, try_lock_folder, unlock_folder, write_json)
@@ -76,13 +76,16 @@ class RunStore:
         self._lock = lock_folder(self.root)  # kept open: closing it releases the lock
         try:
             existing = self._prepare(config, resume=resume, force=force)
+            earlier = sessions.earlier_sessions(existing, self.cell_files())
             write_json(self.root / MANIFEST, {
                 "schema_version": SCHEMA_VERSION,
                 "created": existing.get("created", _now()) if existing else _now(),
                 "updated": _now(),
+                "session_started": sessions.now(),
                 "state": "running",  # until `mark_ended`; `optbench report --watch` stops on it
                 "config": config,
                 **environment,
+                **({"earlier_sessions": earlier} if earlier else {}),
             })
         except BaseException:
             self.close()  # a refused run must not leave this process (a notebook) locked out

@@ -1,0 +1,52 @@
+"""A results folder's sessions: each `optbench run` into it (the first, a resume, a --force
+rerun) is one. The manifest's top level describes the session running now (host, device,
+executor, ...) and when it started (`session_started`); each earlier session that left cells
+in the folder is kept in `earlier_sessions`, with the number of cell files it saved, so that
+a report can say when the cells it shows were trained under different set-ups (another
+machine, another executor, compile ahead). A resumed run used to keep only its last
+session's set-up. No JAX.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+# what an earlier session's record keeps of its manifest: its set-up, not the matrix
+KEPT = ("session_started", "updated", "device", "host", "versions", "git_commit", "provenance")
+MOST = 50  # sessions kept (the latest): a folder resumed a thousand times stays readable
+
+
+def now() -> str:
+    """A session's start, to the microsecond: cell files saved after it are its own."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def earlier_sessions(existing: dict[str, Any] | None, cell_files: list[Path]) -> list[dict]:
+    """The `earlier_sessions` of a session opening a folder whose manifest is `existing`:
+    those it recorded, and the session that wrote `existing` when it saved a cell file (or
+    when that cannot be told: a manifest made before sessions were recorded)."""
+    if not isinstance(existing, dict):
+        return []
+    recorded = existing.get("earlier_sessions")
+    earlier = [s for s in recorded if isinstance(s, dict)] if isinstance(recorded, list) else []
+    saved = _saved_since(existing.get("session_started"), cell_files)
+    if saved != 0:
+        earlier.append({**{k: existing[k] for k in KEPT if k in existing}, "cells_saved": saved})
+    return earlier[-MOST:]
+
+
+def _saved_since(started: Any, cell_files: list[Path]) -> int | None:
+    """How many of `cell_files` were written at or after `started` (cell files are renamed
+    into place when a cell finishes); None when `started` is missing or not a time."""
+    try:
+        since = datetime.fromisoformat(started).timestamp()
+    except (TypeError, ValueError):
+        return None
+    count = 0
+    for path in cell_files:
+        try:
+            count += path.stat().st_mtime >= since
+        except OSError:  # removed meanwhile: not a cell of this folder any more
+            pass
+    return count

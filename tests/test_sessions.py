@@ -1,0 +1,81 @@
+"""A results folder's sessions (bench/runner/sessions.py): each run into a folder is one; the
+manifest keeps the set-up of each earlier session that saved cells, and the report and
+compare say when the cells shown were trained under different set-ups."""
+import json
+import os
+from datetime import datetime, timedelta, timezone
+
+from bench.report import setups
+from bench.runner import sessions
+from tests.conftest import optbench_here
+
+ARGS = ["--workloads", "rosenbrock-2d", "--steps", "20", "--seeds", "1"]
+
+
+def _at(when: datetime) -> str:
+    return when.isoformat(timespec="microseconds")
+
+
+def test_an_earlier_session_is_kept_with_the_cells_it_saved(tmp_path):
+    start = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    files = []
+    for name, offset in (("old", -60), ("new1", 1), ("new2", 30)):
+        path = tmp_path / f"{name}.json"
+        path.write_text("{}")
+        stamp = (start + timedelta(seconds=offset)).timestamp()
+        os.utime(path, (stamp, stamp))
+        files.append(path)
+    existing = {"session_started": _at(start), "host": {"name": "a"}, "config": {"big": 1},
+                "earlier_sessions": [{"session_started": "x", "cells_saved": 1}, "junk"]}
+    earlier = sessions.earlier_sessions(existing, files)
+    assert [s.get("cells_saved") for s in earlier] == [1, 2]  # "junk" is not a session
+    assert earlier[-1]["host"] == {"name": "a"} and "config" not in earlier[-1]
+    # a session that saved nothing is not one the report needs; an unknown start is kept
+    assert sessions.earlier_sessions({**existing, "session_started": _at(start + timedelta(hours=1))},
+                                     files) == earlier[:1]
+    assert sessions.earlier_sessions({"host": {}}, files) == [{"host": {}, "cells_saved": None}]
+    many = {"session_started": _at(start), "earlier_sessions": [{"cells_saved": 1}] * 80}
+    assert len(sessions.earlier_sessions(many, files)) == sessions.MOST
+    assert sessions.earlier_sessions(None, files) == []
+    assert sessions.earlier_sessions({"earlier_sessions": "x", "session_started": 5}, []) \
+        == [{"session_started": 5, "cells_saved": None}]
+
+
+def _manifest(executor="local", compile_ahead=False, cpu="CPU A", **extra):
+    return {"host": {"cpu_model": cpu, "cores": 2, "cpus": 2},
+            "device": {"platform": "cpu", "kind": "cpu", "count": 1},
+            "provenance": {"executor": {"name": executor, "workers": 1,
+                                        "compile_ahead": compile_ahead}}, **extra}
+
+
+def test_sessions_set_up_differently_are_one_note_naming_what_differed():
+    same = _manifest(earlier_sessions=[{**_manifest(), "cells_saved": 3}])
+    assert setups.sessions_note(same) is None and setups.sessions_note(_manifest()) is None
+    mixed = _manifest(compile_ahead=True, earlier_sessions=[
+        {**_manifest(cpu="CPU <b>B</b>"), "cells_saved": 3}, {**_manifest(), "cells_saved": 1},
+        "junk", {**_manifest(executor="processes"), "cells_saved": True}])
+    note = setups.sessions_note(mixed)
+    assert note.startswith("This run's cells were trained in 4 sessions set up differently")
+    assert "session 1 (3 cell files): CPU model CPU <b>B</b>, executor local, compile ahead off" in note
+    assert "session 2 (1 cell file): CPU model CPU A" in note
+    assert "session 3: CPU model CPU A, executor processes" in note  # a bool is no count
+    assert "the last session: CPU model CPU A, executor local, compile ahead on" in note
+    assert setups.sessions_note({"earlier_sessions": [None, 3]}) is None
+
+
+def test_a_resume_set_up_differently_is_noted_in_the_report_and_compare(tmp_path):
+    out = tmp_path / "run"
+    assert optbench_here("run", *ARGS, "--optimizers", "adam", "--out", str(out)).returncode == 0
+    resumed = optbench_here("run", *ARGS, "--optimizers", "adam,sgd", "--resume",
+                            "--compile-ahead", "--out", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    [earlier] = manifest["earlier_sessions"]
+    assert earlier["cells_saved"] == 1 and earlier["session_started"] < manifest["session_started"]
+    assert earlier["provenance"]["executor"]["compile_ahead"] is False
+    report = (out / "report.md").read_text()
+    assert ("session 1 (1 cell file): compile ahead off; the last session: compile ahead on"
+            in report)
+    compared = optbench_here("compare", str(out), str(out), "--out", str(tmp_path / "cmp"))
+    assert compared.returncode == 0, compared.stderr
+    assert "This run's cells were trained in 2 sessions" in compared.stdout + compared.stderr
