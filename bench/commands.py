@@ -241,7 +241,7 @@ def compare(args) -> int:
 
 
 def repair(args) -> int:
-    from bench.runner.store import repair
+    from bench.runner.repair import repair
 
     print(repair(args.run))
     return EXIT_OK

@@ -47,7 +47,7 @@ MANIFEST = "manifest.json"
 TABLES = {"runs": schema.RUNS, "curves": schema.CURVES}  # runs.parquet, curves.parquet
 GENERATION_KEY = b"optbench.generation"
 RunState = Literal["running", "finished", "interrupted", "failed"]  # the manifest's "state"
-__all__ = ["RunStore", "Results", "load", "repair", "write_tables"]
+__all__ = ["RunStore", "Results", "load", "write_tables", "now"]
 
 
 class RunStore:
@@ -79,8 +79,8 @@ class RunStore:
             earlier = sessions.earlier_sessions(existing, self.cell_files())
             write_json(self.root / MANIFEST, {
                 "schema_version": SCHEMA_VERSION,
-                "created": existing.get("created", _now()) if existing else _now(),
-                "updated": _now(),
+                "created": existing.get("created", now()) if existing else now(),
+                "updated": now(),
                 "session_started": sessions.now(),
                 "state": "running",  # until `mark_ended`; `optbench report --watch` stops on it
                 "config": config,
@@ -105,7 +105,7 @@ class RunStore:
     def mark_ended(self, state: RunState) -> None:
         """Say in the manifest how the run ended (a run killed outright leaves `running`,
         and no lock: readers check both)."""
-        write_json(self.root / MANIFEST, {**self.manifest(), "state": state, "updated": _now()})
+        write_json(self.root / MANIFEST, {**self.manifest(), "state": state, "updated": now()})
 
     def close(self) -> None:
         unlock_folder(self._lock)
@@ -192,7 +192,7 @@ class RunStore:
             "status_counts": result.status_counts(),
             "timings": result.timings.record(),
             "usage": asdict(result.usage),
-            "finished": _now(),
+            "finished": now(),
         }
         write_json(self.cells_dir / f"{cell.id}.json", record)
 
@@ -320,40 +320,6 @@ def _load_finished(root: str | Path) -> Results:
     return Results(store.root, manifest, *tables_, notes=tuple(notes))
 
 
-def repair(root: str | Path) -> str:
-    """Rebuild a folder's manifest and tables from its cell files (after the manifest was
-    damaged or deleted); damaged cell files are set aside. Returns what it did, in a line."""
-    store = RunStore(root)
-    if not store.cells_dir.is_dir():
-        raise UserError(f"{store.root} has no cells/ folder: nothing to repair")
-    make_folder(store.cells_dir)  # refuses a link: repair renames files in it
-    if not store.cell_files():
-        raise UserError(f"{store.cells_dir} holds no optbench cell file (<id>.json): this is"
-                        " not a results folder; nothing to repair")
-    lock = lock_folder(store.root)
-    try:
-        try:
-            old = store.manifest()
-        except UserError:
-            old = None
-        remove_temporaries(store.root)
-        remove_temporaries(store.cells_dir)
-        scan = store.scan(set_aside=True)
-        cells = sorted({c.record["spec_key"] for c in scan.cells})
-        kept = old or {}
-        config = kept.get("config") or {"matrix": {"name": store.root.name}}
-        manifest = {**kept, "schema_version": SCHEMA_VERSION,
-                    "created": kept.get("created", _now()), "updated": _now(),
-                    "config": {**config, "cells": sorted(set(config.get("cells", [])) | set(cells))
-                               if old else cells, "repaired": not old}}
-        write_json(store.root / MANIFEST, manifest)
-        store.merge()
-    finally:
-        unlock_folder(lock)
-    return (f"{store.root}: manifest {'checked' if old else 'rebuilt'}, {len(scan.cells)} cell(s)"
-            f" kept, {len(scan.damaged)} damaged file(s) set aside as .corrupt, tables rebuilt")
-
-
 def _damaged(root: Path, why: str) -> UserError:
     return UserError(f"{root}/{MANIFEST} is damaged: {why}; `optbench repair {root}` rebuilds"
                      " it from the cell files")
@@ -374,5 +340,5 @@ def _check_same_matrix(root: Path, old: dict[str, Any], new: dict[str, Any]) -> 
         " choose another --out")
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
