@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=commands.run)
 
     listing = subcommands.add_parser("list", help="list optimizers, workloads or presets")
-    listing.add_argument("what", choices=["optimizers", "workloads", "presets"])
+    kinds = ["optimizers", "workloads", "presets"]
+    # The metavar names the choices in argparse's "required" error, which would say `what`
+    listing.add_argument("what", choices=kinds, metavar="{" + ",".join(kinds) + "}")
     listing.add_argument("--json", action="store_true",
                          help="print a JSON list: every field, defaults and search spaces"
                               " included (for scripts)")

@@ -196,6 +196,13 @@ def test_list_workloads_filters_and_the_json_holds_the_target(capsys):
     assert "rosenbrock-2d" in out and "beale-2d" not in out
 
 
+def test_bare_list_names_what_it_can_list(capsys):
+    """`optbench list` alone is a newcomer's first try: the error names the three choices,
+    not argparse's internal `what`."""
+    message = one_line_error(capsys, "list")
+    assert "{optimizers,workloads,presets}" in message and " what " not in message
+
+
 def test_list_presets_prints_each_whole_comment_header(capsys):
     code, out, _ = optbench(capsys, "list", "presets")
     assert code == 0
