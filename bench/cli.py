@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=list(EXECUTORS), default="local",
                      help="where cells run: this process (default), worker processes, or Dask")
     run.add_argument("--workers", type=_positive_int, default=2,
-                     help="worker processes for --executor processes or a Dask LocalCluster")
+                     help="worker processes for --executor processes or a Dask LocalCluster"
+                          " (default: 2)")
     run.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS",
                      help="stop a cell whose training runs longer than this, or whose"
                           " preparation (loading data, compiling) does: each has its own"
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--no-compile-cache", action="store_true",
                      help="compile every program afresh, without JAX's persistent compilation"
-                          " cache ($OPTBENCH_CACHE/jax; also OPTBENCH_COMPILE_CACHE=off), for"
+                          " cache ($OPTBENCH_CACHE/jax, by default ~/.cache/optbench/jax; also"
+                          " OPTBENCH_COMPILE_CACHE=off), for"
                           " compile and AlgoPerf times comparable across cells and runs (a load"
                           " from the cache is booked apart, as compile_cached_s); every run then"
                           " pays its compiles again (a rerun of the quick preset: 162 s instead"
@@ -91,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=commands.run)
 
     listing = subcommands.add_parser("list", help="list optimizers, workloads or presets")
-    listing.add_argument("what", choices=["optimizers", "workloads", "presets"])
+    kinds = ["optimizers", "workloads", "presets"]
+    # The metavar names the choices in argparse's "required" error, which would say `what`
+    listing.add_argument("what", choices=kinds, metavar="{" + ",".join(kinds) + "}")
     listing.add_argument("--json", action="store_true",
                          help="print a JSON list: every field, defaults and search spaces"
                               " included (for scripts)")

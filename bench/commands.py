@@ -131,7 +131,8 @@ def write_report(out: Path) -> None:
         print(f"optbench: warning: no report ({type(exc).__name__}: {message});"
               f" the results are saved; try `optbench report {out}`", file=sys.stderr)
         return
-    print(f"report: {printable(paths['html'])}", file=sys.stderr)
+    # absolute, as the `results:` line above it: a path to open from any folder
+    print(f"report: {printable(Path(paths['html']).resolve())}", file=sys.stderr)
 
 
 def report(args) -> int:

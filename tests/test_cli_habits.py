@@ -196,6 +196,23 @@ def test_list_workloads_filters_and_the_json_holds_the_target(capsys):
     assert "rosenbrock-2d" in out and "beale-2d" not in out
 
 
+def test_bare_list_names_what_it_can_list(capsys):
+    """`optbench list` alone is a newcomer's first try: the error names the three choices,
+    not argparse's internal `what`."""
+    message = one_line_error(capsys, "list")
+    assert "{optimizers,workloads,presets}" in message and " what " not in message
+
+
+def test_a_run_prints_its_folder_and_report_as_absolute_paths(capsys, tmp_path, monkeypatch):
+    """`make run` ends with both paths; a relative report path would not open from
+    another folder, and the results line beside it is absolute."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = optbench(capsys, "run", "--workloads", "rosenbrock-2d", "--optimizers",
+                            "adam", "--steps", "20", "--seeds", "1", "--out", "mine")
+    assert code == 0
+    assert f"report: {tmp_path.resolve() / 'mine' / 'report.html'}" in err, err[-400:]
+
+
 def test_list_presets_prints_each_whole_comment_header(capsys):
     code, out, _ = optbench(capsys, "list", "presets")
     assert code == 0
