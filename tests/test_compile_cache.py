@@ -2,6 +2,7 @@
 them, books that time apart (compile_cached_s, compile_cache_hits), gets the same numbers,
 and the switch turns it off. Each run is its own process: JAX decides once per process
 whether it uses the cache."""
+import importlib.util
 import json
 import shutil
 import os
@@ -70,6 +71,25 @@ def test_a_cache_folder_that_cannot_be_made_is_one_warning_and_the_run_goes_on(t
     assert row["compile_cache_hits"] == 0 and row["compile_s"] > 0
 
 
+@pytest.mark.skipif(importlib.util.find_spec("filelock") is not None,
+                    reason="JAX's size-limited cache works where filelock is installed")
+def test_a_cache_jax_cannot_use_is_one_warning_even_with_jax_told_directly(tmp_path):
+    """JAX_COMPILATION_CACHE_DIR alone turns JAX's cache on: giving up on it must turn it off,
+    or JAX warns again at the first compile. A size limit needs filelock, which JAX imports
+    only then."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for env in ({"JAX_COMPILATION_CACHE_DIR": str(blocker / "jax")},
+                {"JAX_COMPILATION_CACHE_MAX_SIZE": "100000"}):
+        row, stderr = run(tmp_path / f"out-{len(env)}-{sorted(env)[0]}", tmp_path / "cache",
+                          env=env)
+        assert stderr.count("warning") == 1, stderr
+        assert "warning: no compilation cache" in stderr
+        assert "Error reading persistent compilation cache" not in stderr
+        assert row["compile_cache_hits"] == 0 and row["compile_s"] > 0
+    assert not (tmp_path / "cache" / "jax").exists()
+
+
 def test_a_switch_that_is_neither_on_nor_off_is_one_line_before_anything_runs(tmp_path,
                                                                              monkeypatch):
     from tests.conftest import optbench_here
@@ -106,6 +126,35 @@ def test_a_truncated_entry_is_compiled_again_and_rewritten_whole(runs, tmp_path)
     assert again["compile_cache_hits"] == again["compiles"] and again["compile_s"] == 0
     assert sorted((cache / "jax").glob("*-cache")) == entries  # the same entries, whole
     assert not list((cache / "jax").glob(".*.tmp"))
+
+
+def test_an_entry_that_cannot_be_loaded_is_compiled_again_and_rewritten(runs, tmp_path):
+    """Worse than truncated: a folder (or a link to one) in an entry's place fails to read,
+    and whole, well-compressed bytes that are no executable fail to deserialize. JAX warned
+    about each on every run and never wrote them again."""
+    from jax._src.compilation_cache import compress_executable
+
+    _, cache, (first, _), *_ = runs
+    entries = sorted((cache / "jax").glob("*-cache"))
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "kept").mkdir(parents=True)
+    for i, entry in enumerate(entries):
+        entry.unlink()
+        if i % 3 == 0:
+            (entry / "inside").mkdir(parents=True)
+        elif i % 3 == 1:
+            entry.symlink_to(elsewhere, target_is_directory=True)
+        else:
+            entry.write_bytes(compress_executable(b"not an executable" * 64))
+    healed, stderr = run(tmp_path / "healed", cache)
+    assert "Error reading persistent compilation cache" not in stderr and "Traceback" not in stderr
+    assert "warning" not in stderr
+    assert healed["compile_cache_hits"] == 0 and healed["compile_s"] > 0
+    assert healed["final_val_loss"] == first["final_val_loss"]
+    again, _ = run(tmp_path / "again", cache)
+    assert again["compile_cache_hits"] == again["compiles"] and again["compile_s"] == 0
+    assert all(entry.is_file() and not entry.is_symlink() for entry in entries)
+    assert (elsewhere / "kept").is_dir()  # a link goes, never what it points to
 
 
 def test_entries_are_guarded_on_this_jax_and_a_full_disk_is_one_warning(tmp_path, monkeypatch,
