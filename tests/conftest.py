@@ -23,15 +23,26 @@ ROOT = Path(__file__).resolve().parent.parent
 KEPT_CACHE_LIMIT = 2 << 30  # bytes; past this the kept folder starts again empty
 
 
+def _cache_entries(folder: Path) -> list[Path]:
+    """The files JAX's cache (and bench.train.compile_cache's temporary names) put in
+    `folder`, and nothing else: the variable may name a folder that holds more (a typo, $HOME),
+    and starting over must never remove what the cache did not write."""
+    if not folder.is_dir():
+        return []
+    return [f for f in folder.iterdir() if f.is_file() and not f.is_symlink()
+            and (f.name.endswith(("-cache", "-atime")) or
+                 (f.name.startswith(".") and f.name.endswith(".tmp")))]
+
+
 def _test_compile_cache() -> str:
     kept = os.environ.get("OPTBENCH_TEST_COMPILE_CACHE")
     if kept:
         folder = Path(kept).resolve()
         try:
-            held = sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) \
-                if folder.is_dir() else 0
-            if held > KEPT_CACHE_LIMIT:  # entries of code long gone pile up: start over
-                shutil.rmtree(folder, ignore_errors=True)
+            entries = _cache_entries(folder)
+            if sum(f.stat().st_size for f in entries) > KEPT_CACHE_LIMIT:
+                for entry in entries:  # entries of code long gone pile up: start over
+                    entry.unlink(missing_ok=True)
             folder.mkdir(parents=True, exist_ok=True)
             return str(folder)
         except OSError as exc:  # a file in its place, no room: the session only runs slower

@@ -186,3 +186,22 @@ def test_entries_are_guarded_on_this_jax_and_a_full_disk_is_one_warning(tmp_path
     assert err.count("warning: cannot write the compilation cache (No space left on device)") == 1
     assert not (tmp_path / "other-cache").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["key-cache"]
+
+
+def test_starting_the_kept_test_cache_over_removes_only_its_entries(tmp_path, monkeypatch):
+    """OPTBENCH_TEST_COMPILE_CACHE may name a folder that holds more than the cache (a typo,
+    $HOME): past the limit, the whole folder was removed, whatever it held."""
+    from tests import conftest
+
+    kept = tmp_path / "kept"
+    (kept / "precious").mkdir(parents=True)
+    (kept / "precious" / "notes.txt").write_text("mine")
+    (kept / "big.iso").write_bytes(b"x" * 100)
+    monkeypatch.setattr(conftest, "KEPT_CACHE_LIMIT", 50)
+    monkeypatch.setenv("OPTBENCH_TEST_COMPILE_CACHE", str(kept))
+    assert conftest._test_compile_cache() == str(kept)  # only entries count: none yet
+    for name in ("jit_a-0f-cache", "jit_a-0f-atime", ".jit_b-1e-cache.x1.tmp"):
+        (kept / name).write_bytes(b"e" * 30)
+    assert conftest._test_compile_cache() == str(kept)
+    assert sorted(p.name for p in kept.iterdir()) == ["big.iso", "precious"]
+    assert (kept / "precious" / "notes.txt").read_text() == "mine"
