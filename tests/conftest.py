@@ -34,8 +34,12 @@ def _cache_entries(folder: Path) -> list[Path]:
                  (f.name.startswith(".") and f.name.endswith(".tmp")))]
 
 
+KEPT_CACHE_PROBLEMS: list[str] = []  # said in the session's summary: pytest swallows a
+# conftest's output at import, so a print here would leave a slower session unexplained
+
+
 def _test_compile_cache() -> str:
-    kept = os.environ.get("OPTBENCH_TEST_COMPILE_CACHE")
+    kept = os.environ.get("OPTBENCH_TEST_COMPILE_CACHE", "").strip()  # blank: none kept
     if kept:
         folder = Path(kept).resolve()
         try:
@@ -44,10 +48,12 @@ def _test_compile_cache() -> str:
                 for entry in entries:  # entries of code long gone pile up: start over
                     entry.unlink(missing_ok=True)
             folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()  # a folder JAX cannot write in
             return str(folder)
         except OSError as exc:  # a file in its place, no room: the session only runs slower
-            print(f"tests: cannot keep compiled programs in {kept} ({exc.strerror or exc});"
-                  " using a temporary folder", file=sys.stderr)
+            KEPT_CACHE_PROBLEMS.append(
+                f"tests: cannot keep compiled programs in {kept} ({exc.strerror or exc});"
+                " used a temporary folder")
     folder = tempfile.mkdtemp(prefix="optbench-tests-jax-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
@@ -68,6 +74,11 @@ SLOWEST_FILES = ["test_resilience.py", "test_plugins.py", "test_identity.py",
                  "test_new_workloads.py", "test_executor_hardening.py", "test_compile_cache.py",
                  "test_hardening.py", "test_engine.py", "test_schedules.py",
                  "perf/test_sweep_speed.py", "perf/test_engine_speed.py", "test_tuning.py"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in KEPT_CACHE_PROBLEMS:
+        terminalreporter.write_line(line)
 
 
 def pytest_configure(config):

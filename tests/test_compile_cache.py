@@ -8,6 +8,7 @@ import shutil
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -205,3 +206,33 @@ def test_starting_the_kept_test_cache_over_removes_only_its_entries(tmp_path, mo
     assert conftest._test_compile_cache() == str(kept)
     assert sorted(p.name for p in kept.iterdir()) == ["big.iso", "precious"]
     assert (kept / "precious" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("kept", ["a-file", "   "])
+def test_a_kept_test_cache_that_cannot_be_used_is_said_in_the_summary(tmp_path, monkeypatch,
+                                                                      kept):
+    """A file in its place was printed at conftest import, where pytest swallows it; a blank
+    value made a folder named by spaces in the current one."""
+    from tests import conftest
+
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(conftest, "KEPT_CACHE_PROBLEMS", [])
+    monkeypatch.setenv("OPTBENCH_TEST_COMPILE_CACHE", kept)
+    used = Path(conftest._test_compile_cache())
+    assert used.is_dir() and used.parent != tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+    class Reporter:
+        lines = []
+
+        def write_line(self, line):
+            self.lines.append(line)
+
+    conftest.pytest_terminal_summary(Reporter())
+    said = Reporter.lines
+    if kept.strip():
+        assert said == [f"tests: cannot keep compiled programs in {kept} (File exists);"
+                        " used a temporary folder"]
+    else:
+        assert said == []  # blank is none kept, as unset
