@@ -236,3 +236,28 @@ def test_a_kept_test_cache_that_cannot_be_used_is_said_in_the_summary(tmp_path, 
                         " used a temporary folder"]
     else:
         assert said == []  # blank is none kept, as unset
+
+
+def test_programs_larger_than_jaxs_size_limit_are_one_warning(tmp_path, monkeypatch, capsys):
+    """With JAX_COMPILATION_CACHE_MAX_SIZE below a program's size, JAX warned once per such
+    program on every run (its own locked path needs filelock: a stand-in here)."""
+    from bench.train import compile_cache
+
+    class Limited:
+        path, eviction_enabled, max_size = tmp_path, True, 10
+
+        def __init__(self):
+            self.stored = {}
+
+        def put(self, key, value):
+            self.stored[key] = value
+
+    monkeypatch.setattr(compile_cache.WholeEntries, "_too_big_said", False)
+    base = Limited()
+    guarded = compile_cache.WholeEntries.around(base)
+    for key in ("a", "b", "c"):
+        guarded.put(key, b"x" * 50)
+    guarded.put("small", b"x" * 5)
+    assert base.stored == {"small": b"x" * 5}
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "larger than the whole compilation cache" in err

@@ -160,6 +160,7 @@ class WholeEntries:
     through JAX's own locked, evicting path."""
 
     _write_failed = False  # one warning per process for a cache that cannot be written
+    _too_big_said = False  # and one for programs larger than JAX's size limit
 
     def __init__(self, base):
         self._base = base
@@ -213,6 +214,15 @@ class WholeEntries:
 
     def put(self, key: str, value: bytes) -> None:
         if getattr(self._base, "eviction_enabled", False):
+            limit = getattr(self._base, "max_size", -1)
+            if 0 < limit < len(value):  # JAX warns for each such program, on every run
+                if not WholeEntries._too_big_said:
+                    WholeEntries._too_big_said = True
+                    print(f"optbench: warning: a compiled program ({len(value):,} bytes) is"
+                          f" larger than the whole compilation cache may be ({limit:,} bytes,"
+                          " JAX_COMPILATION_CACHE_MAX_SIZE); such programs are compiled every"
+                          " run", file=sys.stderr)
+                return
             self._base.put(key, value)
             return
         target = self._file(key)
