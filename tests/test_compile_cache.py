@@ -261,3 +261,23 @@ def test_programs_larger_than_jaxs_size_limit_are_one_warning(tmp_path, monkeypa
     assert base.stored == {"small": b"x" * 5}
     err = capsys.readouterr().err
     assert err.count("warning") == 1 and "larger than the whole compilation cache" in err
+
+
+def test_an_entry_that_is_not_a_file_reads_as_missing_and_goes(tmp_path):
+    """A named pipe in an entry's place made JAX's read wait for ever (a hung run); a folder
+    failed to read on every run. In a child process: a regression hangs there, not here."""
+    (tmp_path / "elsewhere").mkdir()
+    os.mkfifo(tmp_path / "pipe-cache")
+    (tmp_path / "folder-cache").mkdir()
+    (tmp_path / "link-cache").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "dead-cache").symlink_to(tmp_path / "nowhere")
+    code = ("import sys\nfrom jax._src.lru_cache import LRUCache\n"
+            "from bench.train.compile_cache import WholeEntries\n"
+            "cache = WholeEntries.around(LRUCache(sys.argv[1], max_size=-1))\n"
+            "print([cache.get(key) for key in ('pipe', 'folder', 'link', 'dead')])")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[None, None, None, None]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]

@@ -186,9 +186,13 @@ class WholeEntries:
     def get(self, key: str) -> bytes | None:
         from jax._src.compilation_cache import decompress_executable
 
+        target = self._file(key)
+        if (target.exists() or target.is_symlink()) and not target.is_file():
+            self.discard(key)  # a folder, a pipe (reading one waits for ever), a dead link
+            return None
         try:
             value = self._base.get(key)
-        except OSError:  # a folder (or a link to one) in the entry's place, an unreadable file
+        except OSError:  # an unreadable file, or one replaced by a folder since
             self.discard(key)
             return None
         if value is None:
