@@ -281,3 +281,16 @@ def test_an_entry_that_is_not_a_file_reads_as_missing_and_goes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[None, None, None, None]"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_optbench_cache_is_the_default_not_the_current_folder(tmp_path, monkeypatch,
+                                                                      blank):
+    """OPTBENCH_CACHE= made Path(""), the current folder: a jax/ folder appeared wherever
+    optbench was started."""
+    from bench.train import compile_cache
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("OPTBENCH_CACHE", blank)
+    assert compile_cache.folder() == tmp_path / "optbench" / "jax"
