@@ -23,20 +23,37 @@ ROOT = Path(__file__).resolve().parent.parent
 KEPT_CACHE_LIMIT = 2 << 30  # bytes; past this the kept folder starts again empty
 
 
+def _cache_entries(folder: Path) -> list[Path]:
+    """The files JAX's cache (and bench.train.compile_cache's temporary names) put in
+    `folder`, and nothing else: the variable may name a folder that holds more (a typo, $HOME),
+    and starting over must never remove what the cache did not write."""
+    if not folder.is_dir():
+        return []
+    return [f for f in folder.iterdir() if f.is_file() and not f.is_symlink()
+            and (f.name.endswith(("-cache", "-atime")) or
+                 (f.name.startswith(".") and f.name.endswith(".tmp")))]
+
+
+KEPT_CACHE_PROBLEMS: list[str] = []  # said in the session's summary: pytest swallows a
+# conftest's output at import, so a print here would leave a slower session unexplained
+
+
 def _test_compile_cache() -> str:
-    kept = os.environ.get("OPTBENCH_TEST_COMPILE_CACHE")
+    kept = os.environ.get("OPTBENCH_TEST_COMPILE_CACHE", "").strip()  # blank: none kept
     if kept:
         folder = Path(kept).resolve()
         try:
-            held = sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) \
-                if folder.is_dir() else 0
-            if held > KEPT_CACHE_LIMIT:  # entries of code long gone pile up: start over
-                shutil.rmtree(folder, ignore_errors=True)
+            entries = _cache_entries(folder)
+            if sum(f.stat().st_size for f in entries) > KEPT_CACHE_LIMIT:
+                for entry in entries:  # entries of code long gone pile up: start over
+                    entry.unlink(missing_ok=True)
             folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()  # a folder JAX cannot write in
             return str(folder)
         except OSError as exc:  # a file in its place, no room: the session only runs slower
-            print(f"tests: cannot keep compiled programs in {kept} ({exc.strerror or exc});"
-                  " using a temporary folder", file=sys.stderr)
+            KEPT_CACHE_PROBLEMS.append(
+                f"tests: cannot keep compiled programs in {kept} ({exc.strerror or exc});"
+                " used a temporary folder")
     folder = tempfile.mkdtemp(prefix="optbench-tests-jax-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
@@ -57,6 +74,11 @@ SLOWEST_FILES = ["test_resilience.py", "test_plugins.py", "test_identity.py",
                  "test_new_workloads.py", "test_executor_hardening.py", "test_compile_cache.py",
                  "test_hardening.py", "test_engine.py", "test_schedules.py",
                  "perf/test_sweep_speed.py", "perf/test_engine_speed.py", "test_tuning.py"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in KEPT_CACHE_PROBLEMS:
+        terminalreporter.write_line(line)
 
 
 def pytest_configure(config):

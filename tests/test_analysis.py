@@ -171,3 +171,20 @@ def test_deterministic_cells_tie_only_when_closer_than_the_tables_can_show():
                           "m_low": [math.nan] * 3, "m_high": [math.nan] * 3})  # no interval
     rank, tied = analysis.tied_ranks(group, "m", ascending=True)
     assert rank.tolist() == [1, 1, 3] and tied.tolist() == [True, True, False]
+
+
+def test_listing_imports_no_scipy_stats():
+    """scipy.stats costs ~0.7 s to import: tuning.py draws its points with it lazily, and
+    `optbench list` still paid it through this module's top-level import."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys, contextlib, io\nfrom bench.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    main(['list', 'workloads'])\n"
+            "print('scipy.stats' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"

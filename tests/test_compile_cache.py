@@ -2,11 +2,13 @@
 them, books that time apart (compile_cached_s, compile_cache_hits), gets the same numbers,
 and the switch turns it off. Each run is its own process: JAX decides once per process
 whether it uses the cache."""
+import importlib.util
 import json
 import shutil
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -70,6 +72,25 @@ def test_a_cache_folder_that_cannot_be_made_is_one_warning_and_the_run_goes_on(t
     assert row["compile_cache_hits"] == 0 and row["compile_s"] > 0
 
 
+@pytest.mark.skipif(importlib.util.find_spec("filelock") is not None,
+                    reason="JAX's size-limited cache works where filelock is installed")
+def test_a_cache_jax_cannot_use_is_one_warning_even_with_jax_told_directly(tmp_path):
+    """JAX_COMPILATION_CACHE_DIR alone turns JAX's cache on: giving up on it must turn it off,
+    or JAX warns again at the first compile. A size limit needs filelock, which JAX imports
+    only then."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for env in ({"JAX_COMPILATION_CACHE_DIR": str(blocker / "jax")},
+                {"JAX_COMPILATION_CACHE_MAX_SIZE": "100000"}):
+        row, stderr = run(tmp_path / f"out-{len(env)}-{sorted(env)[0]}", tmp_path / "cache",
+                          env=env)
+        assert stderr.count("warning") == 1, stderr
+        assert "warning: no compilation cache" in stderr
+        assert "Error reading persistent compilation cache" not in stderr
+        assert row["compile_cache_hits"] == 0 and row["compile_s"] > 0
+    assert not (tmp_path / "cache" / "jax").exists()
+
+
 def test_a_switch_that_is_neither_on_nor_off_is_one_line_before_anything_runs(tmp_path,
                                                                              monkeypatch):
     from tests.conftest import optbench_here
@@ -108,6 +129,35 @@ def test_a_truncated_entry_is_compiled_again_and_rewritten_whole(runs, tmp_path)
     assert not list((cache / "jax").glob(".*.tmp"))
 
 
+def test_an_entry_that_cannot_be_loaded_is_compiled_again_and_rewritten(runs, tmp_path):
+    """Worse than truncated: a folder (or a link to one) in an entry's place fails to read,
+    and whole, well-compressed bytes that are no executable fail to deserialize. JAX warned
+    about each on every run and never wrote them again."""
+    from jax._src.compilation_cache import compress_executable
+
+    _, cache, (first, _), *_ = runs
+    entries = sorted((cache / "jax").glob("*-cache"))
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "kept").mkdir(parents=True)
+    for i, entry in enumerate(entries):
+        entry.unlink()
+        if i % 3 == 0:
+            (entry / "inside").mkdir(parents=True)
+        elif i % 3 == 1:
+            entry.symlink_to(elsewhere, target_is_directory=True)
+        else:
+            entry.write_bytes(compress_executable(b"not an executable" * 64))
+    healed, stderr = run(tmp_path / "healed", cache)
+    assert "Error reading persistent compilation cache" not in stderr and "Traceback" not in stderr
+    assert "warning" not in stderr
+    assert healed["compile_cache_hits"] == 0 and healed["compile_s"] > 0
+    assert healed["final_val_loss"] == first["final_val_loss"]
+    again, _ = run(tmp_path / "again", cache)
+    assert again["compile_cache_hits"] == again["compiles"] and again["compile_s"] == 0
+    assert all(entry.is_file() and not entry.is_symlink() for entry in entries)
+    assert (elsewhere / "kept").is_dir()  # a link goes, never what it points to
+
+
 def test_entries_are_guarded_on_this_jax_and_a_full_disk_is_one_warning(tmp_path, monkeypatch,
                                                                         capsys):
     """guard_entries reaches into jax._src: this fails when a JAX release moves what it needs."""
@@ -137,3 +187,110 @@ def test_entries_are_guarded_on_this_jax_and_a_full_disk_is_one_warning(tmp_path
     assert err.count("warning: cannot write the compilation cache (No space left on device)") == 1
     assert not (tmp_path / "other-cache").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["key-cache"]
+
+
+def test_starting_the_kept_test_cache_over_removes_only_its_entries(tmp_path, monkeypatch):
+    """OPTBENCH_TEST_COMPILE_CACHE may name a folder that holds more than the cache (a typo,
+    $HOME): past the limit, the whole folder was removed, whatever it held."""
+    from tests import conftest
+
+    kept = tmp_path / "kept"
+    (kept / "precious").mkdir(parents=True)
+    (kept / "precious" / "notes.txt").write_text("mine")
+    (kept / "big.iso").write_bytes(b"x" * 100)
+    monkeypatch.setattr(conftest, "KEPT_CACHE_LIMIT", 50)
+    monkeypatch.setenv("OPTBENCH_TEST_COMPILE_CACHE", str(kept))
+    assert conftest._test_compile_cache() == str(kept)  # only entries count: none yet
+    for name in ("jit_a-0f-cache", "jit_a-0f-atime", ".jit_b-1e-cache.x1.tmp"):
+        (kept / name).write_bytes(b"e" * 30)
+    assert conftest._test_compile_cache() == str(kept)
+    assert sorted(p.name for p in kept.iterdir()) == ["big.iso", "precious"]
+    assert (kept / "precious" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("kept", ["a-file", "   "])
+def test_a_kept_test_cache_that_cannot_be_used_is_said_in_the_summary(tmp_path, monkeypatch,
+                                                                      kept):
+    """A file in its place was printed at conftest import, where pytest swallows it; a blank
+    value made a folder named by spaces in the current one."""
+    from tests import conftest
+
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(conftest, "KEPT_CACHE_PROBLEMS", [])
+    monkeypatch.setenv("OPTBENCH_TEST_COMPILE_CACHE", kept)
+    used = Path(conftest._test_compile_cache())
+    assert used.is_dir() and used.parent != tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+    class Reporter:
+        lines = []
+
+        def write_line(self, line):
+            self.lines.append(line)
+
+    conftest.pytest_terminal_summary(Reporter())
+    said = Reporter.lines
+    if kept.strip():
+        assert said == [f"tests: cannot keep compiled programs in {kept} (File exists);"
+                        " used a temporary folder"]
+    else:
+        assert said == []  # blank is none kept, as unset
+
+
+def test_programs_larger_than_jaxs_size_limit_are_one_warning(tmp_path, monkeypatch, capsys):
+    """With JAX_COMPILATION_CACHE_MAX_SIZE below a program's size, JAX warned once per such
+    program on every run (its own locked path needs filelock: a stand-in here)."""
+    from bench.train import compile_cache
+
+    class Limited:
+        path, eviction_enabled, max_size = tmp_path, True, 10
+
+        def __init__(self):
+            self.stored = {}
+
+        def put(self, key, value):
+            self.stored[key] = value
+
+    monkeypatch.setattr(compile_cache.WholeEntries, "_too_big_said", False)
+    base = Limited()
+    guarded = compile_cache.WholeEntries.around(base)
+    for key in ("a", "b", "c"):
+        guarded.put(key, b"x" * 50)
+    guarded.put("small", b"x" * 5)
+    assert base.stored == {"small": b"x" * 5}
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "larger than the whole compilation cache" in err
+
+
+def test_an_entry_that_is_not_a_file_reads_as_missing_and_goes(tmp_path):
+    """A named pipe in an entry's place made JAX's read wait for ever (a hung run); a folder
+    failed to read on every run. In a child process: a regression hangs there, not here."""
+    (tmp_path / "elsewhere").mkdir()
+    os.mkfifo(tmp_path / "pipe-cache")
+    (tmp_path / "folder-cache").mkdir()
+    (tmp_path / "link-cache").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "dead-cache").symlink_to(tmp_path / "nowhere")
+    code = ("import sys\nfrom jax._src.lru_cache import LRUCache\n"
+            "from bench.train.compile_cache import WholeEntries\n"
+            "cache = WholeEntries.around(LRUCache(sys.argv[1], max_size=-1))\n"
+            "print([cache.get(key) for key in ('pipe', 'folder', 'link', 'dead')])")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[None, None, None, None]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_optbench_cache_is_the_default_not_the_current_folder(tmp_path, monkeypatch,
+                                                                      blank):
+    """OPTBENCH_CACHE= made Path(""), the current folder: a jax/ folder appeared wherever
+    optbench was started."""
+    from bench.train import compile_cache
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("OPTBENCH_CACHE", blank)
+    assert compile_cache.folder() == tmp_path / "optbench" / "jax"

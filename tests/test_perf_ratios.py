@@ -84,3 +84,29 @@ def test_an_empty_or_foreign_file_is_one_line(tmp_path, capsys, content, code, s
     captured = capsys.readouterr()
     assert says in captured.err and len(captured.err.strip().splitlines()) == 1
     assert perf_ratios.main(str(tmp_path / "missing.json")) == 2
+
+
+@pytest.mark.parametrize("start_stop", [
+    "\"0.84\"", "NaN", "null", "-5", "[1, 2]", "{\"ms\": 1}", "true", "Infinity",
+    "1" + "0" * 400,  # an integer JSON reads whole: turning it into a float overflowed
+])
+def test_a_malformed_start_stop_time_prints_no_line_for_it_and_the_rest_as_ever(
+        tmp_path, capsys, start_stop):
+    report = json.dumps(REPORT).replace("\"start_stop_ms\": 0.84",
+                                        f"\"start_stop_ms\": {start_stop}")
+    report = report.replace("\"first_wall_s\": 100.0", "\"first_wall_s\": 1" + "0" * 400)
+    path = tmp_path / "bench.json"
+    path.write_text(report)
+    assert perf_ratios.main(str(path)) == 0
+    out = capsys.readouterr().out
+    assert "starting and stopping" not in out  # a negative time or none at all: no figure
+    assert "monitor-cost[0.1]" in out and "overhead share, rerun" in out
+
+
+def test_a_huge_start_stop_time_is_one_short_figure(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(REPORT).replace("\"start_stop_ms\": 0.84",
+                                               "\"start_stop_ms\": 1e300"))
+    assert perf_ratios.main(str(path)) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if "starting and stopping" in l]
+    assert len(line) == 1 and "took 1e+300 ms" in line[0]

@@ -30,7 +30,17 @@ def number(value) -> float | None:
     hand-edited bench.json prints what it can)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        value = float(value)  # JSON holds integers of any length: 1e400 written out overflows
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def duration(value) -> float | None:
+    """A time from the report, or None: as `number`, and never below zero."""
+    found = number(value)
+    return found if found is not None and found >= 0 else None
 
 
 def quotient(a: float | None, b: float | None) -> float | None:
@@ -147,10 +157,10 @@ def main(path: str) -> int:
         print(f"{name:44} {sides:>22} {seconds(a, 'ms', 1e3, 9, 3)} {seconds(b, 'ms', 1e3, 9, 3)}"
               f" {'?' if ratio is None else f'{ratio:9.3f}':>9}  {goal_line(name, ratio)}")
     for bench in benchmarks(report):
-        start_stop = number(info_of(bench).get("start_stop_ms"))
-        if start_stop is not None:
+        start_stop = duration(info_of(bench).get("start_stop_ms"))
+        if start_stop is not None:  # .4g: a hand-edited 1e300 is one short word, not 300 digits
             print(f"usage sampler at {bench.get('param')} s: starting and stopping it took"
-                  f" {start_stop:.2f} ms, once per program, outside every step time")
+                  f" {start_stop:.4g} ms, once per program, outside every step time")
     return 0
 
 

@@ -10,7 +10,8 @@ JAX writes an entry straight under its final name and never replaces one that ex
 kill or a full disk mid-write would leave a truncated entry that every later run fails to
 read (a warning per program, and a compile every time, for good). `WholeEntries` wraps
 JAX's file cache: an entry is written to a temporary name and renamed into place, and one
-that does not decompress is removed on reading, so the next compile writes it again.
+that cannot be loaded (it does not read, decompress or deserialize: truncated, a folder in
+its place, another program's bytes) is removed, so the next compile writes it again.
 
 `configure()` must run before the process compiles anything: JAX decides once per process
 whether the cache is used, at its first compile. The engine calls it when it is imported.
@@ -18,6 +19,7 @@ whether the cache is used, at its first compile. The engine calls it when it is 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -63,11 +65,20 @@ def configure() -> None:
         return
     import jax
 
+    if jax.config.jax_compilation_cache_max_size != -1 and not _has_filelock():
+        # JAX's size-limited cache needs filelock: without it JAX would warn at the first
+        # compile and cache nothing. Caching without the limit would ignore the user's bound.
+        print("optbench: warning: no compilation cache (JAX_COMPILATION_CACHE_MAX_SIZE needs"
+              " the filelock package: pip install filelock); compiling everything",
+              file=sys.stderr)
+        _off(jax)
+        return
     try:  # JAX would fail each compile on a folder it cannot make: say so once, run uncached
         folder().mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"optbench: warning: no compilation cache ({folder()}: {exc.strerror or exc});"
               f" compiling everything (set {SWITCH_ENV}=off to silence this)", file=sys.stderr)
+        _off(jax)
         return
     jax.config.update("jax_compilation_cache_dir", str(folder()))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -75,6 +86,18 @@ def configure() -> None:
     guard_entries()
     if _hits is None:
         _hits = CacheHits()
+
+
+def _off(jax) -> None:
+    """JAX's cache off for this process: JAX_COMPILATION_CACHE_DIR alone turns it on, and JAX
+    would then warn at the first compile about the very thing just said."""
+    jax.config.update("jax_enable_compilation_cache", False)
+
+
+def _has_filelock() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("filelock") is not None
 
 
 def guard_entries() -> bool:
@@ -88,9 +111,12 @@ def guard_entries() -> bool:
     except ImportError:
         return False
     make = getattr(jax_cache, "get_file_cache", None)
-    if make is None or not hasattr(jax_cache, "decompress_executable") \
+    load = getattr(jax_cache, "get_executable_and_time", None)
+    if make is None or load is None or not hasattr(jax_cache, "decompress_executable") \
             or not hasattr(lru_cache, "_CACHE_SUFFIX"):
         return False
+    if not getattr(load, "guarded", False):
+        jax_cache.get_executable_and_time = _loading_or_discarding(jax_cache, load)
     if getattr(jax_cache, "_cache", None) is not None:  # something compiled before us
         jax_cache._cache = WholeEntries.around(jax_cache._cache)
         return True
@@ -103,6 +129,29 @@ def guard_entries() -> bool:
     return True
 
 
+def _loading_or_discarding(jax_cache, load):
+    """JAX's loader, with an entry that reads and decompresses but does not deserialize
+    (another program's bytes, a damaged executable) removed and read as missing: JAX would
+    warn about it and compile that program again on every run, for good."""
+    def get_executable_and_time(cache_key, *args, **kwargs):
+        try:
+            return load(cache_key, *args, **kwargs)
+        except Exception:  # noqa: BLE001  XLA's own error types: any failure to load
+            cache = getattr(jax_cache, "_cache", None)
+            if not isinstance(cache, WholeEntries) or _raise_cache_errors():
+                raise  # JAX's verifying cache, or a user who asked to see these: as JAX does
+            cache.discard(cache_key)
+            return None, None
+    get_executable_and_time.guarded = True
+    return get_executable_and_time
+
+
+def _raise_cache_errors() -> bool:
+    import jax
+
+    return bool(getattr(jax.config, "jax_raise_persistent_cache_errors", False))
+
+
 class WholeEntries:
     """JAX's file cache (`LRUCache`) with whole entries only: written under a temporary
     name and renamed, so no reader ever sees half of one; an entry that does not decompress
@@ -111,6 +160,7 @@ class WholeEntries:
     through JAX's own locked, evicting path."""
 
     _write_failed = False  # one warning per process for a cache that cannot be written
+    _too_big_said = False  # and one for programs larger than JAX's size limit
 
     def __init__(self, base):
         self._base = base
@@ -136,18 +186,47 @@ class WholeEntries:
     def get(self, key: str) -> bytes | None:
         from jax._src.compilation_cache import decompress_executable
 
-        value = self._base.get(key)
+        target = self._file(key)
+        if (target.exists() or target.is_symlink()) and not target.is_file():
+            self.discard(key)  # a folder, a pipe (reading one waits for ever), a dead link
+            return None
+        try:
+            value = self._base.get(key)
+        except OSError:  # an unreadable file, or one replaced by a folder since
+            self.discard(key)
+            return None
         if value is None:
             return None
         try:
             decompress_executable(value)
         except Exception:  # noqa: BLE001  truncated: zstd and zlib both refuse it
-            self._file(key).unlink(missing_ok=True)
+            self.discard(key)
             return None
         return value
 
+    def discard(self, key: str) -> None:
+        """Remove the entry under `key`, whatever sits there; a link goes, never its target.
+        One that cannot be removed stays: it reads as missing and is never written over."""
+        target = self._file(key)
+        try:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        except OSError:
+            pass
+
     def put(self, key: str, value: bytes) -> None:
         if getattr(self._base, "eviction_enabled", False):
+            limit = getattr(self._base, "max_size", -1)
+            if 0 < limit < len(value):  # JAX warns for each such program, on every run
+                if not WholeEntries._too_big_said:
+                    WholeEntries._too_big_said = True
+                    print(f"optbench: warning: a compiled program ({len(value):,} bytes) is"
+                          f" larger than the whole compilation cache may be ({limit:,} bytes,"
+                          " JAX_COMPILATION_CACHE_MAX_SIZE); such programs are compiled every"
+                          " run", file=sys.stderr)
+                return
             self._base.put(key, value)
             return
         target = self._file(key)

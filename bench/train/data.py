@@ -95,7 +95,8 @@ def check_available(name: str, data_dir: str | Path | None = None) -> None:
 
 def cache_dir() -> Path:
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "optbench"
-    return Path(os.environ.get(CACHE_ENV, default))
+    # Blank is unset: Path("") is the current folder, where a stray jax/ would appear.
+    return Path(os.environ.get(CACHE_ENV, "").strip() or default)
 
 
 def split_validation(name, x, y, x_test, y_test, num_classes, val_fraction) -> Dataset:
