@@ -413,3 +413,22 @@ def test_run_folders_started_in_one_second_never_collide(tmp_path):
 def test_terminal_text_never_carries_control_characters():
     from bench.report.render import printable
     assert printable("a\x1b[31mred\nb") == "a\\x1b[31mred\\nb"
+
+
+def test_the_target_line_keeps_its_value_when_the_first_cell_diverged(tmp_path, monkeypatch):
+    """The curves figure read the target from its first row, whose values were masked after
+    a divergence: `sgd` (first by name) diverging on rosenbrock-2d labelled it "target nan"."""
+    from bench.report import plots, report
+
+    out = tmp_path / "run"
+    result = optbench_here("run", "--workloads", "rosenbrock-2d", "--optimizers", "adam,sgd",
+                           "--steps", "20", "--seeds", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    built = report.build(bench.load(out))
+    assert (built.runs.set_index("optimizer").status == "diverged").to_dict() == {
+        "adam": False, "sgd": True}
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path, **_: figures.append(fig) or path)
+    plots.curves(built.runs, built.results.curves, tmp_path, "step")
+    labels = [ax.get_ylabel() for ax in figures[0].axes]
+    assert "val loss (dashed: target 0.001)" in labels, labels

@@ -106,7 +106,10 @@ def curves(runs: pd.DataFrame, curves_table: pd.DataFrame, out: Path, x: str,
                               .drop_duplicates(["cell_id", "seed"]), on=["cell_id", "seed"])
     if not len(data):
         return None
-    numbers = data.select_dtypes("number").columns.difference(["step", "train_seconds"])
+    # the curves' own values only: the target and the divergence step come from runs, and a
+    # target masked on a diverged seed's rows read "target nan" when that seed came first
+    numbers = (curves_table.select_dtypes("number").columns
+               .difference(["step", "train_seconds", "seed"]).intersection(data.columns))
     data[numbers] = data[numbers].where(np.isfinite(data[numbers]))  # a diverged seed's inf
     if "diverged_step" in data:  # a model evaluated after divergence (chance accuracy) is no point
         data.loc[data["step"] >= data["diverged_step"], numbers] = np.nan
