@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from bench.runner import sessions
+
 UNKNOWN = "unknown"  # a field the run's manifest lacks (written before it was recorded)
 
 # what the machine is; the other set-up fields say how a run used it
@@ -46,8 +48,7 @@ def sessions_note(manifest: dict) -> str | None:
     """A note when a run's cells were trained in sessions set up differently (it was
     resumed on another machine, with another executor, with or without compile ahead; see
     bench/runner/sessions.py), naming what differed in each; None when nothing did."""
-    recorded = manifest.get("earlier_sessions")
-    earlier = [s for s in recorded if isinstance(s, dict)] if isinstance(recorded, list) else []
+    earlier = sessions.recorded(manifest)
     if not earlier:
         return None
     setups = [run_setup(s) for s in (*earlier, manifest)]

@@ -28,12 +28,18 @@ def earlier_sessions(existing: dict[str, Any] | None, cell_files: list[Path]) ->
     when that cannot be told: a manifest made before sessions were recorded)."""
     if not isinstance(existing, dict):
         return []
-    recorded = existing.get("earlier_sessions")
-    earlier = [s for s in recorded if isinstance(s, dict)] if isinstance(recorded, list) else []
+    earlier = recorded(existing)
     saved = _saved_since(existing.get("session_started"), cell_files)
     if saved != 0:
         earlier.append({**{k: existing[k] for k in KEPT if k in existing}, "cells_saved": saved})
     return earlier[-MOST:]
+
+
+def recorded(manifest: dict[str, Any]) -> list[dict]:
+    """The manifest's `earlier_sessions`, oldest first; anything else there (a hand edit) is
+    no session."""
+    found = manifest.get("earlier_sessions")
+    return [s for s in found if isinstance(s, dict)] if isinstance(found, list) else []
 
 
 def _saved_since(started: Any, cell_files: list[Path]) -> int | None:
