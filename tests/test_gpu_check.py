@@ -1,5 +1,9 @@
 """tools/gpu_check.py --small: the script a GPU session runs once, on its scarce device time,
 works end to end here first (every part prints its figures, exit 0)."""
+import json
+
+import pytest
+
 from tools import gpu_check
 
 
@@ -7,18 +11,46 @@ def test_small_check_prints_every_part(tmp_path, capsys):
     assert gpu_check.main([str(tmp_path / "run"), "--small"]) == 0
     out = capsys.readouterr().out
     for part in ("jax ", "smoke preset (--small), median over the cells of each workload:",
-                 "engine vs bare loops", "sweep gain, 2 rates x 2 seeds", "largest sweep that"
-                 " fits", "mnist1d-mlp: the largest sweep tried that fits: 4 members (the cap)",
-                 "gpu_check took"):
+                 "first run, empty caches: wall", "engine vs bare loops",
+                 "sweep gain, 2 rates x 2 seeds", "largest sweep that fits",
+                 "mnist1d-mlp: the largest sweep tried that fits: 4 members (the cap)",
+                 "--compile-ahead, empty caches: wall", "gpu_check took"):
         assert part in out, part
     assert "synthetic-mlp" in out  # part 2's table has the smoke preset's workload
+    assert "failed" not in out and "skipped" not in out
+    figures = json.loads((tmp_path / "run" / "gpu_check.json").read_text())
+    assert set(figures) >= {"device", "preset", "sweep_gain", "engine_vs_bare", "largest_sweep",
+                            "compile_ahead_wall_s"}
+    assert [row["members"] for row in figures["largest_sweep"]["mnist1d-mlp"]] == [2, 4]
+    assert "synthetic-mlp" in (tmp_path / "run" / "preset.log").read_text()
+
+
+def test_a_spent_budget_skips_what_is_left_and_says_so(tmp_path, capsys, monkeypatch):
+    """The device's minutes are few: past the budget no part starts, each says it was
+    skipped, and the figures measured so far are still written."""
+    budget = gpu_check.Budget(60)
+    budget.start -= 61  # as if a minute had gone by
+    monkeypatch.setattr(gpu_check, "Budget", lambda seconds: budget)
+    assert gpu_check.main([str(tmp_path / "run"), "--small", "--budget", "60"]) == 0
+    out = capsys.readouterr().out
+    for name in ("preset run", "sweep gain", "engine vs bare", "largest sweep mnist1d-mlp",
+                 "compile ahead"):
+        assert f"skipped: {name} (the budget of 60 s is spent)" in out
+    assert set(json.loads((tmp_path / "run" / "gpu_check.json").read_text())) == {"device"}
 
 
 def test_a_preset_run_that_finishes_no_cell_is_one_line(tmp_path, capsys):
-    """part 2 fails (here: its --out is a file) and says so; no traceback from reading
-    the tables it never wrote."""
+    """part 2 fails (here: its folder is under a file) and says so; no traceback from
+    reading the tables it never wrote."""
     blocker = tmp_path / "file"
     blocker.write_text("not a results folder")
-    assert gpu_check.quick_preset(str(blocker), small=True) != 0
+    assert gpu_check.preset_run(str(blocker), True, gpu_check.Budget(None), {}) != 0
     assert "the preset run finished no cell (exit 2): no figures for part 2" in \
         capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--budget"], ["--budget", "x"], ["--budget", "0"],
+                                  ["--budget", "nan"], ["--budget", "inf"]])
+def test_a_budget_that_is_not_a_positive_number_is_a_usage_line(argv, capsys):
+    assert gpu_check.main(argv) == 2
+    assert capsys.readouterr().err.startswith("usage: ")
