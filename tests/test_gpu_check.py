@@ -10,7 +10,7 @@ from tools import gpu_check
 def test_small_check_prints_every_part(tmp_path, capsys):
     assert gpu_check.main([str(tmp_path / "run"), "--small"]) == 0
     out = capsys.readouterr().out
-    for part in ("jax ", "smoke preset (--small), median over the cells of each workload:",
+    for part in ("jax ", "the compiled count is one step's whatever the chunk length", "smoke preset (--small), median over the cells of each workload:",
                  "first run, empty caches: wall", "engine vs bare loops",
                  "sweep gain, 2 rates x 2 seeds", "largest sweep that fits",
                  "mnist1d-mlp: the largest sweep tried that fits: 4 members (the cap)",
@@ -33,10 +33,20 @@ def test_a_spent_budget_skips_what_is_left_and_says_so(tmp_path, capsys, monkeyp
     monkeypatch.setattr(gpu_check, "Budget", lambda seconds: budget)
     assert gpu_check.main([str(tmp_path / "run"), "--small", "--budget", "60"]) == 0
     out = capsys.readouterr().out
-    for name in ("preset run", "sweep gain", "engine vs bare", "largest sweep mnist1d-mlp",
+    for name in ("flops check", "preset run", "sweep gain", "engine vs bare", "largest sweep mnist1d-mlp",
                  "compile ahead"):
         assert f"skipped: {name} (the budget of 60 s is spent)" in out
     assert set(json.loads((tmp_path / "run" / "gpu_check.json").read_text())) == {"device"}
+
+
+def test_only_runs_the_parts_named(tmp_path, capsys):
+    assert gpu_check.main([str(tmp_path / "run"), "--small", "--only", "flops,sweep"]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs of a 2-member mnist1d-mlp chunk" in out and "sweep gain, 2 rates" in out
+    for other in ("smoke preset", "engine vs bare", "largest sweep", "--compile-ahead"):
+        assert other not in out
+    assert set(json.loads((tmp_path / "run" / "gpu_check.json").read_text())) == {
+        "device", "chunk_flops", "sweep_gain"}
 
 
 def test_a_preset_run_that_finishes_no_cell_is_one_line(tmp_path, capsys):
@@ -50,7 +60,8 @@ def test_a_preset_run_that_finishes_no_cell_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--budget"], ["--budget", "x"], ["--budget", "0"],
-                                  ["--budget", "nan"], ["--budget", "inf"]])
-def test_a_budget_that_is_not_a_positive_number_is_a_usage_line(argv, capsys):
+                                  ["--budget", "nan"], ["--budget", "inf"], ["--only"],
+                                  ["--only", "preset,bogus"]])
+def test_a_budget_or_parts_that_make_no_sense_are_a_usage_line(argv, capsys):
     assert gpu_check.main(argv) == 2
     assert capsys.readouterr().err.startswith("usage: ")

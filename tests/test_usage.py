@@ -93,6 +93,21 @@ def test_flops_read_off_the_chunk_are_one_members_single_step(seeds):
     assert batch.usage.flops_per_step == pytest.approx(step.cost_analysis()["flops"], rel=0.005)
 
 
+def test_flops_come_from_the_compiled_chunk_where_the_lowering_counts_none(monkeypatch):
+    """The GPU plugin's lowerings have no cost analysis (None; seen on an H200, where MFU
+    was missing from every cell): the compiled chunk's count stands in, one step's worth."""
+    w = workloads.get("mnist1d-mlp")
+    spec = optimizers.get("adam")
+    batch = engine.MemberBatch(w, w.load_data(), spec, spec.resolve(), seeds=[0, 1],
+                               batch_size=w.batch_size)
+    batch.compile_chunk(50)
+    reference = batch.chunk_lowerings[50].cost_analysis()["flops"] / 2
+    monkeypatch.setattr(type(batch.chunk_lowerings[50]), "cost_analysis", lambda self: None)
+    engine.count_flops(batch)
+    assert "flops" not in batch.usage.missing
+    assert batch.usage.flops_per_step == pytest.approx(reference, rel=0.01)
+
+
 def test_update_share_and_utilisation_are_recorded():
     usage = train("adam", steps=250).usage
     assert usage.update_s > 0 and usage.cpu_util_mean is not None and usage.peak_rss_bytes > 0

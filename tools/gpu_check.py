@@ -1,6 +1,6 @@
 """Every figure issue 15 asks of an accelerator, in one short script.
 
-    PYTHONPATH=. python3 tools/gpu_check.py [OUT_DIR] [--small] [--budget SECONDS]
+    PYTHONPATH=. python3 tools/gpu_check.py [OUT_DIR] [--small] [--budget SECONDS] [--only PARTS]
 
 Meant for a GPU machine with optbench's dependencies importable (pyproject.toml's
 `dependencies`: parts 2 and 6 are whole `optbench run`s, which need rich, pyarrow,
@@ -8,7 +8,8 @@ matplotlib, scipy, mnist1d, scikit-learn, ... besides JAX, Flax, Optax and panda
 nothing else set up: it runs from the checkout, installs nothing, downloads nothing, and
 prints, in order of what the issue needs most:
 
-1. the device and the versions that ran;
+1. the device and the versions that ran, and the FLOP count MFU divides by (XLA's count of
+   one chunk must not grow with the chunk's length);
 2. the quick preset's MNIST-1D workloads (MLP, CNN, GRU: 21 programs; the 2-D test
    functions measure nothing on a GPU), as `optbench run` in a process of its own with an
    empty cache: per workload (median over its cells) steps/s, step time, compile time, the
@@ -16,20 +17,22 @@ prints, in order of what the issue needs most:
    run's overhead share (1 - train / wall clock);
 3. sweep gain: a 64-member learning-rate sweep (16 rates x 4 seeds) of mnist1d-mlp as one
    program against the same 16 trials trained one after another, compile included
-   (goal >= 10x on a GPU);
+   (goal >= 10x on a GPU), both after a warm-up program;
 4. the engine against both bare loops (tests/perf/loops.py: data as arguments, data as
    constants) on every built-in classification workload, with 1 and 8 seeds;
-5. the largest sweep that fits: members doubled until the device runs out of memory (or
-   LARGEST_TRIED), for mnist1d-mlp and mnist1d-cnn; per size the compile time, member-steps
-   per second, and the program's own footprint as XLA plans it (arguments + outputs +
-   temporaries - donated buffers), besides the process's peak;
+5. the largest sweep that fits: members multiplied by 4 until the device runs out of
+   memory (or LARGEST_TRIED), then the size between, for mnist1d-mlp and mnist1d-cnn; per
+   size the build-and-compile time, member-steps per second, and the program's own
+   footprint as XLA plans it (arguments + outputs + temporaries - donated buffers), besides
+   the process's peak;
 6. `--compile-ahead` on the same run as part 2, again from an empty cache: whether compiling
    the next program while one trains shortens the wait where training runs on a GPU.
 
 Every part prints its figures as it ends and guards itself: a part that fails prints one
 line (its traceback on stderr) and the next part runs. `--budget SECONDS` bounds the whole
 script: a part or loop round that would start after the budget is spent says it was
-skipped, and the `optbench run` parts are stopped when it runs out. `--small` shrinks every
+skipped, and the `optbench run` parts are stopped when it runs out. `--only` names the
+parts to run (flops, preset, sweep, engine, largest, ahead). `--small` shrinks every
 part to seconds (a check that the script works, on a CPU too): the smoke preset's two cells
 for 20 steps in parts 2 and 6.
 """
@@ -58,8 +61,9 @@ WORKLOADS = ["mnist1d-mlp", "mnist1d-cnn", "mnist1d-logreg", "digits-mlp", "digi
              "mnist1d-gru"]  # the slowest last: a spent budget skips it first
 PRESET = ["--preset", "quick", "--workloads", "mnist1d-mlp,mnist1d-cnn,mnist1d-gru"]
 SMALL_PRESET = ["--preset", "smoke", "--steps", "20", "--seeds", "1"]
-LARGEST_TRIED = 2 ** 15
-USAGE = "usage: PYTHONPATH=. python3 tools/gpu_check.py [OUT_DIR] [--small] [--budget SECONDS]"
+LARGEST_TRIED = 2 ** 16
+USAGE = ("usage: PYTHONPATH=. python3 tools/gpu_check.py [OUT_DIR] [--small] [--budget SECONDS]"
+         " [--only flops,preset,sweep,engine,largest,ahead]")
 
 
 class Budget:
@@ -197,6 +201,10 @@ def sweep_gain(rates: int, seeds: int, steps: int, figures: dict) -> None:
     grid = [float(r) for r in np.geomspace(1e-4, 1e-1, rates)]
     kwargs = dict(steps=steps, eval_every=max(1, steps // 4), batch_size=workload.batch_size,
                   seeds=list(range(seeds)), probe=False)
+    # the process's first programs pay for starting the backend (on an H200 the sweep
+    # measured first took 12.0 s, then 2.8 s): another optimizer's program pays it here
+    sgd = optimizers.get("sgd")
+    engine.train(workload, dataset, sgd, sgd.resolve(), **{**kwargs, "steps": 20, "eval_every": 10})
     start = time.perf_counter()
     engine.train_program(workload, dataset, spec, spec.resolve(),
                          [{"learning_rate": r} for r in grid], **kwargs)
@@ -210,6 +218,30 @@ def sweep_gain(rates: int, seeds: int, steps: int, figures: dict) -> None:
     print(f"sweep gain, {rates} rates x {seeds} seeds = {rates * seeds} members, {steps} steps,"
           f" compile included: one program {sweep:.1f} s, one by one {separate:.1f} s:"
           f" {separate / sweep:.1f}x (goal >= 10x on a GPU, >= 1.3x on a CPU)")
+
+
+def flops_check(figures: dict) -> None:
+    """The FLOPs MFU divides by: XLA's count of one mnist1d-mlp chunk of 1, 10 and 50 steps
+    (2 members), from the lowering and from the compiled program. The engine takes the
+    lowering's where there is one, else the compiled one's, as one step's (a scan's body
+    counted once); counts that grow with the chunk length would make MFU wrong."""
+    workload = workloads.get("mnist1d-mlp")
+    spec = optimizers.get("adam")
+    batch = engine.MemberBatch(workload, workload.load_data(), spec, spec.resolve(),
+                               seeds=[0, 1], batch_size=workload.batch_size)
+    counts = {}
+    for length in (1, 10, 50):
+        compiled = batch.compile_chunk(length).cost_analysis()
+        compiled = compiled[0] if isinstance(compiled, list) else compiled
+        lowered = batch.chunk_lowerings[length].cost_analysis()
+        counts[length] = [None if not c else c.get("flops") for c in (lowered, compiled)]
+    figures["chunk_flops"] = counts
+    print("FLOPs of a 2-member mnist1d-mlp chunk, lowered / compiled:",
+          "; ".join(f"{length} steps {a} / {b}" for length, (a, b) in counts.items()))
+    steps = [b for _, b in counts.values()]
+    print("  the compiled count " + ("is one step's whatever the chunk length: MFU holds"
+                                     if max(steps) < 1.5 * min(steps) else
+                                     "grows with the chunk length: MFU is off by it"))
 
 
 def footprint(executable) -> int | None:
@@ -230,13 +262,15 @@ def gib(size: int | None) -> str:
 
 
 def largest_sweep(name: str, start: int, cap: int, budget: Budget, figures: dict) -> None:
-    """Members doubled from `start`: each size built, one 50-step chunk compiled and run
-    twice (the second timed) and evaluated once, as a sweep of that size would."""
+    """Members multiplied by 4 from `start` until a size fails (or `cap`), then the size
+    between the last fit and that one: the largest fit within a factor of 2. Each size is
+    built, one 50-step chunk compiled and run twice (the second timed) and evaluated once,
+    as a sweep of that size would."""
     workload = workloads.get(name)
     dataset = workload.load_data()
     spec = optimizers.get("adam")
-    fits, members = None, start
-    while members <= cap and not budget.spent(f"{name} at {members} members"):
+
+    def fits(members: int) -> bool:
         try:
             clock = time.perf_counter()
             batch = engine.MemberBatch(workload, dataset, spec, spec.resolve(),
@@ -250,27 +284,43 @@ def largest_sweep(name: str, start: int, cap: int, budget: Budget, figures: dict
         except Exception as exc:  # noqa: BLE001  out of memory, as each backend says it
             print(f"  {name}: {members} members fail ({type(exc).__name__}:"
                   f" {str(exc).splitlines()[0][:160]})")
-            break
+            return False
         plan = footprint(batch.compile_chunk(50))
         print(f"  {name}: {members:6d} members fit: built and compiled in {compiled:.1f} s,"
-              f" {rate:,.0f} member-steps/s, program footprint {gib(plan)}")
+              f" {rate:,.0f} member-steps/s, program footprint {gib(plan)}", flush=True)
         figures.setdefault("largest_sweep", {}).setdefault(name, []).append(
             {"members": members, "member_steps_per_s": rate, "footprint_bytes": plan})
-        fits = members
-        del batch
-        members *= 2
+        return True
+
+    fit, members, failed = None, start, None
+    while members <= cap and not budget.spent(f"{name} at {members} members"):
+        if not fits(members):
+            failed = members
+            break
+        fit, members = members, members * 4
+    between = fit * 2 if fit else None
+    if between and between < (failed or cap + 1) and between <= cap and \
+            not budget.spent(f"{name} at {between} members") and fits(between):
+        fit = between
     peak = usage.device_memory_peak()[0]
-    print(f"  {name}: the largest sweep tried that fits: {fits} members"
-          f"{' (the cap)' if fits == cap else ''}; the process's peak device memory so far"
+    print(f"  {name}: the largest sweep tried that fits: {fit} members"
+          f"{' (the cap)' if fit == cap else ''}; the process's peak device memory so far"
           f" {gib(peak)}")
 
 
-def parse(argv: list[str]) -> tuple[str, bool, float | None] | None:
-    small, budget, paths, args = False, None, [], list(argv)
+PARTS = ["flops", "preset", "sweep", "engine", "largest", "ahead"]
+
+
+def parse(argv: list[str]) -> tuple[str, bool, float | None, list[str]] | None:
+    small, budget, paths, args, only = False, None, [], list(argv), PARTS
     while args:
         arg = args.pop(0)
         if arg == "--small":
             small = True
+        elif arg == "--only" and args:
+            only = args.pop(0).split(",")
+            if not set(only) <= set(PARTS):
+                return None
         elif arg == "--budget" and args:
             try:
                 budget = float(args.pop(0))
@@ -282,7 +332,8 @@ def parse(argv: list[str]) -> tuple[str, bool, float | None] | None:
             return None
         else:
             paths.append(arg)
-    return (paths[0] if paths else f"{tempfile.gettempdir()}/optbench-gpu-check"), small, budget
+    return (paths[0] if paths else f"{tempfile.gettempdir()}/optbench-gpu-check"), small, \
+        budget, only
 
 
 def main(argv: list[str]) -> int:
@@ -290,7 +341,7 @@ def main(argv: list[str]) -> int:
     if parsed is None:
         print(USAGE, file=sys.stderr)
         return 2
-    out, small, seconds = parsed
+    out, small, seconds, only = parsed
     os.makedirs(out, exist_ok=True)
     budget, figures, failed = Budget(seconds), {}, []
     device = jax.devices()[0]
@@ -301,9 +352,9 @@ def main(argv: list[str]) -> int:
           f" {figures['device']}")
     code = 0
 
-    def part(name: str, run) -> None:
+    def part(key: str, name: str, run) -> None:
         nonlocal code
-        if budget.spent(name):
+        if key not in only or budget.spent(name):
             return
         clock = time.perf_counter()
         try:
@@ -317,16 +368,18 @@ def main(argv: list[str]) -> int:
             code = code or result
         print(f"  ({name}: {time.perf_counter() - clock:.0f} s)", flush=True)
 
-    part("preset run", lambda: preset_run(out, small, budget, figures))
-    part("sweep gain", lambda: sweep_gain(*((2, 2, 20) if small else (16, 4, 500)), figures))
-    part("engine vs bare", lambda: engine_vs_bare(
+    part("flops", "flops check", lambda: flops_check(figures))
+    part("preset", "preset run", lambda: preset_run(out, small, budget, figures))
+    part("sweep", "sweep gain", lambda: sweep_gain(*((2, 2, 20) if small else (16, 4, 500)), figures))
+    part("engine", "engine vs bare", lambda: engine_vs_bare(
         20 if small else 1000, 3 if small else 7, WORKLOADS[:1] if small else WORKLOADS,
         [1, 2] if small else [1, 8], budget, figures))
-    print("largest sweep that fits (adam; members = trials x seeds share one program):")
+    if "largest" in only:
+        print("largest sweep that fits (adam; members = trials x seeds share one program):")
     for name in ("mnist1d-mlp",) if small else ("mnist1d-mlp", "mnist1d-cnn"):
-        part(f"largest sweep {name}", lambda name=name: largest_sweep(
+        part("largest", f"largest sweep {name}", lambda name=name: largest_sweep(
             name, 2 if small else 64, 4 if small else LARGEST_TRIED, budget, figures))
-    part("compile ahead", lambda: compile_ahead(out, small, budget, figures))
+    part("ahead", "compile ahead", lambda: compile_ahead(out, small, budget, figures))
     with open(f"{out}/gpu_check.json", "w") as file:
         json.dump(figures, file, indent=1)
     print(f"gpu_check took {time.perf_counter() - budget.start:.0f} s; figures in"

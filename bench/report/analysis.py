@@ -285,7 +285,8 @@ def label_cells(runs: pd.DataFrame) -> pd.DataFrame:
             parts = [f"{c} {row[c]}" for c in differing] or [cell_id[:8]]
             labels[cell_id] = f"{row['label']} ({', '.join(parts)})"
     clash = labels.groupby([cells["workload"], labels]).transform("size") > 1
-    labels[clash] = labels[clash] + " [" + labels[clash].index.str[:8] + "]"
+    # built in Python: pandas 3.0.0 refuses object + str arrays, even when none clash
+    labels[clash] = [f"{label} [{cell_id[:8]}]" for cell_id, label in labels[clash].items()]
     return runs.assign(label=runs["cell_id"].map(labels))
 
 

@@ -128,9 +128,21 @@ def _free_bytes() -> int | None:
     return None
 
 
+# From this many members on, the members are initialised in one vmapped build. Below it,
+# one build per member is quicker: a vmapped build compiles each of its operations anew
+# for every member count (2.5-4 s on the 2-core CPU), while a build costs about 9 ms per
+# member here and 30 ms on an H200 (1024 members: 33 s). Both give the same bits.
+VMAPPED_INIT_FROM = 256
+
+
 def init_params(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
     """(graphdef, params stacked over seeds). Seed s initialises from `init_key(s)`."""
     check_memory(workload, dataset, seeds)
+    if _vmapped(seeds):
+        try:
+            return _init_vmapped(workload, dataset, seeds)
+        except jax.errors.JAXTypeError:  # a model built from concrete values (numpy)
+            pass
     states = []
     graphdef = None
     for seed in seeds:
@@ -140,8 +152,31 @@ def init_params(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
     return graphdef, jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
 
+def _vmapped(seeds: Sequence[int]) -> bool:
+    """Whether `seeds` are built in one vmapped call: many, and each a uint32 (what
+    `jax.random.key` makes of a traced seed is what it makes of that Python int)."""
+    return len(seeds) >= VMAPPED_INIT_FROM and all(0 <= seed < 2**32 for seed in seeds)
+
+
+def _fold_in_each(seeds: Sequence[int], data: int) -> jax.Array:
+    return jax.vmap(lambda seed: jax.random.fold_in(jax.random.key(seed), data))(
+        jnp.asarray(seeds, dtype=jnp.uint32))
+
+
+def _init_vmapped(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
+    def build(key):
+        return nnx.split(workload.build_model(dataset, nnx.Rngs(params=key)))
+
+    keys = _fold_in_each(seeds, 0)  # init_key of each seed
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: workload.build_model(
+        dataset, nnx.Rngs(params=init_key(0)))))
+    return graphdef, jax.vmap(lambda key: build(key)[1])(keys)
+
+
 def data_keys(seeds: Sequence[int]) -> jax.Array:
     """Per-seed keys for minibatch sampling, independent of the init keys."""
+    if _vmapped(seeds):
+        return _fold_in_each(seeds, 1)
     return jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
 
 
