@@ -206,18 +206,23 @@ def sweep_gain(rates: int, seeds: int, steps: int, figures: dict) -> None:
     sgd = optimizers.get("sgd")
     engine.train(workload, dataset, sgd, sgd.resolve(), **{**kwargs, "steps": 20, "eval_every": 10})
     start = time.perf_counter()
-    engine.train_program(workload, dataset, spec, spec.resolve(),
-                         [{"learning_rate": r} for r in grid], **kwargs)
+    program = engine.train_program(workload, dataset, spec, spec.resolve(),
+                                   [{"learning_rate": r} for r in grid], **kwargs)[0].timings
     sweep = time.perf_counter() - start
     start = time.perf_counter()
-    for rate in grid:
-        engine.train(workload, dataset, spec, spec.resolve({"learning_rate": rate}), **kwargs)
+    trials = [engine.train(workload, dataset, spec, spec.resolve({"learning_rate": rate}),
+                           **kwargs).timings for rate in grid]
     separate = time.perf_counter() - start
     figures["sweep_gain"] = {"members": rates * seeds, "one_program_s": sweep,
                              "one_by_one_s": separate}
     print(f"sweep gain, {rates} rates x {seeds} seeds = {rates * seeds} members, {steps} steps,"
           f" compile included: one program {sweep:.1f} s, one by one {separate:.1f} s:"
           f" {separate / sweep:.1f}x (goal >= 10x on a GPU, >= 1.3x on a CPU)")
+    for name, phases in (("one program", [program]), ("one by one", trials)):
+        print(f"  {name}: " + ", ".join(
+            f"{phase.removesuffix('_s')} {sum(getattr(t, phase) for t in phases):.2f} s"
+            for phase in ("data_s", "setup_s", "compile_s", "compile_cached_s", "train_s",
+                          "eval_s")))
 
 
 def flops_check(figures: dict) -> None:
@@ -343,6 +348,18 @@ def main(argv: list[str]) -> int:
         return 2
     out, small, seconds, only = parsed
     os.makedirs(out, exist_ok=True)
+    # this process's compiles are compiles: a persistent cache left warm by an earlier
+    # check would turn the sweep gain's "compile included" into loads (the runs of parts
+    # 2 and 6 get empty caches of their own)
+    was = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        return check(out, small, seconds, only)
+    finally:
+        jax.config.update("jax_enable_compilation_cache", was)
+
+
+def check(out: str, small: bool, seconds: float | None, only: list[str]) -> int:
     budget, figures, failed = Budget(seconds), {}, []
     device = jax.devices()[0]
     import flax

@@ -108,6 +108,7 @@ def build(results: Results) -> Report:
                          " persistent compilation cache (runs.parquet: compile_cached_s): their"
                          " AlgoPerf seconds count that load, not a compile. For compile times"
                          " comparable across cells, run with --no-compile-cache.")
+        notes += _update_share_note(runs)
         resumed = setups.sessions_note(results.manifest)
         notes += [resumed] if resumed else []
         recorded = results.manifest.get("provenance")
@@ -124,6 +125,19 @@ def build(results: Results) -> Report:
     notes += sweeps.tuned_worse_notes(tuning)
     return Report(results, runs, cells, summary, notes, tuning, sweeps.tuning_curves(runs),
                   all_cells)
+
+
+def _update_share_note(runs: pd.DataFrame) -> list[str]:
+    """A share over 100% is no measurement: seen on an H200, where a 44 us MLP step in a
+    scan was shorter than the update probe's own program (call and sync included)."""
+    cells = runs.drop_duplicates("cell_id")
+    over = cells[cells.get("update_share", pd.Series(dtype=float)) > 1]
+    if not len(over):
+        return []
+    return [f"The update's share of a step is over 100% on {', '.join(sorted(set(over['workload'])))}:"
+            " its steps are shorter than the update probe's own call overhead (the update is"
+            " timed alone, in a program of its own), so read it as 'the update is most of"
+            " the step', not as a measured share."]
 
 
 def _summary(cells: pd.DataFrame) -> pd.DataFrame:
