@@ -264,3 +264,29 @@ def test_terminal_tables_keep_a_hyperparameter_value_whole():
     out = io.StringIO()
     Console(file=out, width=160, markup=False, highlight=False).print(render.terminal(table))
     assert "learning_rate=0.0007409)" in out.getvalue()
+
+
+def test_a_figures_spread_goes_on_its_own_line_and_text_columns_head_left():
+    """Fourteen columns of '0.912 [0.905, 0.919]' scrolled sideways at 1300 px: the spread
+    (an interval, an IQR, a verdict on it) now sits under its figure, the text unchanged."""
+    import re
+
+    from bench.report.render import Table, html_table
+
+    table = Table(["optimizer", "accuracy", "step time", "speed"], [
+        [("adam <b>", None), ("0.912 [0.905, 0.919]", 0.912), ("77 µs (IQR 1 µs)", 7.7e-5),
+         ("1.00x [0.98, 1.01], within noise", 1.0)],
+        [("sgd", None), ("—", 1e300), ("78 µs", 7.8e-5), ("0.99x", 0.99)]])
+    page = html_table(table)
+    assert "0.912 <span class=spread>[0.905, 0.919]</span>" in page
+    assert "77 µs <span class=spread>(IQR 1 µs)</span>" in page
+    assert ("1.00x <span class=spread>[0.98, 1.01],</span> <span class=spread>within noise"
+            "</span>") in page
+    assert "<td class=label>adam &lt;b&gt;</td>" in page
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", page)
+    assert heads == table.header
+    assert '<th title="click to sort" class=label>optimizer</th>' in page
+    assert '<th title="click to sort">accuracy</th>' in page
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", page)
+    assert [re.sub(r"<[^>]+>", "", c).replace("&lt;", "<").replace("&gt;", ">") for c in cells] \
+        == [text for row in table.rows for text, _ in row]  # the words as they were

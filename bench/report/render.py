@@ -74,13 +74,30 @@ def markdown(table: Table) -> list[str]:
                     + ["| " + " | ".join(cell(text) for text, _ in row) + " |" for row in table.rows])
 
 
+# where a figure's spread begins ('0.912 [0.905, 0.919]', '77 µs (IQR 1 µs)'), and where
+# a word on it follows ('1.00x [0.98, 1.01], within noise')
+SPREAD = re.compile(r" (?=[\[(])|(?<=\],) ")
+
+
+def _figure(text: str) -> str:
+    """A numeric cell's HTML: the figure, then its spread (an interval, an IQR) and any
+    word on it each on a line of their own, so that a table of them fits a page's width
+    instead of scrolling."""
+    figure, *spread = SPREAD.split(str(text), maxsplit=2)
+    return html.escape(figure) + "".join(f" <span class=spread>{html.escape(part)}</span>"
+                                         for part in spread)
+
+
 def html_table(table: Table) -> str:
     """A sortable table: cells with a numeric key sort by it (data-sort), others as text."""
     e = html.escape
-    head = "".join(f"<th title=\"click to sort\">{e(h)}</th>" for h in table.header)
+    text_columns = {i for i in range(len(table.header))
+                    if table.rows and all(row[i][1] is None for row in table.rows if i < len(row))}
+    head = "".join(f"<th title=\"click to sort\"{' class=label' if i in text_columns else ''}>"
+                   f"{e(h)}</th>" for i, h in enumerate(table.header))
     classes = table.row_classes or [""] * len(table.rows)
     body = "".join(
-        (f"<tr class=\"{e(css)}\">" if css else "<tr>") + "".join(f"<td data-sort=\"{key:.12g}\">{e(text)}</td>" if key is not None
+        (f"<tr class=\"{e(css)}\">" if css else "<tr>") + "".join(f"<td data-sort=\"{key:.12g}\">{_figure(text)}</td>" if key is not None
                          else f"<td class=label>{e(text)}</td>" for text, key in row) + "</tr>"
         for row, css in zip(table.rows, classes))
     caption = f"<caption>{e(table.title)}</caption>" if table.title else ""
