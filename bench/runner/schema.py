@@ -101,7 +101,7 @@ RUNS: list[Column] = [
         ("param_bytes", "float", "bytes", "one seed's parameters"),
         ("state_bytes", "float", "bytes", "one seed's optimizer state (Adam: 2x the parameters plus a step counter)"),
         ("update_s", "float", "s", "the optimizer update plus `apply_updates` alone, all members vmapped, per step: median of 3 runs of a 10-step compiled scan on the cell's parameter shapes, with a quadratic stand-in objective"),
-        ("flops_per_step", "float", "FLOP", "one seed, one train step (forward, backward, update), from XLA's cost analysis of the lowered step"),
+        ("flops_per_step", "float", "FLOP", "one seed, one train step (forward, backward, update), from XLA's cost analysis of the training chunk (of the compiled one where the backend analyses no lowering, as CUDA's does); XLA counts a loop's body once, so a model with a `lax.scan` of its own (mnist1d-gru's time loop) is undercounted by that loop's length on its sequential part"),
         ("peak_flops", "float", "FLOP/s", "the device's dense float32 (TF32) peak from `bench/train/usage.py`; NaN when unknown (CPUs, unlisted GPUs)"),
         ("peak_device_bytes", "float", "bytes", "`memory_stats()[\"peak_bytes_in_use\"]` of device 0, the process's peak so far; NaN where the backend keeps no memory stats (CPU)"),
         ("peak_rss_bytes", "float", "bytes", "peak resident memory of the process so far (`getrusage`)"),
