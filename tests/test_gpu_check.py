@@ -153,3 +153,20 @@ def test_a_second_check_into_the_same_folder_measures_a_first_run_again(tmp_path
     assert gpu_check.preset_run(str(tmp_path), True, gpu_check.Budget(None), {}) == 0
     assert set(pd.read_parquet(tmp_path / "preset" / "runs.parquet")["workload"]) == {"beale-2d"}
     assert "first run, empty caches: wall" in capsys.readouterr().out
+
+
+def test_ctrl_c_keeps_the_figures_measured_so_far(tmp_path, capsys, monkeypatch):
+    """The figures went to gpu_check.json only at the end: a Ctrl-C on the device's last
+    minute lost them all (and printed a traceback)."""
+    def interrupted(*args):
+        args[-1]["sweep_gain"] = {"members": 4}  # what the part measured before the key
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gpu_check, "sweep_gain", interrupted)
+    assert gpu_check.main([str(tmp_path / "run"), "--small", "--only", "sweep,engine"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err.startswith("interrupted after ") and "Traceback" not in captured.err
+    assert "engine vs bare" not in captured.out
+    assert json.loads((tmp_path / "run" / "gpu_check.json").read_text())["sweep_gain"] == {
+        "members": 4}
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["gpu_check.json"]

@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--small", action="store_true",
                         help="shrink every part to seconds (the smoke preset's two cells for 20"
                              " steps in parts 2 and 6): a check that the script works, on a"
-                             " CPU too (82 s on a 2-core CPU)")
+                             " CPU too (59-84 s on a 2-core CPU)")
     parser.add_argument("--budget", type=_seconds, metavar="SECONDS",
                         help="no part, or round of a part, starts after SECONDS, and the"
                              " `optbench run` parts are stopped when they run out; what is"
@@ -400,7 +400,14 @@ def main(argv: list[str]) -> int:
               f" GPU: python3 -m pip install -e {shlex.quote(ROOT)} \"jax[cuda13]\")",
               file=sys.stderr)
         return 2
-    platform = jax.devices()[0].platform
+    try:
+        platform = jax.devices()[0].platform
+    except Exception as exc:  # noqa: BLE001  JAX_PLATFORMS naming a backend it cannot start
+        # (a RuntimeError, or a bare AssertionError where no plugin for it is installed)
+        print(f"gpu_check: JAX cannot start its backend ({type(exc).__name__}"
+              f"{': ' + str(exc).splitlines()[0][:300] if str(exc) else ''};"
+              f" JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS', '')!r})", file=sys.stderr)
+        return 2
     if platform == "cpu" and not args.small:
         print("gpu_check: JAX sees no accelerator, only the CPU (install a JAX for the GPU:"
               " python3 -m pip install \"jax[cuda13]\"); add --small to check the script on"
@@ -486,4 +493,10 @@ def check(out: str, small: bool, seconds: float | None, only: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    if code == 130:  # Ctrl-C that cut an XLA compile short could crash the interpreter's
+        # teardown (SIGSEGV on the CPU backend, in some runs): the figures are saved
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
