@@ -1,10 +1,17 @@
 """tools/gpu_check.py --small: the script a GPU session runs once, on its scarce device time,
 works end to end here first (every part prints its figures, exit 0)."""
 import json
+import os
+import subprocess
+import sys
 
+import jax
+import pandas as pd
 import pytest
 
 from tools import gpu_check
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_small_check_prints_every_part(tmp_path, capsys):
@@ -61,7 +68,105 @@ def test_a_preset_run_that_finishes_no_cell_is_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv", [["--budget"], ["--budget", "x"], ["--budget", "0"],
                                   ["--budget", "nan"], ["--budget", "inf"], ["--only"],
-                                  ["--only", "preset,bogus"]])
-def test_a_budget_or_parts_that_make_no_sense_are_a_usage_line(argv, capsys):
+                                  ["--only", "preset,bogus"], ["--only", ","], ["--smal"]])
+def test_a_budget_or_parts_that_make_no_sense_are_one_line(argv, capsys):
     assert gpu_check.main(argv) == 2
-    assert capsys.readouterr().err.startswith("usage: ")
+    err = capsys.readouterr().err
+    assert err.startswith("gpu_check: ") and err.endswith("(see `python3 tools/gpu_check.py --help`)\n")
+    assert err.count("\n") == 1
+
+
+def test_a_misspelt_part_names_the_close_one(capsys):
+    assert gpu_check.main(["--only", "flops,presets"]) == 2
+    assert "unknown part 'presets' (did you mean 'preset'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_the_usage_and_the_parts_and_runs_nothing(flag, tmp_path, capsys):
+    """--help was a usage error (exit 2), after importing JAX for nothing."""
+    assert gpu_check.main([str(tmp_path / "run"), flag, "--small"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python3 tools/gpu_check.py [-h] [--small] [--budget SECONDS]")
+    for part in gpu_check.PARTS:
+        assert f"{part}: " in out, part
+    assert "jax[cuda13]" in out and "--budget SECONDS" in out
+    assert not (tmp_path / "run").exists()
+
+
+def test_without_its_dependencies_help_works_and_a_run_is_one_line(tmp_path):
+    """A GPU machine not set up yet: --help still answers, a run names what is missing
+    instead of a traceback (and, run as a script, it needs no PYTHONPATH)."""
+    hide_jax = ("import runpy, sys; sys.modules['jax'] = None; sys.argv = sys.argv[1:];"
+                " runpy.run_path(sys.argv[0], run_name='__main__')")
+    script = os.path.join(ROOT, "tools", "gpu_check.py")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", hide_jax, script, *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True)
+
+    helped = run("--help")
+    assert helped.returncode == 0 and "usage: python3 tools/gpu_check.py" in helped.stdout
+    refused = run(str(tmp_path / "run"), "--small")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith("gpu_check: import of jax halted") or \
+        refused.stderr.startswith("gpu_check: No module named")
+    assert refused.stderr.count("\n") == 1 and "jax[cuda13]" in refused.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(jax.devices()[0].platform != "cpu", reason="needs a CPU-only JAX")
+def test_the_full_check_on_a_cpu_is_refused_in_one_line(tmp_path, capsys):
+    """JAX without CUDA on a GPU machine falls back to the CPU: the full check would spend
+    the device's minutes measuring the host (and try 65,536-member sweeps in its memory)."""
+    assert gpu_check.main([str(tmp_path / "run"), "--only", "flops"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gpu_check: JAX sees no accelerator") and "--small" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_out_dir_that_cannot_be_a_folder_is_one_line(where, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("mine")
+    out = blocker if where == "a file" else blocker / "run"
+    assert gpu_check.main([str(out), "--small"]) == 2
+    assert capsys.readouterr().err.startswith(f"gpu_check: cannot make the folder '{out}'")
+
+
+def test_a_second_check_into_the_same_folder_measures_a_first_run_again(tmp_path, capsys,
+                                                                        monkeypatch):
+    """The runs' compilation caches were OUT_DIR/cache-*: a second check into the same
+    folder loaded every program from them and still printed 'first run, empty caches';
+    and a results folder keeps an earlier matrix's cells beside a --force run's."""
+    monkeypatch.setattr(gpu_check, "SMALL_PRESET", ["--workloads", "rosenbrock-2d",
+                                                    "--optimizers", "adam,sgd", "--steps", "20",
+                                                    "--seeds", "1"])
+    runs = {}
+    for run in ("first", "second"):
+        assert gpu_check.preset_run(str(tmp_path), True, gpu_check.Budget(None), {}) == 0
+        runs[run] = pd.read_parquet(tmp_path / "preset" / "runs.parquet")
+    assert runs["second"]["compile_cache_hits"].sum() == runs["first"]["compile_cache_hits"].sum()
+    assert (runs["second"]["compile_s"] > 0).all()
+    monkeypatch.setattr(gpu_check, "SMALL_PRESET", ["--workloads", "beale-2d", "--optimizers",
+                                                    "adam", "--steps", "20", "--seeds", "1"])
+    assert gpu_check.preset_run(str(tmp_path), True, gpu_check.Budget(None), {}) == 0
+    assert set(pd.read_parquet(tmp_path / "preset" / "runs.parquet")["workload"]) == {"beale-2d"}
+    assert "first run, empty caches: wall" in capsys.readouterr().out
+
+
+def test_ctrl_c_keeps_the_figures_measured_so_far(tmp_path, capsys, monkeypatch):
+    """The figures went to gpu_check.json only at the end: a Ctrl-C on the device's last
+    minute lost them all (and printed a traceback)."""
+    def interrupted(*args):
+        args[-1]["sweep_gain"] = {"members": 4}  # what the part measured before the key
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gpu_check, "sweep_gain", interrupted)
+    assert gpu_check.main([str(tmp_path / "run"), "--small", "--only", "sweep,engine"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err.startswith("interrupted after ") and "Traceback" not in captured.err
+    assert "engine vs bare" not in captured.out
+    assert json.loads((tmp_path / "run" / "gpu_check.json").read_text())["sweep_gain"] == {
+        "members": 4}
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["gpu_check.json"]

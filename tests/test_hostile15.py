@@ -181,7 +181,7 @@ def test_gpu_check_refuses_what_is_not_a_folder_or_small(argv, capsys):
     from tools import gpu_check
 
     assert gpu_check.main(argv) == 2
-    assert capsys.readouterr().err.startswith("usage: ")
+    assert capsys.readouterr().err.startswith("gpu_check: ")
 
 
 def test_terminal_tables_and_notes_never_send_an_escape_sequence(tmp_path, capsys):

@@ -1,45 +1,45 @@
-"""Every figure issue 15 asks of an accelerator, in one short script.
+"""Every figure the harness measures, on the accelerator this runs on, in one script.
 
-    PYTHONPATH=. python3 tools/gpu_check.py [OUT_DIR] [--small] [--budget SECONDS] [--only PARTS]
+Run it from the checkout with optbench's dependencies importable (pyproject.toml's
+`dependencies`, with a JAX that sees the GPU: `python3 -m pip install -e . "jax[cuda13]"`,
+or `jax[cuda12]` for an older driver; optbench itself need not be installed). It installs
+nothing, downloads nothing, and prints, in order of what issue 15 needs most:
 
-Meant for a GPU machine with optbench's dependencies importable (pyproject.toml's
-`dependencies`: parts 2 and 6 are whole `optbench run`s, which need rich, pyarrow,
-matplotlib, scipy, mnist1d, scikit-learn, ... besides JAX, Flax, Optax and pandas) and
-nothing else set up: it runs from the checkout, installs nothing, downloads nothing, and
-prints, in order of what the issue needs most:
-
-1. the device and the versions that ran, and the FLOP count MFU divides by (XLA's count of
-   one chunk must not grow with the chunk's length);
-2. the quick preset's MNIST-1D workloads (MLP, CNN, GRU: 21 programs; the 2-D test
+1. flops: the device and the versions that ran, and the FLOP count MFU divides by (XLA's
+   count of one chunk must not grow with the chunk's length);
+2. preset: the quick preset's MNIST-1D workloads (MLP, CNN, GRU: 21 programs; the 2-D test
    functions measure nothing on a GPU), as `optbench run` in a process of its own with an
    empty cache: per workload (median over its cells) steps/s, step time, compile time, the
    update's share of a step, GPU utilisation (NVML), peak device memory and MFU; and the
    run's overhead share (1 - train / wall clock);
-3. sweep gain: a 64-member learning-rate sweep (16 rates x 4 seeds) of mnist1d-mlp as one
+3. sweep: a 64-member learning-rate sweep (16 rates x 4 seeds) of mnist1d-mlp as one
    program against the same 16 trials trained one after another, compile included
    (goal >= 10x on a GPU), both after a warm-up program;
-4. the engine against both bare loops (tests/perf/loops.py: data as arguments, data as
-   constants) on every built-in classification workload, with 1 and 8 seeds;
-5. the largest sweep that fits: members multiplied by 4 until the device runs out of
-   memory (or LARGEST_TRIED), then the size between, for mnist1d-mlp and mnist1d-cnn; per
-   size the build-and-compile time, member-steps per second, and the program's own
+4. engine: the engine against both bare loops (tests/perf/loops.py: data as arguments,
+   data as constants) on every built-in classification workload, with 1 and 8 seeds;
+5. largest: the largest sweep that fits: members multiplied by 4 until the device runs out
+   of memory (or LARGEST_TRIED), then the size between, for mnist1d-mlp and mnist1d-cnn;
+   per size the build-and-compile time, member-steps per second, and the program's own
    footprint as XLA plans it (arguments + outputs + temporaries - donated buffers), besides
    the process's peak;
-6. `--compile-ahead` on the same run as part 2, again from an empty cache: whether compiling
-   the next program while one trains shortens the wait where training runs on a GPU.
+6. ahead: `--compile-ahead` on the same run as part 2, again from an empty cache: whether
+   compiling the next program while one trains shortens the wait on a GPU.
 
 Every part prints its figures as it ends and guards itself: a part that fails prints one
-line (its traceback on stderr) and the next part runs. `--budget SECONDS` bounds the whole
-script: a part or loop round that would start after the budget is spent says it was
-skipped, and the `optbench run` parts are stopped when it runs out. `--only` names the
-parts to run (flops, preset, sweep, engine, largest, ahead). `--small` shrinks every
-part to seconds (a check that the script works, on a CPU too): the smoke preset's two cells
-for 20 steps in parts 2 and 6.
+line (its traceback on stderr) and the next part runs. The figures also go to
+OUT_DIR/gpu_check.json, rewritten after each part (and on Ctrl-C). How long: on one H200,
+`--budget 390` ran 415 s and its budget was spent before part 6, which repeats part 2's
+run (135 s there): all six need about 10 minutes (an estimate: no run has finished all six
+yet). Pick parts with --only and bound the whole with --budget.
 """
 from __future__ import annotations
 
+import argparse
+import difflib
 import json
 import os
+import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,23 +47,29 @@ import tempfile
 import time
 import traceback
 
-import jax
-import numpy as np
-import pandas as pd
-
-import optimizers
-import workloads
-from bench.train import engine, usage
-from tests.perf.loops import bare_loop, engine_loop
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":  # run as a script: the checkout's packages, as PYTHONPATH=. does
+    sys.path.insert(0, ROOT)
+
+try:  # a machine not set up yet still gets --help, and one line naming what is missing
+    import jax
+    import numpy as np
+    import pandas as pd
+
+    import optimizers
+    import workloads
+    from bench.train import engine, usage
+    from tests.perf.loops import bare_loop, engine_loop
+    MISSING = None
+except ImportError as exc:
+    MISSING = exc
+
 WORKLOADS = ["mnist1d-mlp", "mnist1d-cnn", "mnist1d-logreg", "digits-mlp", "digits-cnn",
              "mnist1d-gru"]  # the slowest last: a spent budget skips it first
 PRESET = ["--preset", "quick", "--workloads", "mnist1d-mlp,mnist1d-cnn,mnist1d-gru"]
 SMALL_PRESET = ["--preset", "smoke", "--steps", "20", "--seeds", "1"]
 LARGEST_TRIED = 2 ** 16
-USAGE = ("usage: PYTHONPATH=. python3 tools/gpu_check.py [OUT_DIR] [--small] [--budget SECONDS]"
-         " [--only flops,preset,sweep,engine,largest,ahead]")
+PARTS = ["flops", "preset", "sweep", "engine", "largest", "ahead"]
 
 
 class Budget:
@@ -83,20 +89,30 @@ class Budget:
         return False
 
 
-def optbench_run(args: list[str], out: str, cache: str, budget: Budget) -> tuple[int, float]:
+def optbench_run(args: list[str], out: str, budget: Budget) -> tuple[int | None, float]:
     """`optbench run ARGS --out OUT` in a process of its own (its peak memory its own), with
-    `cache` as $OPTBENCH_CACHE; (exit code, wall clock). Stopped when the budget runs out."""
-    env = {**os.environ, "OPTBENCH_CACHE": cache,
-           "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    left = budget.left()
-    start = time.perf_counter()
-    try:
-        done = subprocess.run([sys.executable, "-m", "bench.cli", "run", *args, "--out", out,
-                               "--force"], env=env, timeout=None if left is None else max(left, 1),
-                              capture_output=True, text=True)
-    except subprocess.TimeoutExpired:
-        print(f"  stopped: the budget ran out {time.perf_counter() - start:.0f} s into the run")
-        return 124, time.perf_counter() - start
+    an empty $OPTBENCH_CACHE of its own; (exit code, or None where the budget ran out and
+    stopped it; wall clock)."""
+    if os.path.isdir(out) and os.path.exists(f"{out}/manifest.json"):
+        # an earlier check's run: its cells would stay in the merged tables beside this
+        # run's (--force reruns cells, it keeps the others), and their seconds in the sums
+        shutil.rmtree(out)
+    with tempfile.TemporaryDirectory(prefix="optbench-gpu-check-cache-") as cache:
+        # JAX_COMPILATION_CACHE_DIR would win over $OPTBENCH_CACHE (a user's, or the test
+        # session's shared cache): the run would load what an earlier one compiled
+        env = {**{k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"},
+               "OPTBENCH_CACHE": cache,
+               "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+        left = budget.left()
+        start = time.perf_counter()
+        try:
+            done = subprocess.run([sys.executable, "-m", "bench.cli", "run", *args, "--out",
+                                   out, "--force"], env=env, capture_output=True, text=True,
+                                  timeout=None if left is None else max(left, 1))
+        except subprocess.TimeoutExpired:
+            print(f"  stopped: the budget ran out {time.perf_counter() - start:.0f} s into the"
+                  " run")
+            return None, time.perf_counter() - start
     wall = time.perf_counter() - start
     try:  # its summary table and progress, for a look later
         with open(f"{out}.log", "w") as log:
@@ -126,11 +142,11 @@ def overhead_line(out: str, wall: float) -> str:
 
 def preset_run(out: str, small: bool, budget: Budget, figures: dict) -> int:
     """Part 2: per-workload figures and the overhead share of a first run."""
-    code, wall = optbench_run(SMALL_PRESET if small else PRESET, f"{out}/preset",
-                              f"{out}/cache-preset", budget)
+    code, wall = optbench_run(SMALL_PRESET if small else PRESET, f"{out}/preset", budget)
     if not os.path.exists(f"{out}/preset/runs.parquet"):  # it said why above
-        print(f"the preset run finished no cell (exit {code}): no figures for part 2")
-        return code or 1
+        print(f"the preset run finished no cell ({'stopped' if code is None else f'exit {code}'}):"
+              " no figures for part 2")
+        return 0 if code is None else code or 1
     cells = pd.read_parquet(f"{out}/preset/runs.parquet").drop_duplicates("cell_id")
     columns = ["steps_per_s", "step_time_median_s", "compile_s", "update_share",
                "device_util_mean", "device_util_max", "peak_device_bytes", "mfu"]
@@ -138,9 +154,17 @@ def preset_run(out: str, small: bool, budget: Budget, figures: dict) -> int:
         print("  not measured:", why)
     medians = cells.groupby("workload")[columns].median()
     print(f"{'smoke preset (--small)' if small else 'quick preset, MNIST-1D workloads'},"
-          " median over the cells of each workload:")
+          f" median over the {'cells finished before the stop' if code is None else 'cells'}"
+          " of each workload:")
     print(medians.to_string(float_format=lambda v: f"{v:.4g}"))
-    figures["preset"] = {"wall_s": wall, "per_workload": json.loads(medians.to_json())}
+    print("  (update_share and mfu are fractions of 1, device_util_* percent; peak_device_bytes"
+          " is the process's peak so far when the cell ended, so a later workload's includes"
+          " an earlier one's)")
+    figures["preset"] = {"per_workload": json.loads(medians.to_json())}
+    if code is None:  # a wall clock cut short by the budget makes no overhead share
+        print("  overhead share: not measured, the budget stopped the run")
+        return 0
+    figures["preset"]["wall_s"] = wall
     print(f"  first run, empty caches: {overhead_line(f'{out}/preset', wall)}")
     return code
 
@@ -149,7 +173,10 @@ def compile_ahead(out: str, small: bool, budget: Budget, figures: dict) -> int:
     """Part 6: part 2's run again from an empty cache, each program prepared while the one
     before it trains."""
     code, wall = optbench_run([*(SMALL_PRESET if small else PRESET), "--compile-ahead"],
-                              f"{out}/ahead", f"{out}/cache-ahead", budget)
+                              f"{out}/ahead", budget)
+    if code is None:
+        print("  --compile-ahead: not measured, the budget stopped the run")
+        return 0
     if not os.path.exists(f"{out}/ahead/runs.parquet"):
         print(f"the --compile-ahead run finished no cell (exit {code})")
         return code or 1
@@ -307,60 +334,113 @@ def largest_sweep(name: str, start: int, cap: int, budget: Budget, figures: dict
     if between and between < (failed or cap + 1) and between <= cap and \
             not budget.spent(f"{name} at {between} members") and fits(between):
         fit = between
-    peak = usage.device_memory_peak()[0]
+    peak, why = usage.device_memory_peak()
     print(f"  {name}: the largest sweep tried that fits: {fit} members"
           f"{' (the cap)' if fit == cap else ''}; the process's peak device memory so far"
-          f" {gib(peak)}")
+          f" {gib(peak) if why is None else f'not measured ({why})'}")
 
 
-PARTS = ["flops", "preset", "sweep", "engine", "largest", "ahead"]
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage block
+        self.exit(2, f"gpu_check: {message} (see `python3 tools/gpu_check.py --help`)\n")
 
 
-def parse(argv: list[str]) -> tuple[str, bool, float | None, list[str]] | None:
-    small, budget, paths, args, only = False, None, [], list(argv), PARTS
-    while args:
-        arg = args.pop(0)
-        if arg == "--small":
-            small = True
-        elif arg == "--only" and args:
-            only = args.pop(0).split(",")
-            if not set(only) <= set(PARTS):
-                return None
-        elif arg == "--budget" and args:
-            try:
-                budget = float(args.pop(0))
-            except ValueError:
-                return None
-            if not budget > 0 or budget == float("inf"):
-                return None
-        elif arg.startswith("-") or paths:  # not taken for a folder, nor a second one
-            return None
-        else:
-            paths.append(arg)
-    return (paths[0] if paths else f"{tempfile.gettempdir()}/optbench-gpu-check"), small, \
-        budget, only
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 0 < value < float("inf"):  # nan fails both
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds and finite, got {text}")
+    return value
+
+
+def _parts(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"names no part (the parts: {', '.join(PARTS)})")
+    for name in names:
+        if name not in PARTS:
+            close = difflib.get_close_matches(name, PARTS, n=1)
+            raise argparse.ArgumentTypeError(
+                f"unknown part '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+                + f"; the parts: {', '.join(PARTS)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python3 tools/gpu_check.py", description=__doc__, allow_abbrev=False,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="?", metavar="OUT_DIR",
+                        default=f"{tempfile.gettempdir()}/optbench-gpu-check",
+                        help="where the runs, their logs and gpu_check.json go"
+                             " (default: %(default)s)")
+    parser.add_argument("--small", action="store_true",
+                        help="shrink every part to seconds (the smoke preset's two cells for 20"
+                             " steps in parts 2 and 6): a check that the script works, on a"
+                             " CPU too (59-84 s on a 2-core CPU)")
+    parser.add_argument("--budget", type=_seconds, metavar="SECONDS",
+                        help="no part, or round of a part, starts after SECONDS, and the"
+                             " `optbench run` parts are stopped when they run out; what is"
+                             " already running finishes first (--budget 390 ended at 415 s"
+                             " on an H200): set it a minute or so below the time you have")
+    parser.add_argument("--only", type=_parts, default=PARTS, metavar="PARTS",
+                        help=f"comma-separated parts to run, of {','.join(PARTS)} (default:"
+                             " all)")
+    return parser
 
 
 def main(argv: list[str]) -> int:
-    parsed = parse(argv)
-    if parsed is None:
-        print(USAGE, file=sys.stderr)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2), already printed
+        return stop.code or 0
+    if MISSING is not None:
+        print(f"gpu_check: {MISSING} (install optbench's dependencies, with a JAX for the"
+              f" GPU: python3 -m pip install -e {shlex.quote(ROOT)} \"jax[cuda13]\")",
+              file=sys.stderr)
         return 2
-    out, small, seconds, only = parsed
-    os.makedirs(out, exist_ok=True)
+    try:
+        platform = jax.devices()[0].platform
+    except Exception as exc:  # noqa: BLE001  JAX_PLATFORMS naming a backend it cannot start
+        # (a RuntimeError, or a bare AssertionError where no plugin for it is installed)
+        print(f"gpu_check: JAX cannot start its backend ({type(exc).__name__}"
+              f"{': ' + str(exc).splitlines()[0][:300] if str(exc) else ''};"
+              f" JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS', '')!r})", file=sys.stderr)
+        return 2
+    if platform == "cpu" and not args.small:
+        print("gpu_check: JAX sees no accelerator, only the CPU (install a JAX for the GPU:"
+              " python3 -m pip install \"jax[cuda13]\"); add --small to check the script on"
+              " a CPU", file=sys.stderr)
+        return 2
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        why = "a file is there" if os.path.isfile(args.out) else exc.strerror or exc
+        print(f"gpu_check: cannot make the folder {args.out!r} for OUT_DIR: {why}",
+              file=sys.stderr)
+        return 2
     # this process's compiles are compiles: a persistent cache left warm by an earlier
     # check would turn the sweep gain's "compile included" into loads (the runs of parts
     # 2 and 6 get empty caches of their own)
     was = jax.config.jax_enable_compilation_cache
     jax.config.update("jax_enable_compilation_cache", False)
     try:
-        return check(out, small, seconds, only)
+        return check(args.out, args.small, args.budget, args.only)
     finally:
         jax.config.update("jax_enable_compilation_cache", was)
 
 
+def save(figures: dict, path: str) -> None:
+    """gpu_check.json, whole or not at all: written to a temporary name, then renamed."""
+    with open(f"{path}.tmp", "w") as file:
+        json.dump(figures, file, indent=1)
+    os.replace(f"{path}.tmp", path)
+
+
 def check(out: str, small: bool, seconds: float | None, only: list[str]) -> int:
     budget, figures, failed = Budget(seconds), {}, []
+    path = f"{out}/gpu_check.json"
     device = jax.devices()[0]
     import flax
     import optax
@@ -381,28 +461,42 @@ def check(out: str, small: bool, seconds: float | None, only: list[str]) -> int:
             print(f"{name} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
             failed.append(name)
             return
+        finally:  # the device's minutes are few: what they measured is kept as it comes
+            save(figures, path)
         if isinstance(result, int) and result:
             code = code or result
         print(f"  ({name}: {time.perf_counter() - clock:.0f} s)", flush=True)
 
-    part("flops", "flops check", lambda: flops_check(figures))
-    part("preset", "preset run", lambda: preset_run(out, small, budget, figures))
-    part("sweep", "sweep gain", lambda: sweep_gain(*((2, 2, 20) if small else (16, 4, 500)), figures))
-    part("engine", "engine vs bare", lambda: engine_vs_bare(
-        20 if small else 1000, 3 if small else 7, WORKLOADS[:1] if small else WORKLOADS,
-        [1, 2] if small else [1, 8], budget, figures))
-    if "largest" in only:
-        print("largest sweep that fits (adam; members = trials x seeds share one program):")
-    for name in ("mnist1d-mlp",) if small else ("mnist1d-mlp", "mnist1d-cnn"):
-        part("largest", f"largest sweep {name}", lambda name=name: largest_sweep(
-            name, 2 if small else 64, 4 if small else LARGEST_TRIED, budget, figures))
-    part("ahead", "compile ahead", lambda: compile_ahead(out, small, budget, figures))
-    with open(f"{out}/gpu_check.json", "w") as file:
-        json.dump(figures, file, indent=1)
+    try:
+        part("flops", "flops check", lambda: flops_check(figures))
+        part("preset", "preset run", lambda: preset_run(out, small, budget, figures))
+        part("sweep", "sweep gain", lambda: sweep_gain(
+            *((2, 2, 20) if small else (16, 4, 500)), figures))
+        part("engine", "engine vs bare", lambda: engine_vs_bare(
+            20 if small else 1000, 3 if small else 7, WORKLOADS[:1] if small else WORKLOADS,
+            [1, 2] if small else [1, 8], budget, figures))
+        if "largest" in only:
+            print("largest sweep that fits (adam; members = trials x seeds share one program):")
+        for name in ("mnist1d-mlp",) if small else ("mnist1d-mlp", "mnist1d-cnn"):
+            part("largest", f"largest sweep {name}", lambda name=name: largest_sweep(
+                name, 2 if small else 64, 4 if small else LARGEST_TRIED, budget, figures))
+        part("ahead", "compile ahead", lambda: compile_ahead(out, small, budget, figures))
+    except KeyboardInterrupt:
+        save(figures, path)
+        print(f"interrupted after {time.perf_counter() - budget.start:.0f} s; the figures"
+              f" measured so far are in {path}", file=sys.stderr)
+        return 130
+    save(figures, path)
     print(f"gpu_check took {time.perf_counter() - budget.start:.0f} s; figures in"
-          f" {out}/gpu_check.json" + (f"; failed: {', '.join(failed)}" if failed else ""))
+          f" {path}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return code or (1 if failed else 0)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    if code == 130:  # Ctrl-C that cut an XLA compile short could crash the interpreter's
+        # teardown (SIGSEGV on the CPU backend, in some runs): the figures are saved
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.report import (aliases, algoperf, analysis, figure_files, plots, render, setups,
                           sweeps, widths)
-from bench.report.tables import summary_table, tuning_table, workload_table
+from bench.report.tables import fmt_step_time, summary_table, tuning_table, workload_table
 from bench.runner.files import make_folder, write_text
 from bench.runner.store import Results
 
@@ -129,15 +129,20 @@ def build(results: Results) -> Report:
 
 def _update_share_note(runs: pd.DataFrame) -> list[str]:
     """A share over 100% is no measurement: seen on an H200, where a 44 us MLP step in a
-    scan was shorter than the update probe's own program (call and sync included)."""
+    scan was shorter than the update probe's own program (call and sync included). The
+    note says where, how short the steps were, and what to read instead."""
     cells = runs.drop_duplicates("cell_id")
-    over = cells[cells.get("update_share", pd.Series(dtype=float)) > 1]
+    if "update_share" not in cells:
+        return []
+    over = cells[cells["update_share"] > 1]
     if not len(over):
         return []
-    return [f"The update's share of a step is over 100% on {', '.join(sorted(set(over['workload'])))}:"
-            " its steps are shorter than the update probe's own call overhead (the update is"
-            " timed alone, in a program of its own), so read it as 'the update is most of"
-            " the step', not as a measured share."]
+    where = ", ".join(f"{workload} (steps of {fmt_step_time(group['step_time_median_s'].median())})"
+                      for workload, group in over.groupby("workload"))
+    return [f"The 'update share of step' is over 100% on {where}: not a measurement. The"
+            " update is timed alone, in a program of its own, and calling that program costs"
+            " more than a whole training step this short. 'Step time vs SGD', where shown,"
+            " compares the optimizers' cost instead."]
 
 
 def _summary(cells: pd.DataFrame) -> pd.DataFrame:
