@@ -130,11 +130,15 @@ def build(results: Results) -> Report:
 def _update_share_note(runs: pd.DataFrame) -> list[str]:
     """A share over 100% is no measurement: seen on an H200, where a 44 us MLP step in a
     scan was shorter than the update probe's own program (call and sync included)."""
+    if "update_share" not in runs:  # a table from before the probe: nothing to explain
+        return []
     cells = runs.drop_duplicates("cell_id")
-    over = cells[cells.get("update_share", pd.Series(dtype=float)) > 1]
+    over = cells[pd.to_numeric(cells["update_share"], errors="coerce").gt(1).fillna(False)
+                 .astype(bool)]
     if not len(over):
         return []
-    return [f"The update's share of a step is over 100% on {', '.join(sorted(set(over['workload'])))}:"
+    names = sorted({str(name) for name in over["workload"]})
+    return [f"The update's share of a step is over 100% on {', '.join(names)}:"
             " its steps are shorter than the update probe's own call overhead (the update is"
             " timed alone, in a program of its own), so read it as 'the update is most of"
             " the step', not as a measured share."]
