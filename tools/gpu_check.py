@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import traceback
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -53,6 +54,8 @@ import pandas as pd
 
 import optimizers
 import workloads
+from bench.errors import UserError
+from bench.runner.files import write_json
 from bench.train import engine, usage
 from tests.perf.loops import bare_loop, engine_loop
 
@@ -92,7 +95,7 @@ def optbench_run(args: list[str], out: str, cache: str, budget: Budget) -> tuple
     start = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-m", "bench.cli", "run", *args, "--out", out,
-                               "--force"], env=env, timeout=None if left is None else max(left, 1),
+                               "--force"], env=env, timeout=_timeout(left),
                               capture_output=True, text=True)
     except subprocess.TimeoutExpired:
         print(f"  stopped: the budget ran out {time.perf_counter() - start:.0f} s into the run")
@@ -106,6 +109,12 @@ def optbench_run(args: list[str], out: str, cache: str, budget: Budget) -> tuple
     if done.returncode != 0:
         print(f"  optbench run exited {done.returncode}: {done.stderr.strip()[-600:]}")
     return done.returncode, wall
+
+
+def _timeout(left: float | None) -> float | None:
+    """A subprocess timeout for `left` seconds: at least one, and none past a day (a budget of
+    1e9 s means no bound; subprocess refuses timeouts that large with OverflowError)."""
+    return None if left is None or left > 86_400 else max(left, 1)
 
 
 def programs(out: str) -> pd.DataFrame:
@@ -347,7 +356,14 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     out, small, seconds, only = parsed
-    os.makedirs(out, exist_ok=True)
+    try:  # every part writes under it: refused now, in one line, not after minutes of work
+        os.makedirs(out, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError("not writable")
+    except (OSError, ValueError) as exc:  # a file, a dangling link, '', a NUL, too long
+        print(f"gpu_check: cannot use {out[:200]!r} as OUT_DIR: {getattr(exc, 'strerror', None) or exc}",
+              file=sys.stderr)
+        return 2
     # this process's compiles are compiles: a persistent cache left warm by an earlier
     # check would turn the sweep gain's "compile included" into loads (the runs of parts
     # 2 and 6 get empty caches of their own)
@@ -397,8 +413,11 @@ def check(out: str, small: bool, seconds: float | None, only: list[str]) -> int:
         part("largest", f"largest sweep {name}", lambda name=name: largest_sweep(
             name, 2 if small else 64, 4 if small else LARGEST_TRIED, budget, figures))
     part("ahead", "compile ahead", lambda: compile_ahead(out, small, budget, figures))
-    with open(f"{out}/gpu_check.json", "w") as file:
-        json.dump(figures, file, indent=1)
+    try:  # strict JSON, written whole or not at all (Ctrl-C, a full disk)
+        write_json(Path(out) / "gpu_check.json", figures)
+    except UserError as exc:
+        print(f"the figures were not written: {exc}")
+        failed.append("gpu_check.json")
     print(f"gpu_check took {time.perf_counter() - budget.start:.0f} s; figures in"
           f" {out}/gpu_check.json" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return code or (1 if failed else 0)
