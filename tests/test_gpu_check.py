@@ -107,3 +107,21 @@ def test_the_figures_file_is_strict_json(tmp_path, monkeypatch):
     assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))[
         "chunk_flops"] == {"ratio": None, "peak": None, "count": 3}
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["gpu_check.json"]  # no temp file
+
+
+def test_ctrl_c_keeps_the_figures_measured_so_far(tmp_path, capsys, monkeypatch):
+    """Device minutes are scarce: a Ctrl-C in one part skips the rest, writes what the
+    parts before it measured and exits 130, in a line and not a traceback."""
+    def flops_check(figures):
+        figures["chunk_flops"] = {"ratio": 1.0}
+
+    def sweep_gain(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(gpu_check, "flops_check", flops_check)
+    monkeypatch.setattr(gpu_check, "sweep_gain", sweep_gain)
+    assert gpu_check.main([str(tmp_path / "run"), "--small", "--only", "flops,sweep,engine"]) == 130
+    captured = capsys.readouterr()
+    assert "sweep gain interrupted: the parts after it are skipped" in captured.out
+    assert "engine vs bare" not in captured.out and "Traceback" not in captured.err
+    assert json.loads((tmp_path / "run" / "gpu_check.json").read_text())["chunk_flops"] == {
+        "ratio": 1.0}

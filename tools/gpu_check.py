@@ -29,7 +29,8 @@ prints, in order of what the issue needs most:
    the next program while one trains shortens the wait where training runs on a GPU.
 
 Every part prints its figures as it ends and guards itself: a part that fails prints one
-line (its traceback on stderr) and the next part runs. `--budget SECONDS` bounds the whole
+line (its traceback on stderr) and the next part runs; Ctrl-C skips the parts after the
+one it stops and still writes the figures so far (exit 130). `--budget SECONDS` bounds the whole
 script: a part or loop round that would start after the budget is spent says it was
 skipped, and the `optbench run` parts are stopped when it runs out. `--only` names the
 parts to run (flops, preset, sweep, engine, largest, ahead). `--small` shrinks every
@@ -383,15 +384,20 @@ def check(out: str, small: bool, seconds: float | None, only: list[str]) -> int:
     figures["device"] = f"{device.platform} {device.device_kind} x{jax.device_count()}"
     print(f"jax {jax.__version__}, flax {flax.__version__}, optax {optax.__version__}:"
           f" {figures['device']}")
-    code = 0
+    code, interrupted = 0, []
 
     def part(key: str, name: str, run) -> None:
         nonlocal code
-        if key not in only or budget.spent(name):
+        if key not in only or interrupted or budget.spent(name):
             return
         clock = time.perf_counter()
         try:
             result = run()
+        except KeyboardInterrupt:  # Ctrl-C: keep what the device time measured so far
+            print(f"{name} interrupted: the parts after it are skipped; the figures so far"
+                  f" are written")
+            interrupted.append(name)
+            return
         except Exception as exc:  # noqa: BLE001  one part's failure must not cost the rest
             traceback.print_exc()
             print(f"{name} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
@@ -420,7 +426,7 @@ def check(out: str, small: bool, seconds: float | None, only: list[str]) -> int:
         failed.append("gpu_check.json")
     print(f"gpu_check took {time.perf_counter() - budget.start:.0f} s; figures in"
           f" {out}/gpu_check.json" + (f"; failed: {', '.join(failed)}" if failed else ""))
-    return code or (1 if failed else 0)
+    return 130 if interrupted else code or (1 if failed else 0)
 
 
 if __name__ == "__main__":
