@@ -110,6 +110,19 @@ def test_adam_defaults_reach_published_mnist1d_accuracy(workload, minimum):
     assert result.curves["test_accuracy"][-1] >= minimum
 
 
+def _count_vmapped_builds(monkeypatch) -> list[int]:
+    """The member counts of the vmapped builds that succeed from now on (a build that fails
+    falls back to the loop silently, so the bits alone would not tell)."""
+    built, vmapped = [], programs._init_vmapped
+
+    def counted(workload, dataset, seeds):
+        result = vmapped(workload, dataset, seeds)
+        built.append(len(seeds))
+        return result
+    monkeypatch.setattr(programs, "_init_vmapped", counted)
+    return built
+
+
 @pytest.mark.parametrize("name", ["mnist1d-cnn", "mnist1d-gru", "modadd-transformer",
                                   "rosenbrock-2d"])
 def test_a_vmapped_init_gives_each_seed_the_bits_of_its_own_build(name, monkeypatch):
@@ -122,7 +135,9 @@ def test_a_vmapped_init_gives_each_seed_the_bits_of_its_own_build(name, monkeypa
     seeds = [0, 7, 2**31 - 1]
     graphdef, alone = programs.init_params(workload, dataset, seeds)
     monkeypatch.setattr(programs, "VMAPPED_INIT_FROM", 2)
+    built = _count_vmapped_builds(monkeypatch)
     vmapped_graphdef, together = programs.init_params(workload, dataset, seeds)
+    assert built == ([] if name == "rosenbrock-2d" else [len(seeds)])
     assert vmapped_graphdef == graphdef
     assert jax.tree.structure(together) == jax.tree.structure(alone)
     for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(together)):
@@ -168,8 +183,9 @@ class _WithState(nnx.Module):  # integer and bool parameters, batch statistics, 
         self.dropout = nnx.Dropout(0.5, rng_collection="params", rngs=rngs)
 
 
-@pytest.mark.parametrize("model", [_BranchesOnItsWeights, _RefusesTracers, _WithState])
-def test_a_plugin_model_gets_the_same_bits_vmapped_or_not(model, monkeypatch):
+@pytest.mark.parametrize("model,traceable", [(_BranchesOnItsWeights, False),
+                                             (_RefusesTracers, False), (_WithState, True)])
+def test_a_plugin_model_gets_the_same_bits_vmapped_or_not(model, traceable, monkeypatch):
     """A plugin model that cannot be traced (a branch on a random value, `.item()`, its own
     type check) is built one by one; one that can be gives the same bits vmapped. Seeds
     repeat in a sweep, and 0 and the uint32 edges are seeds too. Never a new error."""
@@ -178,7 +194,9 @@ def test_a_plugin_model_gets_the_same_bits_vmapped_or_not(model, monkeypatch):
     seeds = [0, 0, 5, 2**31 - 1, 2**31, 2**32 - 1]
     graphdef, alone = programs.init_params(workload, dataset, seeds)
     monkeypatch.setattr(programs, "VMAPPED_INIT_FROM", 2)
+    built = _count_vmapped_builds(monkeypatch)
     vmapped_graphdef, together = programs.init_params(workload, dataset, seeds)
+    assert built == ([len(seeds)] if traceable else [])
     assert vmapped_graphdef == graphdef
     assert jax.tree.structure(together) == jax.tree.structure(alone)
     for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(together)):
@@ -197,3 +215,25 @@ def test_a_model_that_fails_fails_with_its_own_error_vmapped_or_not(monkeypatch)
     monkeypatch.setattr(programs, "VMAPPED_INIT_FROM", 2)
     with pytest.raises(RuntimeError, match="broken plugin"):
         programs.init_params(workload, workload.load_data(), [0, 1, 2])
+
+
+def test_a_sweep_trains_the_same_bits_with_its_members_built_vmapped(monkeypatch):
+    """A sweep's members repeat its seeds once per trial; built in one vmapped call they
+    must train to the very curves they train to when built one by one."""
+    wl = workloads.get("synthetic-mlp")
+    spec = optimizers.get("optax:adam")
+    trials = [{"learning_rate": 1e-3}, {"learning_rate": 1e-2}]
+
+    def sweep():
+        results = engine.train_program(wl, wl.load_data(), spec, spec.resolve({}), trials,
+                                       steps=20, eval_every=10, batch_size=wl.batch_size,
+                                       seeds=(0, 2**31 - 1), probe=False)
+        return [r.curves for r in results]
+    alone = sweep()
+    monkeypatch.setattr(programs, "VMAPPED_INIT_FROM", 2)
+    built = _count_vmapped_builds(monkeypatch)
+    together = sweep()
+    assert built == [4]  # 2 trials x 2 seeds, in one build
+    for a, b in zip(alone, together, strict=True):
+        for column in ("train_loss", "val_loss", "val_accuracy"):
+            np.testing.assert_array_equal(a[column], b[column])
