@@ -362,8 +362,8 @@ def main(argv: list[str]) -> int:
         if not os.access(out, os.W_OK | os.X_OK):
             raise PermissionError("not writable")
     except (OSError, ValueError) as exc:  # a file, a dangling link, '', a NUL, too long
-        print(f"gpu_check: cannot use {out[:200]!r} as OUT_DIR: {getattr(exc, 'strerror', None) or exc}",
-              file=sys.stderr)
+        why = getattr(exc, "strerror", None) or exc
+        print(f"gpu_check: cannot use {out[:200]!r} as OUT_DIR: {why}", file=sys.stderr)
         return 2
     # this process's compiles are compiles: a persistent cache left warm by an earlier
     # check would turn the sweep gain's "compile included" into loads (the runs of parts
