@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
 import optimizers
 from bench.train import data, engine, programs
@@ -109,6 +110,19 @@ def test_adam_defaults_reach_published_mnist1d_accuracy(workload, minimum):
     assert result.curves["test_accuracy"][-1] >= minimum
 
 
+def _count_vmapped_builds(monkeypatch) -> list[int]:
+    """The member counts of the vmapped builds that succeed from now on (a build that fails
+    falls back to the loop silently, so the bits alone would not tell)."""
+    built, vmapped = [], programs._init_vmapped
+
+    def counted(workload, dataset, seeds):
+        result = vmapped(workload, dataset, seeds)
+        built.append(len(seeds))
+        return result
+    monkeypatch.setattr(programs, "_init_vmapped", counted)
+    return built
+
+
 @pytest.mark.parametrize("name", ["mnist1d-cnn", "mnist1d-gru", "modadd-transformer",
                                   "rosenbrock-2d"])
 def test_a_vmapped_init_gives_each_seed_the_bits_of_its_own_build(name, monkeypatch):
@@ -121,7 +135,9 @@ def test_a_vmapped_init_gives_each_seed_the_bits_of_its_own_build(name, monkeypa
     seeds = [0, 7, 2**31 - 1]
     graphdef, alone = programs.init_params(workload, dataset, seeds)
     monkeypatch.setattr(programs, "VMAPPED_INIT_FROM", 2)
+    built = _count_vmapped_builds(monkeypatch)
     vmapped_graphdef, together = programs.init_params(workload, dataset, seeds)
+    assert built == ([] if name == "rosenbrock-2d" else [len(seeds)])
     assert vmapped_graphdef == graphdef
     assert jax.tree.structure(together) == jax.tree.structure(alone)
     for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(together)):
@@ -129,3 +145,95 @@ def test_a_vmapped_init_gives_each_seed_the_bits_of_its_own_build(name, monkeypa
     vmapped_keys = jax.random.key_data(programs.data_keys(seeds))
     monkeypatch.setattr(programs, "VMAPPED_INIT_FROM", 4)
     np.testing.assert_array_equal(vmapped_keys, jax.random.key_data(programs.data_keys(seeds)))
+
+
+def _plugin(model) -> workloads.Workload:
+    """A plugin workload around `model(dataset, rngs)`, on a 4-feature regression."""
+    def load(_=None):
+        x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+        return data.Dataset("t", x[:10], x[:10, :1], x[10:20], x[10:20, :1], x[20:], x[20:, :1])
+
+    return workloads.registry.Workload(
+        name="hx", data=load, model=model, target=workloads.Target("val_loss", 0.01, "min"),
+        batch_size=8, steps=5, eval_every=5, loss=lambda p, t: jax.numpy.mean((p - t) ** 2),
+        metric_sums=lambda p, t: {"loss": jax.numpy.sum((p - t) ** 2)}, metrics={"loss": "min"})
+
+
+class _BranchesOnItsWeights(nnx.Module):  # a Python `if` on a random value, and .item()
+    def __init__(self, dataset, rngs):
+        self.linear = nnx.Linear(4, 1, rngs=rngs)
+        if self.linear.kernel[...].sum() > 0:
+            self.linear.bias[...] = self.linear.bias[...] + self.linear.kernel[...].max().item()
+
+
+class _RefusesTracers(nnx.Module):  # a plugin's own check, not a JAX error
+    def __init__(self, dataset, rngs):
+        key = rngs.params()
+        if isinstance(key, jax.core.Tracer):
+            raise ValueError("this model wants concrete keys")
+        self.linear = nnx.Linear(4, 1, rngs=nnx.Rngs(params=key))
+
+
+class _WithState(nnx.Module):  # integer and bool parameters, batch statistics, an RNG stream
+    def __init__(self, dataset, rngs):
+        self.linear = nnx.Linear(4, 1, rngs=rngs)
+        self.counts = nnx.Param(jax.random.randint(rngs.params(), (3,), 0, 100))
+        self.mask = nnx.Param(jax.random.bernoulli(rngs.params(), 0.5, (3,)))
+        self.norm = nnx.BatchNorm(1, rngs=rngs)
+        self.dropout = nnx.Dropout(0.5, rng_collection="params", rngs=rngs)
+
+
+@pytest.mark.parametrize("model,traceable", [(_BranchesOnItsWeights, False),
+                                             (_RefusesTracers, False), (_WithState, True)])
+def test_a_plugin_model_gets_the_same_bits_vmapped_or_not(model, traceable, monkeypatch):
+    """A plugin model that cannot be traced (a branch on a random value, `.item()`, its own
+    type check) is built one by one; one that can be gives the same bits vmapped. Seeds
+    repeat in a sweep, and 0 and the uint32 edges are seeds too. Never a new error."""
+    workload = _plugin(model)
+    dataset = workload.load_data()
+    seeds = [0, 0, 5, 2**31 - 1, 2**31, 2**32 - 1]
+    graphdef, alone = programs.init_params(workload, dataset, seeds)
+    monkeypatch.setattr(programs, "VMAPPED_INIT_FROM", 2)
+    built = _count_vmapped_builds(monkeypatch)
+    vmapped_graphdef, together = programs.init_params(workload, dataset, seeds)
+    assert built == ([len(seeds)] if traceable else [])
+    assert vmapped_graphdef == graphdef
+    assert jax.tree.structure(together) == jax.tree.structure(alone)
+    for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(together)):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_model_that_fails_fails_with_its_own_error_vmapped_or_not(monkeypatch):
+    class Broken(nnx.Module):
+        def __init__(self, dataset, rngs):
+            raise RuntimeError("broken plugin")
+
+    workload = _plugin(Broken)
+    monkeypatch.setattr(programs, "VMAPPED_INIT_FROM", 2)
+    with pytest.raises(RuntimeError, match="broken plugin"):
+        programs.init_params(workload, workload.load_data(), [0, 1, 2])
+
+
+def test_a_sweep_trains_the_same_bits_with_its_members_built_vmapped(monkeypatch):
+    """A sweep's members repeat its seeds once per trial; built in one vmapped call they
+    must train to the very curves they train to when built one by one."""
+    wl = workloads.get("synthetic-mlp")
+    spec = optimizers.get("optax:adam")
+    trials = [{"learning_rate": 1e-3}, {"learning_rate": 1e-2}]
+
+    def sweep():
+        results = engine.train_program(wl, wl.load_data(), spec, spec.resolve({}), trials,
+                                       steps=20, eval_every=10, batch_size=wl.batch_size,
+                                       seeds=(0, 2**31 - 1), probe=False)
+        return [r.curves for r in results]
+    alone = sweep()
+    monkeypatch.setattr(programs, "VMAPPED_INIT_FROM", 2)
+    built = _count_vmapped_builds(monkeypatch)
+    together = sweep()
+    assert built == [4]  # 2 trials x 2 seeds, in one build
+    for a, b in zip(alone, together, strict=True):
+        for column in ("train_loss", "val_loss", "val_accuracy"):
+            np.testing.assert_array_equal(a[column], b[column])

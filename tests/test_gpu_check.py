@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -125,13 +126,42 @@ def test_the_full_check_on_a_cpu_is_refused_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("where", ["a file", "under a file"])
+@pytest.mark.parametrize("where", ["a file", "under a file", "a dangling link", "empty",
+                                   "a NUL"])
 def test_an_out_dir_that_cannot_be_a_folder_is_one_line(where, tmp_path, capsys):
+    """Before any part spends device time: one line on stderr and exit 2, no traceback."""
     blocker = tmp_path / "file"
     blocker.write_text("mine")
-    out = blocker if where == "a file" else blocker / "run"
-    assert gpu_check.main([str(out), "--small"]) == 2
-    assert capsys.readouterr().err.startswith(f"gpu_check: cannot make the folder '{out}'")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    out = {"a file": str(blocker), "under a file": str(blocker / "run"),
+           "a dangling link": str(tmp_path / "dangling"), "empty": "", "a NUL": "run\x00"}[where]
+    assert gpu_check.main([out, "--small"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"gpu_check: cannot make the folder {out!r}")
+    assert captured.err.count("\n") == 1 and not captured.out
+
+
+def test_a_budget_of_any_size_bounds_the_runs_without_overflowing(tmp_path, capsys):
+    """`--budget 1e9` is accepted as 'no real bound'; subprocess refuses a timeout that
+    large (OverflowError), which failed the preset and compile-ahead parts."""
+    code, _ = gpu_check.optbench_run(["--preset", "no-such-preset"], str(tmp_path / "run"),
+                                     gpu_check.Budget(1e9))
+    assert code == 2  # optbench's own usage error, from the process that ran
+    assert "optbench run exited 2" in capsys.readouterr().out
+
+
+def test_the_figures_file_is_strict_json(tmp_path, monkeypatch):
+    """A figure that came out NaN or infinite (a zero wall clock, a failed count) is null
+    in gpu_check.json, which any JSON reader then reads (json.dump wrote a bare NaN)."""
+    def flops_check(figures):
+        figures["chunk_flops"] = {"ratio": float("nan"), "peak": float("inf"),
+                                  "count": np.int64(3)}
+    monkeypatch.setattr(gpu_check, "flops_check", flops_check)
+    assert gpu_check.main([str(tmp_path / "run"), "--small", "--only", "flops"]) == 0
+    text = (tmp_path / "run" / "gpu_check.json").read_text()
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))[
+        "chunk_flops"] == {"ratio": None, "peak": None, "count": 3}
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["gpu_check.json"]  # no temp file
 
 
 def test_a_second_check_into_the_same_folder_measures_a_first_run_again(tmp_path, capsys,

@@ -228,3 +228,28 @@ def test_an_update_share_over_100_percent_is_explained_not_just_shown(smoke_run,
         in note and "'Step time vs SGD', where shown" in note
     plain = report.build(bench.load(smoke_run))
     assert not [n for n in plain.notes if "over 100%" in n]
+
+
+def test_the_update_share_note_escapes_the_names_it_gives_and_reads_any_column(smoke_run, tmp_path):
+    """The note names workloads: from a shared or edited table they can hold markup, which
+    must show as text in report.html and report.md. A share that is NaN, text or missing
+    (a table from before the probe) is no share over 100%, and no error."""
+    evil = "<img src=x onerror=alert(1)>*w*"
+
+    def edit(runs):
+        runs = runs.copy()
+        runs["workload"] = runs["workload"] + evil
+        runs["update_share"] = 1.46
+        return runs
+    out = variant(smoke_run, tmp_path, "evil-share", edit_runs=edit)
+    built = report.build(bench.load(out))
+    assert [n for n in built.notes if "over 100% on synthetic-mlp" + evil in n]
+    report.write(built)
+    page, markdown = (out / "report.html").read_text(), (out / "report.md").read_text()
+    assert "<img src=x" not in page and "over 100% on synthetic-mlp&lt;img src=x" in page
+    assert "over 100% on synthetic-mlp\\<img src=x onerror=alert(1)\\>\\*w\\*" in markdown
+    runs = bench.load(smoke_run).runs
+    for column in (float("nan"), "1.5x", None):
+        assert report._update_share_note(runs.assign(update_share=column)) == []
+    assert report._update_share_note(runs.drop(columns="update_share")) == []
+    assert report._update_share_note(runs.assign(update_share=float("inf")))

@@ -108,6 +108,27 @@ def test_flops_come_from_the_compiled_chunk_where_the_lowering_counts_none(monke
     assert batch.usage.flops_per_step == pytest.approx(reference, rel=0.01)
 
 
+@pytest.mark.parametrize("lowered,compiled,counted", [
+    ({"bytes accessed": 1e6}, {"flops": 4e3}, 2e3),  # a lowering's analysis without FLOPs
+    ({"flops": -1.0}, [{"flops": 4e3}], 2e3),  # no count, then an older JAX's list
+    ({"flops": float("nan")}, None, None), (None, [], None), (None, {"flops": 0.0}, None),
+    (None, {"flops": "many"}, None)])
+def test_only_a_real_flop_count_makes_an_mfu(lowered, compiled, counted, monkeypatch):
+    """An analysis that holds no count (missing, negative, zero, NaN, not a number) is
+    passed over for the compiled chunk's; where neither counts, FLOPs and MFU are missing,
+    never a negative or NaN MFU."""
+    w = workloads.get("synthetic-mlp")
+    spec = optimizers.get("adam")
+    batch = engine.MemberBatch(w, w.load_data(), spec, spec.resolve(), seeds=[0, 1],
+                               batch_size=w.batch_size)
+    executable = batch.compile_chunk(10)
+    monkeypatch.setattr(type(batch.chunk_lowerings[10]), "cost_analysis", lambda self: lowered)
+    monkeypatch.setattr(type(executable), "cost_analysis", lambda self: compiled)
+    engine.count_flops(batch)
+    assert batch.usage.flops_per_step == counted
+    assert ("flops" in batch.usage.missing) == (counted is None)
+
+
 def test_update_share_and_utilisation_are_recorded():
     usage = train("adam", steps=250).usage
     assert usage.update_s > 0 and usage.cpu_util_mean is not None and usage.peak_rss_bytes > 0

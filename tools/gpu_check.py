@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import traceback
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if __name__ == "__main__":  # run as a script: the checkout's packages, as PYTHONPATH=. does
@@ -58,6 +59,8 @@ try:  # a machine not set up yet still gets --help, and one line naming what is 
 
     import optimizers
     import workloads
+    from bench.errors import UserError
+    from bench.runner.files import write_json
     from bench.train import engine, usage
     from tests.perf.loops import bare_loop, engine_loop
     MISSING = None
@@ -108,7 +111,7 @@ def optbench_run(args: list[str], out: str, budget: Budget) -> tuple[int | None,
         try:
             done = subprocess.run([sys.executable, "-m", "bench.cli", "run", *args, "--out",
                                    out, "--force"], env=env, capture_output=True, text=True,
-                                  timeout=None if left is None else max(left, 1))
+                                  timeout=_timeout(left))
         except subprocess.TimeoutExpired:
             print(f"  stopped: the budget ran out {time.perf_counter() - start:.0f} s into the"
                   " run")
@@ -122,6 +125,12 @@ def optbench_run(args: list[str], out: str, budget: Budget) -> tuple[int | None,
     if done.returncode != 0:
         print(f"  optbench run exited {done.returncode}: {done.stderr.strip()[-600:]}")
     return done.returncode, wall
+
+
+def _timeout(left: float | None) -> float | None:
+    """A subprocess timeout for `left` seconds: at least one, and none past a day (a budget of
+    1e9 s means no bound; subprocess refuses timeouts that large with OverflowError)."""
+    return None if left is None or left > 86_400 else max(left, 1)
 
 
 def programs(out: str) -> pd.DataFrame:
@@ -413,11 +422,14 @@ def main(argv: list[str]) -> int:
               " python3 -m pip install \"jax[cuda13]\"); add --small to check the script on"
               " a CPU", file=sys.stderr)
         return 2
-    try:
+    try:  # every part writes under it: refused now, in one line, not after minutes of work
         os.makedirs(args.out, exist_ok=True)
-    except OSError as exc:
-        why = "a file is there" if os.path.isfile(args.out) else exc.strerror or exc
-        print(f"gpu_check: cannot make the folder {args.out!r} for OUT_DIR: {why}",
+        if not os.access(args.out, os.W_OK | os.X_OK):
+            raise PermissionError("not writable")
+    except (OSError, ValueError) as exc:  # a file, a dangling link, '', a NUL, too long
+        why = "a file is there" if os.path.isfile(args.out) else \
+            getattr(exc, "strerror", None) or exc
+        print(f"gpu_check: cannot make the folder {args.out[:200]!r} for OUT_DIR: {why}",
               file=sys.stderr)
         return 2
     # this process's compiles are compiles: a persistent cache left warm by an earlier
@@ -432,10 +444,12 @@ def main(argv: list[str]) -> int:
 
 
 def save(figures: dict, path: str) -> None:
-    """gpu_check.json, whole or not at all: written to a temporary name, then renamed."""
-    with open(f"{path}.tmp", "w") as file:
-        json.dump(figures, file, indent=1)
-    os.replace(f"{path}.tmp", path)
+    """gpu_check.json, whole or not at all (a temporary name, then renamed) and strict: a
+    NaN or infinite figure is null, numpy numbers plain numbers."""
+    try:
+        write_json(Path(path), figures)
+    except UserError as exc:  # a full disk: the figures printed above are all there is
+        print(f"the figures were not written: {exc}", file=sys.stderr)
 
 
 def check(out: str, small: bool, seconds: float | None, only: list[str]) -> int:

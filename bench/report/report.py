@@ -131,10 +131,11 @@ def _update_share_note(runs: pd.DataFrame) -> list[str]:
     """A share over 100% is no measurement: seen on an H200, where a 44 us MLP step in a
     scan was shorter than the update probe's own program (call and sync included). The
     note says where, how short the steps were, and what to read instead."""
-    cells = runs.drop_duplicates("cell_id")
-    if "update_share" not in cells:
+    if "update_share" not in runs:  # a table from before the probe: nothing to explain
         return []
-    over = cells[cells["update_share"] > 1]
+    cells = runs.drop_duplicates("cell_id")
+    over = cells[pd.to_numeric(cells["update_share"], errors="coerce").gt(1).fillna(False)
+                 .astype(bool)]
     if not len(over):
         return []
     where = ", ".join(f"{workload} (steps of {fmt_step_time(group['step_time_median_s'].median())})"

@@ -12,6 +12,7 @@ timed apart. Nothing here touches files.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -183,11 +184,26 @@ def chunk_flops(batch: MemberBatch) -> float:
     where the backend gives one; the GPU plugin (PJRT C API) gives none before compiling
     (None), so there the compiled executable's (on a CPU the two agree within 0.6%)."""
     length, lowered = next(iter(batch.chunk_lowerings.items()))
-    analysis = lowered.cost_analysis()
-    if not analysis:
-        analysis = batch.compile_chunk(length).cost_analysis()
-        analysis = analysis[0] if isinstance(analysis, list) else analysis  # older JAX: a list
-    return analysis["flops"]
+    flops = _flops(lowered.cost_analysis())
+    if flops is None:
+        flops = _flops(batch.compile_chunk(length).cost_analysis())
+    if flops is None:
+        raise LookupError("neither the lowering nor the executable counts FLOPs")
+    return flops
+
+
+def _flops(analysis) -> float | None:
+    """The 'flops' of a cost analysis (older JAX: a list of one per computation), or None
+    where it has no such count: an analysis without the entry, or a value that is no count
+    (negative, zero, NaN), must leave MFU missing rather than make it a lie."""
+    if isinstance(analysis, list):
+        analysis = analysis[0] if analysis else None
+    flops = analysis.get("flops") if isinstance(analysis, Mapping) else None
+    try:
+        flops = float(flops)
+    except (TypeError, ValueError):
+        return None
+    return flops if math.isfinite(flops) and flops > 0 else None
 
 
 @dataclasses.dataclass

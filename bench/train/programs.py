@@ -141,7 +141,10 @@ def init_params(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
     if _vmapped(seeds):
         try:
             return _init_vmapped(workload, dataset, seeds)
-        except jax.errors.JAXTypeError:  # a model built from concrete values (numpy)
+        except Exception:  # noqa: BLE001 - built one by one instead, which raises its own error
+            # a model that cannot be traced (numpy values, `.item()`, a plugin that checks
+            # its inputs' types) builds as it always did; a broken one fails there, as it
+            # would below VMAPPED_INIT_FROM, with its own error and not a tracer's
             pass
     states = []
     graphdef = None
@@ -164,13 +167,15 @@ def _fold_in_each(seeds: Sequence[int], data: int) -> jax.Array:
 
 
 def _init_vmapped(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
-    def build(key):
-        return nnx.split(workload.build_model(dataset, nnx.Rngs(params=key)))
+    graphdefs = []  # the graphdef of the very build that made the parameters (static)
 
-    keys = _fold_in_each(seeds, 0)  # init_key of each seed
-    graphdef = nnx.graphdef(nnx.eval_shape(lambda: workload.build_model(
-        dataset, nnx.Rngs(params=init_key(0)))))
-    return graphdef, jax.vmap(lambda key: build(key)[1])(keys)
+    def build(key):
+        graphdef, state = nnx.split(workload.build_model(dataset, nnx.Rngs(params=key)))
+        graphdefs.append(graphdef)
+        return state
+
+    params = jax.vmap(build)(_fold_in_each(seeds, 0))  # init_key of each seed
+    return graphdefs[-1], params
 
 
 def data_keys(seeds: Sequence[int]) -> jax.Array:
