@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import optimizers
-from bench.train import data, engine, usage
+from bench.train import data, engine, flops, usage
 import workloads
 from bench.records import Usage
 from bench.runner.tables import usage_columns
@@ -86,7 +86,7 @@ def test_flops_read_off_the_chunk_are_one_members_single_step(seeds):
     batch = engine.MemberBatch(w, w.load_data(), spec, spec.resolve(), seeds=seeds,
                                batch_size=w.batch_size)
     batch.compile_chunk(50)
-    engine.count_flops(batch)
+    flops.count_flops(batch)
     one = jax.tree.map(lambda x: x[0], (batch.params, batch.opt_state, batch.keys))
     step = jax.jit(lambda p, s, k, x, y: batch.chunk(p, s, k, x, y, 1)).lower(
         *one, batch.x_train, batch.y_train)
@@ -103,7 +103,7 @@ def test_flops_come_from_the_compiled_chunk_where_the_lowering_counts_none(monke
     batch.compile_chunk(50)
     reference = batch.chunk_lowerings[50].cost_analysis()["flops"] / 2
     monkeypatch.setattr(type(batch.chunk_lowerings[50]), "cost_analysis", lambda self: None)
-    engine.count_flops(batch)
+    flops.count_flops(batch)
     assert "flops" not in batch.usage.missing
     assert batch.usage.flops_per_step == pytest.approx(reference, rel=0.01)
 
@@ -124,7 +124,7 @@ def test_only_a_real_flop_count_makes_an_mfu(lowered, compiled, counted, monkeyp
     executable = batch.compile_chunk(10)
     monkeypatch.setattr(type(batch.chunk_lowerings[10]), "cost_analysis", lambda self: lowered)
     monkeypatch.setattr(type(executable), "cost_analysis", lambda self: compiled)
-    engine.count_flops(batch)
+    flops.count_flops(batch)
     assert batch.usage.flops_per_step == counted
     assert ("flops" in batch.usage.missing) == (counted is None)
 
