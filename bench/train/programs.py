@@ -90,10 +90,19 @@ def schedule_multiplier(schedule: Schedule | None, steps: int) -> Callable | Non
         boundaries=[warmup, steps - decay])
 
 
+INIT, DATA = 0, 1  # what each seed's key is folded with: its parameters, its minibatches
+
+
+def seed_key(seed, purpose: int) -> jax.Array:
+    """fold_in(key(seed), purpose): the one definition of a seed's keys (`seed` a Python
+    int, or a traced uint32 when the seeds are vmapped: the same bits)."""
+    return jax.random.fold_in(jax.random.key(seed), purpose)
+
+
 def init_key(seed: int) -> jax.Array:
     """The key seed `seed` initialises its parameters from (the model factory's
-    `rngs.params`): fold_in(key(seed), 0)."""
-    return jax.random.fold_in(jax.random.key(seed), 0)
+    `rngs.params`)."""
+    return seed_key(seed, INIT)
 
 
 def check_memory(workload: Workload, dataset: Dataset, seeds: Sequence[int]) -> None:
@@ -161,9 +170,8 @@ def _vmapped(seeds: Sequence[int]) -> bool:
     return len(seeds) >= VMAPPED_INIT_FROM and all(0 <= seed < 2**32 for seed in seeds)
 
 
-def _fold_in_each(seeds: Sequence[int], data: int) -> jax.Array:
-    return jax.vmap(lambda seed: jax.random.fold_in(jax.random.key(seed), data))(
-        jnp.asarray(seeds, dtype=jnp.uint32))
+def _seed_keys(seeds: Sequence[int], purpose: int) -> jax.Array:
+    return jax.vmap(lambda seed: seed_key(seed, purpose))(jnp.asarray(seeds, dtype=jnp.uint32))
 
 
 def _init_vmapped(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
@@ -174,15 +182,15 @@ def _init_vmapped(workload: Workload, dataset: Dataset, seeds: Sequence[int]):
         graphdefs.append(graphdef)
         return state
 
-    params = jax.vmap(build)(_fold_in_each(seeds, 0))  # init_key of each seed
+    params = jax.vmap(build)(_seed_keys(seeds, INIT))
     return graphdefs[-1], params
 
 
 def data_keys(seeds: Sequence[int]) -> jax.Array:
     """Per-seed keys for minibatch sampling, independent of the init keys."""
     if _vmapped(seeds):
-        return _fold_in_each(seeds, 1)
-    return jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
+        return _seed_keys(seeds, DATA)
+    return jnp.stack([seed_key(s, DATA) for s in seeds])
 
 
 def make_loss_fn(workload: Workload, graphdef) -> Callable:
