@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                           " accelerator, but on a CPU training shares its cores with the"
                           " compile and its step times stretch (2-2.5x measured on 2 cores),"
                           " which the report and compare note")
+    run.add_argument("--no-report", action="store_true",
+                     help="write the results and print the summary, but not report.html,"
+                          " report.md and plots/ (drawing the figures takes ~10 s of the quick"
+                          " preset's rerun on 2 cores); `optbench report RUN` writes them later")
     run.add_argument("--dry-run", action="store_true",
                      help="check the matrix and print its cells, the programs they compile"
                           " into and an estimated time (from results/reference); train"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -105,7 +106,13 @@ def run(args) -> int:
     code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
                       resume=args.resume, executor=args.executor, limits=limits,
                       overrides=_overrides(args))
-    write_report(out)
+    if args.no_report:
+        stale = [name for name in ("report.html", "report.md") if (out / name).exists()]
+        print("report: not written (--no-report)"
+              + (f"; the {' and '.join(stale)} there predate this run" if stale else "")
+              + f"; `{report_command(out)}` writes it", file=sys.stderr)
+    else:
+        write_report(out)
     return code if plugins_ok else EXIT_USAGE
 
 
@@ -116,6 +123,11 @@ def _overrides(args) -> list[str]:
         if getattr(args, flag) is not None:
             given.append(f"--{flag} {getattr(args, flag)}")
     return given
+
+
+def report_command(out: Path) -> str:
+    """The command that writes `out`'s report, to paste into a shell."""
+    return printable(f"optbench report {shlex.quote(str(out))}")
 
 
 def write_report(out: Path) -> None:
@@ -129,7 +141,7 @@ def write_report(out: Path) -> None:
     except Exception as exc:  # noqa: BLE001
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"optbench: warning: no report ({type(exc).__name__}: {message});"
-              f" the results are saved; try `optbench report {out}`", file=sys.stderr)
+              f" the results are saved; try `{report_command(out)}`", file=sys.stderr)
         return
     # absolute, as the `results:` line above it: a path to open from any folder
     print(f"report: {printable(Path(paths['html']).resolve())}", file=sys.stderr)

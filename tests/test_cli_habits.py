@@ -260,7 +260,7 @@ def test_a_run_named_by_flags_records_flags_its_plugins_and_the_machine(tmp_path
     out = tmp_path / "run"
     result = run_optbench("run", "--workloads", "rosenbrock-2d", "--optimizers", "habits:sgd",
                           "--steps", "20", "--seeds", "1", "--plugin", str(plugin),
-                          "--out", str(out))
+                          "--no-report", "--out", str(out))
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["matrix"]["source"] == "flags"  # never "preset:quick"

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-ARGS = ["run", "--workloads", "rosenbrock-2d", "--optimizers", "adam", "--steps", "20",
+ARGS = ["run", "--no-report", "--workloads", "rosenbrock-2d", "--optimizers", "adam", "--steps", "20",
         "--seeds", "1"]
 
 

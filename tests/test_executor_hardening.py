@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ROOT, interruptible, run_optbench
 
-SMOKE = ["--preset", "smoke", "--steps", "20", "--seeds", "1"]
+SMOKE = ["--preset", "smoke", "--steps", "20", "--seeds", "1", "--no-report"]  # no test here reads a report
 
 
 def plugin(folder: Path, name: str, body: str) -> Path:
@@ -176,7 +176,7 @@ def test_the_same_plugin_from_the_matrix_a_flag_and_a_symlink_runs_cleanly(tmp_p
     matrix.write_text(f'name = "dup"\nseeds = 1\nsteps = 20\nworkloads = ["synthetic-mlp"]\n'
                       f'optimizers = ["hx:dup"]\nplugins = ["{path}"]\n')
     result = subprocess.run(
-        [sys.executable, "-m", "bench.cli", "run", str(matrix), "--plugin", "dup.py",
+        [sys.executable, "-m", "bench.cli", "run", str(matrix), "--no-report", "--plugin", "dup.py",
          "--plugin", "link.py", "--plugin", f"../{tmp_path.name}/dup.py",
          "--executor", executor, "--out", str(tmp_path / "out")],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,

@@ -171,7 +171,7 @@ def test_a_second_check_into_the_same_folder_measures_a_first_run_again(tmp_path
     and a results folder keeps an earlier matrix's cells beside a --force run's."""
     monkeypatch.setattr(gpu_check, "SMALL_PRESET", ["--workloads", "rosenbrock-2d",
                                                     "--optimizers", "adam,sgd", "--steps", "20",
-                                                    "--seeds", "1"])
+                                                    "--seeds", "1", "--no-report"])
     runs = {}
     for run in ("first", "second"):
         assert gpu_check.preset_run(str(tmp_path), True, gpu_check.Budget(None), {}) == 0
@@ -179,7 +179,8 @@ def test_a_second_check_into_the_same_folder_measures_a_first_run_again(tmp_path
     assert runs["second"]["compile_cache_hits"].sum() == runs["first"]["compile_cache_hits"].sum()
     assert (runs["second"]["compile_s"] > 0).all()
     monkeypatch.setattr(gpu_check, "SMALL_PRESET", ["--workloads", "beale-2d", "--optimizers",
-                                                    "adam", "--steps", "20", "--seeds", "1"])
+                                                    "adam", "--steps", "20", "--seeds", "1",
+                                                    "--no-report"])
     assert gpu_check.preset_run(str(tmp_path), True, gpu_check.Budget(None), {}) == 0
     assert set(pd.read_parquet(tmp_path / "preset" / "runs.parquet")["workload"]) == {"beale-2d"}
     assert "first run, empty caches: wall" in capsys.readouterr().out

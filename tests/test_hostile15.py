@@ -155,7 +155,7 @@ def test_final_metric_figure_is_repeatable_and_its_legend_clears_the_x_label(tmp
 
     out = tmp_path / "run"
     assert cli.main(["run", "--workloads", "rosenbrock-2d", "--optimizers", "sgd,adam",
-                     "--steps", "20", "--seeds", "2", "--out", str(out)]) in (0, 1)
+                     "--steps", "20", "--seeds", "2", "--no-report", "--out", str(out)]) in (0, 1)
     runs = bench.load(out).runs
     assert set(runs[runs["optimizer"] == "sgd"]["status"]) == {"diverged"}
     drawn, save = [], plots._save
@@ -206,7 +206,7 @@ def test_terminal_tables_and_notes_never_send_an_escape_sequence(tmp_path, capsy
 
     a, b = tmp_path / "a", tmp_path / "b"
     assert cli.main(["run", "--workloads", "rosenbrock-2d", "--optimizers", "adam", "--steps",
-                     "20", "--seeds", "1", "--out", str(a)]) == 0
+                     "20", "--seeds", "1", "--no-report", "--out", str(a)]) == 0
     shutil.copytree(a, b)
     data = json.loads((b / "manifest.json").read_text())
     data["host"]["cpu_model"] = "evil\x1b]0;title\x07"

@@ -29,7 +29,8 @@ def test_editing_a_plugin_reruns_its_cells_and_says_which_file_changed(tmp_path)
     plugin = tmp_path / "plug.py"
     plugin.write_text(PLUGIN.format(extra=""))
     out = tmp_path / "run"
-    args = ["run", "--preset", "smoke", "--steps", "50", "--optimizers", "test:plain_sgd,optax:sgd",
+    args = ["run", "--no-report", "--preset", "smoke", "--steps", "50", "--optimizers",
+            "test:plain_sgd,optax:sgd",
             "--plugin", str(plugin), "--out", str(out)]
     assert run_optbench(*args).returncode == 0
     first = set(p.stem for p in (out / "cells").glob("*.json"))
@@ -64,7 +65,7 @@ def layouts(tmp_path, name, optimizers_toml):
     path.write_text(f'name = "{name}"\nseeds = 2\nsteps = 100\nworkloads = ["synthetic-mlp"]\n'
                     f"optimizers = {optimizers_toml}\n")
     out = tmp_path / name
-    result = optbench_here("run", str(path), "--out", str(out))
+    result = optbench_here("run", str(path), "--no-report", "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out
 
@@ -87,7 +88,7 @@ def test_compare_keeps_schedules_and_roles_apart(tmp_path):
                     'optimizers = ["optax:sgd"]\n'
                     'schedules = ["constant", {name = "wsd", warmup = 0.1, decay = 0.3}]\n')
     out = tmp_path / "run"
-    assert optbench_here("run", str(path), "--out", str(out)).returncode == 0
+    assert optbench_here("run", str(path), "--no-report", "--out", str(out)).returncode == 0
     results = load(out)
     comparison = compare.compare([results, results], "final_val_accuracy")
     # oneshot, two trials and tuned, under each schedule: every cell its own row, 1 seed each
@@ -129,7 +130,7 @@ def test_the_terminal_summary_and_the_report_agree_on_time_to_target(smoke_run):
     cells = analysis.cell_table(results.runs)
     terminal = optbench_here("report", str(smoke_run)).stdout
     report_md = (smoke_run / "report.md").read_text()
-    rerun = optbench_here("run", "--preset", "smoke", "--out", str(smoke_run))
+    rerun = optbench_here("run", "--preset", "smoke", "--no-report", "--out", str(smoke_run))
     for row in cells.itertuples():
         steps = "not reached" if not np.isfinite(row.target_step) else f"{row.target_step:,.0f}"
         line = next(line for line in report_md.splitlines()

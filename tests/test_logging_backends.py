@@ -39,7 +39,7 @@ def logged(tmp_path_factory):
     folder = tmp_path_factory.mktemp("logged")
     (folder / "m.toml").write_text(MATRIX)
     out = folder / "out"
-    result = run_optbench("run", str(folder / "m.toml"), "--out", str(out))
+    result = run_optbench("run", str(folder / "m.toml"), "--no-report", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr, result.stderr
     return out

@@ -52,6 +52,6 @@ def test_new_workloads_run_under_dask(tmp_path):
     names = ["logreg-convex", "rosenbrock-2d"]
     out = tmp_path / "out"
     result = run_optbench("run", matrix(tmp_path, names), "--executor", "dask", "--workers", "1",
-                          "--out", str(out), timeout=900)
+                          "--no-report", "--out", str(out), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     check(out, names)

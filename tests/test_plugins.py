@@ -79,7 +79,7 @@ def test_a_plugin_file_loads_from_the_flag_and_from_the_matrix(tmp_path):
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(f'plugins = ["{plugin}"]\nseeds = 1\nsteps = 50\n'
                       f'workloads = ["synthetic-mlp"]\noptimizers = ["test:clipped_sgd"]\n')
-    result = run_optbench("run", str(matrix), "--out", str(tmp_path / "out"))
+    result = run_optbench("run", str(matrix), "--no-report", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
     assert list(runs.optimizer) == ["test:clipped_sgd"] and list(runs.status) == ["done"]
@@ -169,7 +169,7 @@ def test_a_run_with_a_broken_plugin_runs_the_rest_and_exits_2(tmp_path):
     plugin = tmp_path / "broken.py"
     plugin.write_text(BROKEN_PLUGINS["fails-to-import"][0])
     result = run_optbench("run", "--preset", "smoke", "--optimizers", "sgd", "--plugin",
-                          str(plugin), "--out", str(tmp_path / "out"))
+                          str(plugin), "--no-report", "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert set(pd.read_parquet(tmp_path / "out" / "runs.parquet").status) == {"done"}
     assert "broken.py, line 3 failed to load" in result.stderr

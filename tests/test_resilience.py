@@ -16,7 +16,9 @@ from tests.conftest import ROOT, interruptible, optbench_here, run_optbench
 
 # five cells, one program of two trials among them (tests/matrices/resilience.toml); the
 # gated matrix adds a last cell that waits at a gate the test opens (tests/plugins/gate.py)
-GATED = [str(ROOT / "tests" / "matrices" / "gated.toml")]
+# none of these tests reads a report: --no-report spares each run ~1.5 s of figures
+GATED = [str(ROOT / "tests" / "matrices" / "gated.toml"), "--no-report"]
+SMOKE_50 = ["--preset", "smoke", "--steps", "50", "--no-report"]
 METRICS = ["cell_id", "seed", "status", "trials_in_program", "final_train_loss",
            "final_val_accuracy", "final_test_accuracy", "target_step", "algoperf_step"]
 
@@ -91,8 +93,8 @@ def test_killed_mid_run_then_rerun_loses_only_cells_in_flight(tmp_path, uninterr
 
 def test_a_different_matrix_is_refused_unless_resume_or_force(tmp_path):
     out = tmp_path / "run"
-    assert optbench_here("run", "--preset", "smoke", "--steps", "50", "--out", str(out)).returncode == 0
-    other = ["run", "--preset", "smoke", "--steps", "50", "--optimizers", "optax:sgd,optax:lion",
+    assert optbench_here("run", *SMOKE_50, "--out", str(out)).returncode == 0
+    other = ["run", *SMOKE_50, "--optimizers", "optax:sgd,optax:lion",
              "--out", str(out)]
     refused = optbench_here(*other)  # in this process: a refusal must release the lock
     assert refused.returncode == 2
@@ -111,12 +113,12 @@ def test_a_folder_in_use_is_refused(tmp_path):
     folder = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        result = run_optbench("run", "--preset", "smoke", "--steps", "50", "--out", str(out))
+        result = run_optbench("run", *SMOKE_50, "--out", str(out))
     finally:
         os.close(folder)
     assert result.returncode == 2
     assert "is in use by another optbench run (pid 4242)" in result.stderr
-    assert optbench_here("run", "--preset", "smoke", "--steps", "50", "--out", str(out)).returncode == 0
+    assert optbench_here("run", *SMOKE_50, "--out", str(out)).returncode == 0
 
 
 def test_deleting_the_lock_file_mid_run_does_not_let_a_second_run_in(tmp_path):
@@ -133,7 +135,7 @@ def test_deleting_the_lock_file_mid_run_does_not_let_a_second_run_in(tmp_path):
 
 def test_a_damaged_cell_file_is_set_aside_and_rerun(tmp_path):
     out = tmp_path / "run"
-    args = ["run", "--preset", "smoke", "--steps", "50", "--out", str(out)]
+    args = ["run", *SMOKE_50, "--out", str(out)]
     assert optbench_here(*args).returncode == 0
     damaged = sorted((out / "cells").glob("*.parquet"))[0]
     damaged.write_bytes(b"not a parquet file")
@@ -211,7 +213,8 @@ def test_faulty_optimizers_end_in_their_status_and_the_rest_completes(tmp_path):
     out = tmp_path / "run"
     # the hanging cell sleeps 600 s: it ending `timeout` (below) and run_optbench's own
     # limit show it was cut, with no timing assertion here
-    result = run_optbench("run", "--preset", "smoke", "--steps", "100", "--plugin", str(plugin),
+    result = run_optbench("run", "--preset", "smoke", "--steps", "100", "--no-report",
+                          "--plugin", str(plugin),
                           "--optimizers", "test:raises,test:nan,test:hangs,optax:sgd",
                           "--executor", "processes", "--workers", "2", "--cell-timeout", "20",
                           "--out", str(out))

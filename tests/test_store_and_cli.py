@@ -35,6 +35,24 @@ def test_rerun_skips_finished_cells(smoke_run, capsys):
     assert "2 of 2 cells already finished" in capsys.readouterr().err
 
 
+def test_no_report_saves_the_results_and_says_how_to_write_the_report(tmp_path):
+    out = tmp_path / "my run"
+    args = ["run", "--workloads", "rosenbrock-2d", "--optimizers", "adam", "--steps", "20",
+            "--seeds", "1", "--no-report", "--out", str(out)]
+    first = optbench_here(*args)
+    assert first.returncode == 0, first.stderr
+    assert len(load(out).runs) == 1
+    assert not {"report.html", "report.md", "plots"} & {p.name for p in out.iterdir()}
+    assert first.stderr.splitlines()[-1] == (
+        f"report: not written (--no-report); `optbench report '{out}'` writes it")  # pastes as is
+    assert optbench_here("report", str(out)).returncode == 0
+    assert (out / "report.html").is_file() and (out / "plots" / "curves_by_step.png").is_file()
+    again = optbench_here(*args)  # an older report is not taken for this run's
+    assert again.stderr.splitlines()[-1] == (
+        "report: not written (--no-report); the report.html and report.md there predate this"
+        f" run; `optbench report '{out}'` writes it")
+
+
 def test_an_optimizer_that_raises_is_an_error_cell_and_the_rest_run(tmp_path):
     plugin = tmp_path / "broken.py"
     plugin.write_text(
@@ -46,7 +64,7 @@ def test_an_optimizer_that_raises_is_an_error_cell_and_the_rest_run(tmp_path):
         "    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)\n")
     out = tmp_path / "out"
     result = run_optbench("run", "--preset", "smoke", "--optimizers", "test:broken,optax:sgd",
-                          "--plugin", str(plugin), "--out", str(out))
+                          "--plugin", str(plugin), "--no-report", "--out", str(out))
     assert result.returncode == 1, result.stderr
     runs = pd.read_parquet(out / "runs.parquet")
     statuses = runs.groupby("optimizer")["status"].agg(set).to_dict()

@@ -54,7 +54,7 @@ def test_one_file_registers_an_optimizer_and_a_workload_that_run_together(tmp_pa
     assert "test:lines" in listed.stdout and "generated" in listed.stdout
     result = run_optbench("run", "--plugin", str(plugin), "--workloads", "test:lines",
                           "--optimizers", "test:sign_sgd,sgd", "--seeds", "1", "--steps", "60",
-                          "--out", str(tmp_path / "out"))
+                          "--no-report", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
     assert set(runs.optimizer) == {"test:sign_sgd", "sgd"} and set(runs.status) == {"done"}
