@@ -24,6 +24,15 @@ def test_one_value_has_no_interval_and_none_has_no_mean():
     assert all(math.isnan(v) for v in analysis.mean_ci([]))
 
 
+@pytest.mark.parametrize("values", [[0.91, 0.93], [1.0, 2.0, 4.0], list(range(30))])
+def test_mean_ci_is_students_t_interval(values):
+    mean, low, high = analysis.mean_ci(values)
+    expected = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values),
+                                scale=stats.sem(values))
+    assert mean == pytest.approx(np.mean(values))
+    assert (low, high) == pytest.approx(expected, rel=1e-12)
+
+
 def test_welch_difference_interval_and_p():
     a, b = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]
     diff, low, high, p = analysis.welch(a, b)
@@ -173,9 +182,10 @@ def test_deterministic_cells_tie_only_when_closer_than_the_tables_can_show():
     assert rank.tolist() == [1, 1, 3] and tied.tolist() == [True, True, False]
 
 
-def test_listing_imports_no_scipy_stats():
+def test_listing_and_intervals_import_no_scipy_stats():
     """scipy.stats costs ~0.7 s to import: tuning.py draws its points with it lazily, and
-    `optbench list` still paid it through this module's top-level import."""
+    `optbench list` still paid it through this module's top-level import; the intervals take
+    Student's t from scipy.special (a `run --no-report` never imports scipy.stats)."""
     import subprocess
     import sys
 
@@ -183,6 +193,8 @@ def test_listing_imports_no_scipy_stats():
 
     code = ("import sys, contextlib, io\nfrom bench.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n    main(['list', 'workloads'])\n"
+            "from bench.report import analysis\n"  # intervals too: a run's terminal summary
+            "analysis.mean_ci([1.0, 2.0]), analysis.welch([1.0, 2.0], [2.0, 4.0])\n"
             "print('scipy.stats' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
