@@ -1,5 +1,6 @@
 import gzip
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -41,6 +42,19 @@ def test_mnist1d_is_generated_offline_and_cached():
     assert set(np.unique(first.y_train)) == set(range(10))
     # the splits are disjoint pieces of the generated training set
     assert not (set(map(bytes, first.x_train)) & set(map(bytes, first.x_val)))
+
+
+def test_a_cached_mnist1d_is_read_without_importing_its_generator(monkeypatch):
+    """mnist1d.data costs ~0.8 s to import; a process that finds the set cached skips it,
+    and another mnist1d release names (and so generates) a set of its own."""
+    import importlib.metadata
+
+    first = data.load("mnist1d")  # generated, or found cached
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)  # importing it now fails
+    np.testing.assert_array_equal(data.load("mnist1d").x_train, first.x_train)
+    key = data._mnist1d_key()
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "99.0")
+    assert data._mnist1d_key() != key
 
 
 def test_digits_splits():
