@@ -70,7 +70,8 @@ except ImportError as exc:
 WORKLOADS = ["mnist1d-mlp", "mnist1d-cnn", "mnist1d-logreg", "digits-mlp", "digits-cnn",
              "mnist1d-gru"]  # the slowest last: a spent budget skips it first
 PRESET = ["--preset", "quick", "--workloads", "mnist1d-mlp,mnist1d-cnn,mnist1d-gru"]
-SMALL_PRESET = ["--preset", "smoke", "--steps", "20", "--seeds", "1"]
+# --small checks that every part works, on a CPU: its runs skip the report (~3 s of figures each)
+SMALL_PRESET = ["--preset", "smoke", "--steps", "20", "--seeds", "1", "--no-report"]
 LARGEST_TRIED = 2 ** 16
 PARTS = ["flops", "preset", "sweep", "engine", "largest", "ahead"]
 
