@@ -37,14 +37,15 @@ def check(out, names) -> pd.DataFrame:
 
 def test_every_new_workload_tunes_and_schedules_under_the_processes_executor(tmp_path):
     out = tmp_path / "out"
+    # one worker: two on this 2-core machine only add a process (dispatch over several is
+    # test_resilience's); the report is the dask run's, below
     result = run_optbench("run", matrix(tmp_path, NEW), "--executor", "processes",
-                          "--workers", "2", "--out", str(out), timeout=900)
+                          "--workers", "1", "--no-report", "--out", str(out), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = check(out, NEW)
     directions = runs.drop_duplicates("workload").set_index("workload").target_direction
     assert directions["synthetic-lm@w32"] == "min" and directions["mnist1d-gru@w4"] == "max"
     assert {"final_val_excess_loss", "final_val_suboptimality", "final_val_x"} <= set(runs.columns)
-    assert (out / "plots" / "trajectories.png").is_file()
 
 
 def test_new_workloads_run_under_dask(tmp_path):
@@ -52,6 +53,9 @@ def test_new_workloads_run_under_dask(tmp_path):
     names = ["logreg-convex", "rosenbrock-2d"]
     out = tmp_path / "out"
     result = run_optbench("run", matrix(tmp_path, names), "--executor", "dask", "--workers", "1",
-                          "--no-report", "--out", str(out), timeout=900)
+                          "--out", str(out), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    check(out, names)
+    assert "warning" not in result.stderr, result.stderr[-3000:]
+    runs = check(out, names)
+    assert "final_val_suboptimality" in runs.columns
+    assert (out / "plots" / "trajectories.png").is_file()  # the 2-D function's paths
