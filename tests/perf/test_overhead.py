@@ -39,8 +39,11 @@ def programs(out) -> pd.DataFrame:
 
 
 def test_overhead_share_first_run_and_rerun(benchmark, tmp_path):
+    # make bench: the quick preset with its report, as a user waits for it; make test: a check
+    # that the measurement works, on two cells without one
     matrix = ["--preset", "quick"] if not benchmark.disabled else [
-        "--workloads", "rosenbrock-2d", "--optimizers", "adam,sgd", "--steps", "50", "--seeds", "1"]
+        "--workloads", "rosenbrock-2d", "--optimizers", "adam,sgd", "--steps", "50", "--seeds", "1",
+        "--no-report"]
     cache = tmp_path / "cache"
     walls, tables = {}, {}
     for name in ("first", "rerun"):
