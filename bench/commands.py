@@ -107,10 +107,7 @@ def run(args) -> int:
                       resume=args.resume, executor=args.executor, limits=limits,
                       overrides=_overrides(args))
     if args.no_report:
-        stale = [name for name in ("report.html", "report.md") if (out / name).exists()]
-        print("report: not written (--no-report)"
-              + (f"; the {' and '.join(stale)} there predate this run" if stale else "")
-              + f"; `{report_command(out)}` writes it", file=sys.stderr)
+        print(no_report_line(out), file=sys.stderr)
     else:
         write_report(out)
     return code if plugins_ok else EXIT_USAGE
@@ -125,9 +122,39 @@ def _overrides(args) -> list[str]:
     return given
 
 
+def no_report_line(out: Path) -> str:
+    """What a `run --no-report` says last: how to write the report, and whether one already
+    in `out` (which this run did not write) could be taken for its own."""
+    stale = [name for name in ("report.html", "report.md") if (out / name).exists()]
+    return ("report: not written (--no-report)"
+            + (f"; the {' and '.join(stale)} there predate{'s' * (len(stale) == 1)} this run"
+               if stale else "")
+            + f"; `{report_command(out)}` writes it")
+
+
 def report_command(out: Path) -> str:
     """The command that writes `out`'s report, to paste into a shell."""
-    return printable(f"optbench report {shlex.quote(str(out))}")
+    return f"optbench report {shell_word(out)}"
+
+
+def shell_word(path: Path) -> str:
+    """`path` as one shell word that names it exactly and prints safely. A leading dash would
+    be read as an option, so it gets ./ (Path drops one given); a control character (a line
+    break, an escape sequence) cannot be sent raw, and shown escaped inside '...' it would
+    name another folder, so such a path is quoted as bash's $'...', which decodes escapes."""
+    text = str(path)
+    if text.startswith("-"):
+        text = f"./{text}"
+    if text.isprintable():
+        return shlex.quote(text)
+    return "$'" + "".join(map(_ansi_c_escape, text)) + "'"
+
+
+def _ansi_c_escape(c: str) -> str:
+    """One character inside bash's $'...'."""
+    if c in "\\'":
+        return "\\" + c
+    return c if c.isprintable() else repr(c)[1:-1]  # \n, \x1b, \u2028: escapes that bash reads back
 
 
 def write_report(out: Path) -> None:

@@ -141,6 +141,20 @@ def test_cell_table_averages_done_seeds_and_counts_the_rest():
     assert cells.loc["B", "rank"] == 1 and cells.loc["A", "rank"] == 2
 
 
+def test_a_classifier_whose_every_seed_errored_has_a_row_and_a_figure(tmp_path):
+    """runs.parquet has no accuracy columns when no seed evaluated (a damaged data cache):
+    the run's summary and `optbench report` ended in an internal error, KeyError:
+    'final_val_accuracy'."""
+    from bench.report import plots
+
+    runs = synthetic_runs().assign(status="error").drop(
+        columns=["final_val_accuracy", "final_test_accuracy", "best_val_accuracy"])
+    cells = analysis.cell_table(runs).set_index("label")
+    assert cells.loc["A", "error"] == 3 and math.isnan(cells.loc["A", "score"])
+    assert math.isnan(cells.loc["A", "final_val_accuracy"])
+    assert plots.final_metric(runs, tmp_path).is_file()
+
+
 def test_ranks_follow_the_stored_direction():
     runs = synthetic_runs()
     cells = analysis.cell_table(runs.assign(target_direction="min")).set_index("label")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -51,6 +52,34 @@ def test_no_report_saves_the_results_and_says_how_to_write_the_report(tmp_path):
     assert again.stderr.splitlines()[-1] == (
         "report: not written (--no-report); the report.html and report.md there predate this"
         f" run; `optbench report '{out}'` writes it")
+
+
+@pytest.mark.parametrize("name", ["-dash", "line\nbreak", "esc\x1b[31mred", "q'uote\\\ttab"])
+def test_the_report_command_pastes_into_a_shell_as_the_folder_it_names(tmp_path, name):
+    """A leading dash read as an option, or a control character shown escaped inside '...'
+    (another folder's name), made the pasted command fail or name the wrong folder."""
+    import shutil
+    import subprocess
+
+    from bench.commands import report_command
+
+    command = report_command(Path(name))
+    assert command.isprintable() and command.startswith("optbench report ")
+    word = command.removeprefix("optbench report ")
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash to paste into")
+    pasted = subprocess.run([bash, "-c", f"printf %s {word}"], capture_output=True, text=True,
+                            check=True).stdout
+    assert Path(pasted) == Path(name) and not pasted.startswith("-")
+
+
+def test_no_report_names_each_older_report_in_the_folder(tmp_path):
+    from bench.commands import no_report_line
+
+    (tmp_path / "report.md").write_text("an older run's")
+    assert no_report_line(tmp_path).startswith(
+        "report: not written (--no-report); the report.md there predates this run; ")
 
 
 def test_an_optimizer_that_raises_is_an_error_cell_and_the_rest_run(tmp_path):

@@ -187,12 +187,14 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
             "steps_per_s": float(group["steps_per_s"].median()),
             "learning_rate": hparam(first["hparams"], "learning_rate"),
             "hparams": first["hparams"],
-            "score": mean_ci(done[metric])[0],
         }
+        # a column no seed wrote is missing: where every seed of a classifier errored before
+        # its first evaluation, runs.parquet has no accuracy column at all
         for column in dict.fromkeys((metric, test_metric, "final_test_loss", "best_target")):
             mean, low, high = (mean_ci(done[column]) if column in done
                                else (math.nan, math.nan, math.nan))
             row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
+        row["score"] = row[metric]
         # the target's metric on the test split, under one name whatever the workload
         row.update({f"test_target{end}": row[test_metric + end] for end in ("", "_low", "_high")})
         for column in ("state_bytes", "state_to_param", "update_share", "update_s", "mfu",

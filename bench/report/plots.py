@@ -201,6 +201,8 @@ def final_metric(runs: pd.DataFrame, out: Path) -> Path | None:
     for (ax,), workload in zip(groups, workloads):
         frame = runs[runs["workload"] == workload]
         metric = "final_" + frame["target_metric"].iloc[0]
+        if metric not in frame:  # no seed of any run evaluated (each errored): nothing to draw
+            frame = frame.assign(**{metric: np.nan})
         order = (frame[frame["status"] == "done"].groupby("label")[metric].mean()
                  .sort_values(ascending=frame["target_direction"].iloc[0] == "min").index.tolist())
         order += sorted(set(frame["label"]) - set(order))
