@@ -321,14 +321,29 @@ FOLDER = Path({folder!r})
 CLOCK = FOLDER / "clock"
 
 
+def wait_for(name):
+    """Until the file `name` exists: the driver made it (see the test)."""
+    deadline = time.monotonic() + 300  # a bound, in case the test dies first
+    while not (FOLDER / name).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def advance(value, then_wait_for=None):
     """Move the driver's virtual clock to `value`; then wait until `then_wait_for` exists."""
     if value > (float(CLOCK.read_text()) if CLOCK.exists() else 0.0):
         (FOLDER / "clock.tmp").write_text(str(value))
         os.replace(FOLDER / "clock.tmp", CLOCK)
-    deadline = time.monotonic() + 300  # a bound, in case the test dies first
-    while then_wait_for and not (FOLDER / then_wait_for).exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    if then_wait_for:
+        wait_for(then_wait_for)
+
+
+def once_the_driver_saw(phase, name, then):
+    """`then()` once the driver has booked the phase's start: a clock moved before it reads
+    the phase's message would start the phase's clock at the moved value (never timing out)."""
+    def step():
+        wait_for(f"{{phase}}-{{name}}")
+        then()
+    return step
 
 
 def identity_with(on_trace=None, on_step=None):
@@ -349,23 +364,29 @@ def compiling_takes_60_s():
 @register("hx:slow_compile")
 def slow_compile(learning_rate: float = 0.1):
     # compiling takes 60 s and training 60 s: each under the 100 s limit, not together
-    return identity_with(on_trace=compiling_takes_60_s, on_step=lambda: advance(120, "seen-120"))
+    return identity_with(on_trace=compiling_takes_60_s, on_step=once_the_driver_saw(
+        "train", "hx:slow_compile", lambda: advance(120, "seen-120")))
 
 
 @register("hx:hangs_training")
 def hangs_training(learning_rate: float = 0.1):
-    return identity_with(on_step=lambda: advance(10_000, "never"))
+    return identity_with(on_step=once_the_driver_saw(
+        "train", "hx:hangs_training", lambda: advance(10_000, "never")))
 
 
 @register("hx:hangs_compiling")
 def hangs_compiling(learning_rate: float = 0.1):
-    return identity_with(on_trace=lambda: advance(20_000, "never"))
+    return identity_with(on_trace=once_the_driver_saw(
+        "data", "hx:hangs_compiling", lambda: advance(20_000, "never")))
 '''
 
 
 def test_cell_timeout_clocks_preparation_and_training_apart(tmp_path):
     """A virtual clock the plugin moves: the driver reads it, and the plugin waits until the
-    driver has read a value before going on (files 'seen-<value>'), so no step races."""
+    driver has read a value before going on (files 'seen-<value>'), or has booked the start
+    of a phase (files '<phase>-<optimizer>', from the progress events a worker sends after
+    each phase's message), so no step races. (hx:hangs_training moved the clock before the
+    driver had read its 'training' message on a loaded machine: the test hung.)"""
     import optimizers
     from bench.runner.executors import Limits
     from bench.runner.processes import run_processes
@@ -382,8 +403,12 @@ def test_cell_timeout_clocks_preparation_and_training_apart(tmp_path):
     try:
         programs = [planned(name) for name in
                     ("hx:slow_compile", "hx:hangs_training", "hx:hangs_compiling")]
+        def progress(program, event):  # in the driver, after the phase's own message
+            (tmp_path / f"{event.phase}-{program[0].optimizer}").touch()
+
         results = {cell.optimizer: result for cell, result in
-                   run_processes(programs, None, Limits(workers=1, cell_timeout=100), clock=clock)}
+                   run_processes(programs, None, Limits(workers=1, cell_timeout=100),
+                                 progress=progress, clock=clock)}
     finally:
         plugins.unload_plugin(str(path.resolve()))
     slow = results["hx:slow_compile"]
