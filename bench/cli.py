@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true",
                      help="write the results and print the summary, but not report.html,"
                           " report.md and plots/ (drawing the figures takes ~10 s of the quick"
-                          " preset's rerun on 2 cores); `optbench report RUN` writes them later")
+                          " preset's rerun on 2 cores); `optbench report <the results folder>` writes"
+                          " them later")
     run.add_argument("--dry-run", action="store_true",
                      help="check the matrix and print its cells, the programs they compile"
                           " into and an estimated time (from results/reference); train"
