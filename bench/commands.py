@@ -7,13 +7,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.report.render import printable
+from bench.report.render import printable, shell_word
 from optimizers.registry import RegistryError
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -135,26 +134,6 @@ def no_report_line(out: Path) -> str:
 def report_command(out: Path) -> str:
     """The command that writes `out`'s report, to paste into a shell."""
     return f"optbench report {shell_word(out)}"
-
-
-def shell_word(path: Path) -> str:
-    """`path` as one shell word that names it exactly and prints safely. A leading dash would
-    be read as an option, so it gets ./ (Path drops one given); a control character (a line
-    break, an escape sequence) cannot be sent raw, and shown escaped inside '...' it would
-    name another folder, so such a path is quoted as bash's $'...', which decodes escapes."""
-    text = str(path)
-    if text.startswith("-"):
-        text = f"./{text}"
-    if text.isprintable():
-        return shlex.quote(text)
-    return "$'" + "".join(map(_ansi_c_escape, text)) + "'"
-
-
-def _ansi_c_escape(c: str) -> str:
-    """One character inside bash's $'...'."""
-    if c in "\\'":
-        return "\\" + c
-    return c if c.isprintable() else repr(c)[1:-1]  # \n, \x1b, \u2028: escapes that bash reads back
 
 
 def write_report(out: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import shlex
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -50,6 +51,26 @@ def printable(text) -> str:
     """`text` safe for a terminal: control characters (an escape sequence in a path, a line
     break in an exception's message) shown as Python escapes, never sent raw."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def shell_word(path) -> str:
+    """`path` as one shell word that names it exactly and prints safely. A leading dash would
+    be read as an option, so it gets ./ (Path drops one given); a control character (a line
+    break, an escape sequence) cannot be sent raw, and shown escaped inside '...' it would
+    name another folder, so such a path is quoted as bash's $'...', which decodes escapes."""
+    text = str(path)
+    if text.startswith("-"):
+        text = f"./{text}"
+    if text.isprintable():
+        return shlex.quote(text)
+    return "$'" + "".join(map(_ansi_c_escape, text)) + "'"
+
+
+def _ansi_c_escape(c: str) -> str:
+    """One character inside bash's $'...'."""
+    if c in "\\'":
+        return "\\" + c
+    return c if c.isprintable() else repr(c)[1:-1]  # \n, \x1b, \u2028: escapes that bash reads back
 
 
 def sort_key(value: float) -> float:
