@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--small", action="store_true",
                         help="shrink every part to seconds (the smoke preset's two cells for 20"
                              " steps in parts 2 and 6): a check that the script works, on a"
-                             " CPU too (59-84 s on a 2-core CPU)")
+                             " CPU too (about 40 s on a 2-core CPU; its runs write no report)")
     parser.add_argument("--budget", type=_seconds, metavar="SECONDS",
                         help="no part, or round of a part, starts after SECONDS, and the"
                              " `optbench run` parts are stopped when they run out; what is"
