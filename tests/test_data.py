@@ -57,6 +57,65 @@ def test_a_cached_mnist1d_is_read_without_importing_its_generator(monkeypatch):
     assert data._mnist1d_key() != key
 
 
+def _garbage(path):
+    path.write_bytes(b"not a zip file")
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[:300])
+
+
+def _missing_array(path):
+    with open(path, "wb") as f:
+        np.savez(f, x=np.zeros((10, 40)), y=np.zeros(10))
+
+
+def _object_array(path):  # reading it would take pickle
+    with open(path, "wb") as f:
+        np.savez(f, x=np.array([{}], dtype=object), y=np.zeros(10), x_test=np.zeros(3),
+                 y_test=np.zeros(3))
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """An empty $OPTBENCH_CACHE whose MNIST-1D generator hands out the session's set (the
+    generator itself is tested above; here it would only cost ~2 s a case); yields that set."""
+    real = data.load("mnist1d")  # generated, or found cached
+    with np.load(next(data.cache_dir().glob("mnist1d-*.npz"))) as npz:
+        arrays = dict(npz)
+    monkeypatch.setattr(data, "_generate_mnist1d", lambda: dict(arrays))
+    monkeypatch.setenv("OPTBENCH_CACHE", str(tmp_path))
+    return real
+
+
+@pytest.mark.parametrize("damage", [_garbage, _truncated, _missing_array, _object_array])
+def test_a_damaged_cached_mnist1d_is_named_and_generated_again(tmp_path, empty_cache, capsys,
+                                                               damage):
+    real = empty_cache
+    path = tmp_path / f"mnist1d-{data._mnist1d_key()}.npz"
+    with open(path, "wb") as f:
+        np.savez(f, x=real.x_test, y=real.y_test, x_test=real.x_test, y_test=real.y_test)
+    damage(path)
+    generated = data.load("mnist1d")
+    assert f"the cached data {path} cannot be read" in capsys.readouterr().err
+    np.testing.assert_array_equal(generated.x_train, real.x_train)
+    # written whole again: the next load reads it without a note
+    np.testing.assert_array_equal(data.load("mnist1d").x_test, real.x_test)
+    assert capsys.readouterr().err == ""
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_a_cache_that_cannot_take_the_generated_set_only_costs_a_note(tmp_path, empty_cache,
+                                                                      capsys):
+    real = empty_cache
+    (tmp_path / f"mnist1d-{data._mnist1d_key()}.npz").mkdir()  # a folder in the file's place
+    generated = data.load("mnist1d")
+    np.testing.assert_array_equal(generated.x_val, real.x_val)
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "cannot cache the generated data" in err
+    assert [p.name for p in tmp_path.iterdir()] == [f"mnist1d-{data._mnist1d_key()}.npz"]
+
+
 def test_digits_splits():
     digits = data.load("digits")
     assert digits.input_shape == (8, 8, 1)

@@ -13,12 +13,16 @@ import hashlib
 import json
 import os
 import struct
+import sys
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.errors import UserError
+from bench.report.render import printable
 
 DATA_ENV = "OPTBENCH_DATA"
 CACHE_ENV = "OPTBENCH_CACHE"
@@ -115,11 +119,44 @@ def split_validation(name, x, y, x_test, y_test, num_classes, val_fraction) -> D
 def mnist1d(data_dir=None) -> Dataset:
     """4000 train / 1000 test sequences of length 40; 10% of train held out for validation."""
     path = cache_dir() / f"mnist1d-{_mnist1d_key()}.npz"
-    if not path.exists():
-        _write_npz_atomically(path, **_generate_mnist1d())
-    with np.load(path, allow_pickle=False) as arrays:
-        return split_validation("mnist1d", arrays["x"], arrays["y"], arrays["x_test"],
-                                arrays["y_test"], 10, val_fraction=0.1)
+    arrays = _read_cached(path, MNIST1D_ARRAYS)
+    if arrays is None:
+        arrays = _generate_mnist1d()
+        _keep(path, arrays)
+    return split_validation("mnist1d", arrays["x"], arrays["y"], arrays["x_test"],
+                            arrays["y_test"], 10, val_fraction=0.1)
+
+
+MNIST1D_ARRAYS = ("x", "y", "x_test", "y_test")
+# What a damaged .npz raises on reading: truncated or overwritten (BadZipFile, EOFError,
+# zlib.error), an array missing (KeyError), an object array (ValueError, pickle refused),
+# a folder or an unreadable file in its place (OSError).
+_UNREADABLE = (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error)
+
+
+def _read_cached(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The arrays cached at `path`, or None when there are none to read. The cache holds
+    only what optbench can generate again, so a damaged file (a hand edit, a disk that
+    filled) is generated again with a note naming it, never a failed cell."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: np.asarray(npz[name]) for name in names}
+    except FileNotFoundError:
+        return None
+    except _UNREADABLE as exc:
+        print(f"optbench: note: the cached data {printable(path)} cannot be read"
+              f" ({type(exc).__name__}: {exc}); generating it again", file=sys.stderr)
+        return None
+
+
+def _keep(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Cache `arrays` at `path` if the cache can take them; a cache that cannot (read-only,
+    full, a folder in the way) costs the next run the generation again, nothing else."""
+    try:
+        _write_npz_atomically(path, **arrays)
+    except OSError as exc:
+        print(f"optbench: note: cannot cache the generated data at {printable(path)}"
+              f" ({exc.strerror or exc}); the next run generates it again", file=sys.stderr)
 
 
 def _mnist1d_key() -> str:
@@ -154,9 +191,13 @@ def _generate_mnist1d() -> dict[str, np.ndarray]:
 def _write_npz_atomically(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or a kill leaves no half-written file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # --- sklearn digits -------------------------------------------------------------------------
