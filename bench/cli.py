@@ -17,6 +17,7 @@ from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_US
 from bench.errors import OptbenchError, UserError
 from bench.plan.matrix import presets
 from bench.report.render import printable
+from bench.runner.files import utf8
 from bench.runner.executors import EXECUTORS
 from optimizers.registry import RegistryError
 
@@ -220,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().print_help()
         return 0
     try:
+        _refuse_undecodable(argv)
         args = build_parser().parse_args(argv)
         code = args.handler(args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
@@ -272,6 +274,15 @@ def _one_line(exc: BaseException) -> str:
     words = (w if len(w) <= LONGEST_WORD else f"{w[:LONGEST_WORD - 3]}..."
              for w in map(printable, str(exc).split()))
     return " ".join(words) or type(exc).__name__
+
+
+def _refuse_undecodable(argv: list[str]) -> None:
+    """A name that is not UTF-8 (bytes Python keeps as surrogates) could not go into the
+    tables and pages it ends up in: say so now, not after the run has trained."""
+    for arg in argv:
+        if not utf8(arg):
+            raise UserError(f"'{printable(arg)}' is not valid UTF-8; the names and paths"
+                            " optbench writes into its tables and pages must be: rename it")
 
 
 def _number(convert, accept, expected: str):

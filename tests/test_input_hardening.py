@@ -2,6 +2,7 @@
 optimizer names that would break the install, hyperparameter values the optimizer cannot
 use, malformed search spaces, matrices with no cells or absurd sizes, and where each
 problem came from. Plan-level only: nothing here trains."""
+import os
 import time
 
 import pytest
@@ -427,3 +428,33 @@ def test_check_of_an_unknown_name_with_a_newline_is_one_line(capsys):
     assert cli.main(["check", "ad\nam"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown optimizer 'ad\\nam'" in err
+
+
+NOT_UTF8 = os.fsdecode(b"bad\xff")  # a file name whose bytes are not UTF-8
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--preset", "smoke", "--out", "{bad}"],
+    ["run", "--preset", "smoke", "--out={bad}"],
+    ["run", "{bad}.toml"],
+    ["report", "{bad}"],
+    ["compare", "a", "{bad}"],
+    ["check", "{bad}"],
+])
+def test_a_name_that_is_not_utf8_is_refused_before_anything_runs(capsys, tmp_path, argv):
+    """pyarrow and the pages take only UTF-8: such an --out ended an `optbench run` after
+    training, in an internal error."""
+    bad = str(tmp_path / NOT_UTF8)
+    assert cli.main([a.format(bad=bad) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad\\udcff" in err and "is not valid UTF-8" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_results_folder_under_a_path_that_is_not_utf8_is_refused(tmp_path, monkeypatch):
+    from bench.runner.store import RunStore
+
+    (tmp_path / NOT_UTF8).mkdir()
+    monkeypatch.chdir(tmp_path / NOT_UTF8)  # a relative --out below it: the API's way in
+    with pytest.raises(UserError, match=r"bad\\udcff/results is not a valid UTF-8 path"):
+        RunStore("results")

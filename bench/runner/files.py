@@ -30,6 +30,16 @@ TEMPORARY = ".*.tmp"  # the pattern of the temporary names below
 LOCK_INFO = ".lock"  # who holds the lock (for the message); the lock is on the folder
 
 
+def utf8(text: str) -> bool:
+    """Whether `text` encodes as UTF-8: a file name that is not (Python keeps its bytes as
+    surrogates) cannot be handed to pyarrow or written into a page."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def make_folder(path: Path, *, link_ok: bool = False) -> Path:
     """Create `path` (and its parents) if missing. A folder the user named may be a link
     (`link_ok`); one optbench makes inside a results folder may not."""

@@ -36,7 +36,8 @@ from bench.records import CellResult, Status
 from bench.runner import schema, sessions
 from bench.runner.cell_files import Scan, cell_files, read_cell, scan_cells, tables_of
 from bench.runner.files import (atomic_write, lock_folder, make_folder, read_json,
-                             remove_temporaries, try_lock_folder, unlock_folder, write_json)
+                                remove_temporaries, try_lock_folder, unlock_folder, utf8,
+                                write_json)
 from bench.runner.schema import SCHEMA_VERSION
 from bench.runner.tidy import tidy
 
@@ -53,6 +54,11 @@ __all__ = ["RunStore", "Results", "load", "write_tables", "now"]
 class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        where = str(self.root.absolute())
+        if not utf8(where):
+            shown = where.encode("utf-8", "backslashreplace").decode()
+            raise UserError(f"results folder {shown} is not a valid UTF-8 path, which its"
+                            " tables need; choose another folder")
         self.cells_dir = self.root / "cells"
         self._lock = None
 
