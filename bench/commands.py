@@ -85,7 +85,7 @@ def run(args) -> int:
         Loggers(matrix.log, matrix.where("log"))  # their packages import, or one line
         print(expand.describe(cells))
         print(expand.describe_programs(cells))
-        print(describe_time(expand.programs(cells)))
+        print(describe_time(expand.programs(cells), report=not args.no_report))
         if matrix.log:
             print(f"Logs each cell to: {', '.join(matrix.log)}.")
         return EXIT_OK if plugins_ok else EXIT_USAGE

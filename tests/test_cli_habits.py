@@ -47,7 +47,10 @@ def test_dry_run_names_each_program_and_estimates_from_the_reference(capsys, tmp
     assert "... and 9 more programs" in out  # 40 shown
     assert "Estimated time: about" in out and "for 49 of 49 programs" in out
     assert "Based on: " in out and "reference (quick, 49 cells" in out
+    assert "), plus start-up and the report." in out
     assert not list(tmp_path.iterdir())  # nothing written
+    code, out, _ = optbench(capsys, "run", "--preset", "quick", "--dry-run", "--no-report")
+    assert code == 0 and "), plus start-up." in out  # a run without a report draws none
 
 
 def test_dry_run_shows_which_cells_share_one_program(capsys, tmp_path):

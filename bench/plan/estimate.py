@@ -104,8 +104,10 @@ def estimate(programs: Sequence[Sequence[Cell]], folder: Path = REFERENCE) -> Es
     return Estimate(train, compile_, other, exact, by_workload, tuple(unknown), basis)
 
 
-def describe(programs: Sequence[Sequence[Cell]], folder: Path = REFERENCE) -> str:
-    """The estimate in a few lines, with what it rests on."""
+def describe(programs: Sequence[Sequence[Cell]], folder: Path = REFERENCE, *,
+             report: bool = True) -> str:
+    """The estimate in a few lines, with what it rests on (and the report's drawing beyond
+    it, unless the run writes none)."""
     guess = estimate(programs, folder)
     if guess is None:
         return (f"Estimated time: unknown (no reference results to estimate from: {folder}"
@@ -117,7 +119,7 @@ def describe(programs: Sequence[Sequence[Cell]], folder: Path = REFERENCE) -> st
     lines = [f"Estimated time: about {_duration(guess.total_s)} for {known} of"
              f" {known + len(guess.unknown)} programs (train {_duration(guess.train_s)},"
              f" compile {_duration(guess.compile_s)}, data, setup, eval and probe"
-             f" {_duration(guess.other_s)}), plus start-up and the report"
+             f" {_duration(guess.other_s)}), plus start-up" + (" and the report" if report else "")
              + (", and the tuned reruns (one program per sweep, planned once its trials"
                 " end)" if any(c.tuning.role == "trial" for p in programs for c in p) else "")
              + "."]
