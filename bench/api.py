@@ -82,8 +82,9 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     if notes:
         results = dataclasses.replace(results, notes=(*results.notes, *notes))
     if code == commands.EXIT_INTERRUPTED:
-        raise RunInterrupted(f"interrupted: finished cells are saved in {out}; run the same"
-                             " call again to finish the rest", results)
+        saved = results.runs["cell_id"].nunique() if "cell_id" in results.runs else 0
+        raise RunInterrupted(f"interrupted: {saved} finished cell(s) saved in {out}; run the"
+                             " same call again to finish the rest", results)
     if code != commands.EXIT_OK:
         raise RunFailed(_failure(results), results)
     return results

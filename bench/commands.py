@@ -65,6 +65,7 @@ def run(args) -> int:
     from bench.plan import matrix as matrix_mod
     from bench.runner.driver import run_matrix
     from bench.runner.executors import Limits, check_address
+    from bench.runner.store import RunStore
 
     for flag in ("out", "data_dir"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
@@ -105,7 +106,9 @@ def run(args) -> int:
     code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
                       resume=args.resume, executor=args.executor, limits=limits,
                       overrides=_overrides(args))
-    if args.no_report:
+    if code == EXIT_INTERRUPTED and not RunStore(out).cell_files():
+        pass  # nothing to report, and the run's last line said so
+    elif args.no_report:
         print(no_report_line(out), file=sys.stderr)
     else:
         write_report(out)

@@ -182,6 +182,7 @@ def test_an_interrupt_raises_run_interrupted_with_the_finished_cells(tmp_path):
         bench.run({**FAST, "optimizers": ["adam", "apitest:interrupts"], "plugins": [path]},
                   tmp_path / "out", seeds=1, steps=20)
     assert isinstance(caught.value, KeyboardInterrupt)
+    assert str(caught.value).startswith(f"interrupted: 1 finished cell(s) saved in {tmp_path}")
     assert list(caught.value.results.runs["optimizer"]) == ["adam"]
 
 

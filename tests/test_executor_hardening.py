@@ -271,7 +271,55 @@ def test_ctrl_c_under_worker_processes_stops_quietly_with_exit_130(tmp_path, exe
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
-    assert "interrupted: finished cells are saved in" in stderr
+    saved = len(list((tmp_path / "out" / "cells").glob("*.json")))  # optax:sgd may be
+    assert (f"interrupted: {saved} finished cell(s) saved in" if saved else  # done or not
+            "interrupted before any cell finished; rerun the same command") in stderr
+
+
+def test_ctrl_c_before_any_cell_finished_says_so_and_offers_no_report(tmp_path):
+    started, release, out = tmp_path / "started", tmp_path / "release", tmp_path / "out"
+    path = plugin(tmp_path, "blocks", BLOCKS.format(started=str(started), release=str(release)))
+    with_report = [a for a in SMOKE if a != "--no-report"]  # unless there is nothing
+    process = subprocess.Popen(interruptible(
+        [sys.executable, "-m", "bench.cli", "run", *with_report, "--optimizers", "hx:blocks",
+         "--plugin", str(path), "--out", str(out)]),
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    wait_for(started, process)
+    process.send_signal(signal.SIGINT)
+    release.touch()  # the step returns to Python, where the Ctrl-C is raised
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted before any cell finished; rerun the same command" in stderr
+    assert "optbench report" not in stderr and not (out / "report.html").exists()
+    assert not list((out / "cells").glob("*.json"))
+
+
+def test_a_ctrl_c_that_a_host_callback_turned_into_an_error_still_stops_the_run(monkeypatch):
+    """Ctrl-C inside a plugin's jax.debug.callback is raised there, and XLA reports it as
+    the step's error: that error must stop the run, as the Ctrl-C asked, not fail the cell
+    (the test above hits this case when its Ctrl-C lands during the callback)."""
+    from bench.runner import interrupts, local
+    from bench.train import engine
+
+    def a_step_whose_callback_gets_the_ctrl_c(ready, report):
+        try:
+            signal.raise_signal(signal.SIGINT)  # the callback is running Python
+        except KeyboardInterrupt:  # as XLA reports it (its text keeps the traceback's)
+            raise RuntimeError("INTERNAL: CpuCallback error calling callback: ..."
+                               " KeyboardInterrupt") from None
+
+    def a_step_that_fails(ready, report):
+        raise RuntimeError("INTERNAL: CpuCallback error calling callback: ... ValueError")
+
+    prepared = local.Prepared(planned("optax:sgd"), time.perf_counter())
+    with interrupts.counted():
+        monkeypatch.setattr(engine, "train_prepared", a_step_that_fails)
+        [failed] = local.train(prepared)  # a real error: the cell fails, the run goes on
+        assert failed.seeds[0].status == "error" and "ValueError" in failed.error
+        monkeypatch.setattr(engine, "train_prepared", a_step_whose_callback_gets_the_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            local.train(prepared)
 
 
 # 6. `optbench check --timeout`: a hang is a failed row, and the rest are still checked.

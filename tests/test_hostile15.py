@@ -89,7 +89,7 @@ def test_ctrl_c_while_a_hung_plugin_is_prepared_ahead_saves_and_exits(tmp_path):
         process.kill() if process.poll() is None else None
     assert process.returncode == 130, stderr
     stderr = "".join(lines) + stderr
-    assert "interrupted: finished cells are saved" in stderr and "Traceback" not in stderr
+    assert "interrupted: 1 finished cell(s) saved in" in stderr and "Traceback" not in stderr
     assert len(list((out / "cells").glob("*.json"))) == 1
 
 

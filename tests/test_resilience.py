@@ -75,7 +75,7 @@ def test_killed_mid_run_then_rerun_loses_only_cells_in_flight(tmp_path, uninterr
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == code, stderr
     if sig == signal.SIGINT:
-        assert "interrupted: finished cells are saved" in stderr and "Traceback" not in stderr
+        assert "interrupted: 5 finished cell(s) saved in" in stderr and "Traceback" not in stderr
         assert len(pd.read_parquet(out / "runs.parquet")["cell_id"].unique()) == 5
     finished = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
     assert len(finished) == 5

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import signal
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from bench.plan.matrix import Matrix
 from bench.records import CellResult, Status
 from bench.report.render import printable
 from bench.report.summary import summary_table, wide_console
+from bench.runner import interrupts
 from bench.runner.environment import environment, provenance
 from bench.runner.executors import EXECUTORS, Limits
 from bench.runner.live import LiveCurves
@@ -81,14 +80,17 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
     live = LiveCurves(out, skip=set(finished))
     live.clear()  # what a killed run left: we hold the lock
     try:
-        with progress:
+        with progress, interrupts.counted():
             errors = _train(store, matrix, cells, out, data_dir, executor, limits, console,
                             progress, finished, live, loggers)
     except KeyboardInterrupt:
-        with _interrupts_ignored():  # a second Ctrl-C must not cut the merge short
+        with interrupts.ignored():  # a second Ctrl-C must not cut the merge short
             store.merge()
-        console.print(f"interrupted: finished cells are saved in {printable(out)}; rerun the same"
-                      " command to finish the rest", markup=False)
+        saved = len(store.cell_files())
+        console.print(f"interrupted: {saved} finished cell(s) saved in {printable(out)}; rerun"
+                      " the same command to finish the rest" if saved else
+                      "interrupted before any cell finished; rerun the same command to start"
+                      " again", markup=False)
         return 130
     finally:
         live.clear()  # the run has ended, however: nothing of it is in progress now
@@ -150,19 +152,6 @@ def _train(store, matrix, cells, out, data_dir, executor, limits, console, progr
                       f" ({len(tuned)} cells)")
         errors += run(tuned)
     return errors
-
-
-@contextlib.contextmanager
-def _interrupts_ignored():
-    """SIGINT ignored inside (main thread only, where Python handles signals)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _unfinished_programs(cells: list[Cell], finished: dict, console) -> list[expand.Program]:

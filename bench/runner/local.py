@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.errors import UserError
 from bench.records import CellResult, ProgramEvent, Status, failed
+from bench.runner import interrupts
 
 if TYPE_CHECKING:
     from bench.plan.expand import Program
@@ -70,6 +71,7 @@ def prepare(program: Program, datasets: DatasetCache, spec: OptimizerSpec | None
 
     first = program[0]
     done = Prepared(program, time.perf_counter())
+    before = interrupts.mark()
     try:
         workload = workloads.get(first.workload)
         if report:
@@ -89,6 +91,8 @@ def prepare(program: Program, datasets: DatasetCache, spec: OptimizerSpec | None
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001  the model, optimizer or engine failed: the cells say so
+        if interrupts.since(before):  # a Ctrl-C that XLA turned into an error (interrupts.py)
+            raise KeyboardInterrupt from exc
         done.error = exc
     except SystemExit as exc:  # plugin code calling sys.exit fails its cells, as in a worker
         done.error = exited(exc)
@@ -108,6 +112,7 @@ def train(prepared: Prepared, report: Callable[[ProgramEvent], None] | None = No
     from bench.train import engine
 
     program = prepared.program
+    before = interrupts.mark()
     try:
         if prepared.error is not None:
             raise prepared.error
@@ -115,6 +120,8 @@ def train(prepared: Prepared, report: Callable[[ProgramEvent], None] | None = No
     except UserError:
         raise
     except (Exception, SystemExit) as exc:  # noqa: BLE001
+        if interrupts.since(before):  # a Ctrl-C that XLA turned into an error (interrupts.py)
+            raise KeyboardInterrupt from exc
         reason = exited(exc) if isinstance(exc, SystemExit) else exc
         return [failed(cell.seeds, Status.ERROR, reason, time.perf_counter() - prepared.started)
                 for cell in program]
