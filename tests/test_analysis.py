@@ -11,6 +11,15 @@ from bench.records import Target
 from bench.report import analysis, sweeps
 
 
+def test_an_accuracys_interval_stays_inside_0_and_1():
+    values = [0.99, 0.93, 0.88]
+    mean, low, high = analysis.mean_ci(values, column="final_val_accuracy")
+    t_mean, t_low, t_high = analysis.mean_ci(values)  # no range known: the t-interval
+    assert t_high > 1 and (mean, low, high) == (t_mean, t_low, 1.0)
+    assert analysis.mean_ci([0.01, 0.0, 0.1], column="final_test_accuracy")[1] == 0.0
+    assert analysis.mean_ci([-5.0, 1.0, 3.0], column="final_val_loss")[1] < -5  # unbounded
+
+
 def test_mean_ci_is_students_t_over_finite_values():
     mean, low, high = analysis.mean_ci([1.0, 2.0, 3.0, math.nan])
     # sd = 1, t(0.975, df=2) = 4.302653, half width = 4.302653 / sqrt(3) = 2.484138

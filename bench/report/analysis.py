@@ -48,8 +48,10 @@ def target_of(row) -> Target:
     return Target(row["target_metric"], float(row["target_value"]), row["target_direction"])
 
 
-def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high) over the finite values; low/high NaN for fewer than two."""
+def mean_ci(values, level: float = 0.95, column: str = "") -> tuple[float, float, float]:
+    """(mean, low, high) over the finite values; low/high NaN for fewer than two. The
+    t-interval is cut to the range `column` can take (an accuracy's [0, 1]): three seeds at
+    0.99, 0.93 and 0.88 would otherwise give an accuracy up to 1.08."""
     x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
     if x.size == 0:
         return math.nan, math.nan, math.nan
@@ -57,7 +59,14 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     if x.size == 1:
         return mean, math.nan, math.nan
     half = float(_t_quantile((1 + level) / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return mean, mean - half, mean + half
+    low, high = value_range(column)
+    return mean, max(mean - half, low), min(mean + half, high)
+
+
+def value_range(column: str) -> tuple[float, float]:
+    """The values a metric column can take: an accuracy is a fraction; a loss is left
+    unbounded (a plugin workload's loss, a negative log-likelihood, may go below 0)."""
+    return (0.0, 1.0) if column.endswith("accuracy") else (-math.inf, math.inf)
 
 
 # Student's t from scipy.special, not scipy.stats (the same functions underneath): importing
@@ -191,7 +200,8 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
         # a column no seed wrote is missing: where every seed of a classifier errored before
         # its first evaluation, runs.parquet has no accuracy column at all
         for column in dict.fromkeys((metric, test_metric, "final_test_loss", "best_target")):
-            mean, low, high = (mean_ci(done[column]) if column in done
+            ranged = first["target_metric"] if column == "best_target" else column
+            mean, low, high = (mean_ci(done[column], column=ranged) if column in done
                                else (math.nan, math.nan, math.nan))
             row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
         row["score"] = row[metric]

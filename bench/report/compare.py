@@ -91,8 +91,8 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
                 without.add((a["workload"].iloc[0], a["label"].iloc[0]))
                 continue
             a_values, b_values = _done(a, column), _done(b, column)
-            mean_a, low_a, high_a = analysis.mean_ci(a_values)
-            mean_b, low_b, high_b = analysis.mean_ci(b_values)
+            mean_a, low_a, high_a = analysis.mean_ci(a_values, column=column)
+            mean_b, low_b, high_b = analysis.mean_ci(b_values, column=column)
             diff, diff_low, diff_high, p = analysis.welch(a_values, b_values)
             # speed from the chunks' step times (curves.parquet), or the runs table's medians
             # of them where the curves are not there; never steps_per_s, which also carries
