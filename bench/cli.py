@@ -17,8 +17,8 @@ from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_US
 from bench.errors import OptbenchError, UserError
 from bench.plan.matrix import presets
 from bench.report.render import printable
-from bench.runner.files import utf8
 from bench.runner.executors import EXECUTORS
+from bench.runner.files import utf8
 from optimizers.registry import RegistryError
 
 
