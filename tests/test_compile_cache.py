@@ -72,6 +72,16 @@ def test_a_cache_folder_that_cannot_be_made_is_one_warning_and_the_run_goes_on(t
     assert row["compile_cache_hits"] == 0 and row["compile_s"] > 0
 
 
+def test_a_cache_folder_that_is_not_utf8_is_one_warning_and_the_run_goes_on(tmp_path):
+    """XLA takes the cache's path as UTF-8: an $OPTBENCH_CACHE in other bytes (a name made
+    under another locale) failed every cell with a TypeError from inside JAX."""
+    cache = tmp_path / os.fsdecode(b"cache\xff")
+    row, stderr = run(tmp_path / "out", cache)
+    assert stderr.count("warning") == 1, stderr
+    assert "no compilation cache (" in stderr and "not a valid UTF-8 path" in stderr
+    assert row["status"] == "done" and row["compile_cache_hits"] == 0 and row["compile_s"] > 0
+
+
 @pytest.mark.skipif(importlib.util.find_spec("filelock") is not None,
                     reason="JAX's size-limited cache works where filelock is installed")
 def test_a_cache_jax_cannot_use_is_one_warning_even_with_jax_told_directly(tmp_path):

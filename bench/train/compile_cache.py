@@ -25,6 +25,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from bench.report.render import printable
+from bench.runner.files import utf8
 from bench.train.data import cache_dir  # no JAX: the manifest asks `enabled` and `folder`
 
 SWITCH_ENV = "OPTBENCH_COMPILE_CACHE"
@@ -73,10 +75,16 @@ def configure() -> None:
               file=sys.stderr)
         _off(jax)
         return
-    try:  # JAX would fail each compile on a folder it cannot make: say so once, run uncached
-        folder().mkdir(parents=True, exist_ok=True)
+    # JAX would fail each compile on a folder it cannot make or name (XLA takes the path as
+    # UTF-8: one from $OPTBENCH_CACHE in other bytes failed every cell): say so once, run uncached
+    problem = None if utf8(str(folder())) else "not a valid UTF-8 path, which JAX needs"
+    try:
+        if problem is None:
+            folder().mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        print(f"optbench: warning: no compilation cache ({folder()}: {exc.strerror or exc});"
+        problem = exc.strerror or str(exc)
+    if problem is not None:
+        print(f"optbench: warning: no compilation cache ({printable(folder())}: {problem});"
               f" compiling everything (set {SWITCH_ENV}=off to silence this)", file=sys.stderr)
         _off(jax)
         return
