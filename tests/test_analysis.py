@@ -20,6 +20,16 @@ def test_an_accuracys_interval_stays_inside_0_and_1():
     assert analysis.mean_ci([-5.0, 1.0, 3.0], column="final_val_loss")[1] < -5  # unbounded
 
 
+def test_a_difference_of_accuracies_stays_inside_minus_1_and_1():
+    """compare's difference column: two smoke seeds a side gave -0.23 [-3.83, +3.37]."""
+    a, b = [0.914, 0.844], [0.95, 0.35]
+    diff, low, high, p = analysis.welch(a, b, column="final_test_accuracy")
+    t_diff, t_low, t_high, t_p = analysis.welch(a, b)  # no range known: the t-interval
+    assert t_low < -1 and t_high > 1
+    assert (diff, low, high, p) == (t_diff, -1.0, 1.0, t_p)
+    assert analysis.welch([1.0, 2.0], [2.0, 40.0], column="final_val_loss")[2] > 40
+
+
 def test_mean_ci_is_students_t_over_finite_values():
     mean, low, high = analysis.mean_ci([1.0, 2.0, 3.0, math.nan])
     # sd = 1, t(0.975, df=2) = 4.302653, half width = 4.302653 / sqrt(3) = 2.484138

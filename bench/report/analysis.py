@@ -86,11 +86,13 @@ def _t_upper_tail(x: float, dof: float) -> float:
     return float(stdtr(dof, -x))
 
 
-def welch(a, b, level: float = 0.95) -> tuple[float, float, float, float]:
+def welch(a, b, level: float = 0.95, column: str = "") -> tuple[float, float, float, float]:
     """(mean(b) - mean(a), CI low, CI high, two-sided p) by Welch's t-test; NaN CI and p
     when either side has fewer than two values. When neither side has any spread the
     interval is the difference itself, and p is what scipy.stats.ttest_ind gives: 0 when
-    the means differ, NaN when they are equal."""
+    the means differ, NaN when they are equal. The interval is cut to the differences
+    `column` can show (two accuracies differ by at most 1: two seeds a side at 0.91 and
+    0.84 against 0.95 and 0.35 gave -0.23 [-3.83, +3.37])."""
     a = np.asarray([v for v in a if np.isfinite(v)], dtype=float)
     b = np.asarray([v for v in b if np.isfinite(v)], dtype=float)
     if a.size == 0 or b.size == 0:
@@ -104,7 +106,8 @@ def welch(a, b, level: float = 0.95) -> tuple[float, float, float, float]:
     dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
     half = float(_t_quantile((1 + level) / 2, dof) * math.sqrt(va + vb))
     p = 2 * _t_upper_tail(abs(diff) / math.sqrt(va + vb), dof)
-    return diff, diff - half, diff + half, p
+    low, high = value_range(column)
+    return diff, max(diff - half, low - high), min(diff + half, high - low), p
 
 
 def crossing(curve: pd.DataFrame, target: Target) -> tuple[float, float]:

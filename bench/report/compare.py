@@ -93,7 +93,7 @@ def compare(runs: list[Results], metric: str = TARGET) -> Comparison:
             a_values, b_values = _done(a, column), _done(b, column)
             mean_a, low_a, high_a = analysis.mean_ci(a_values, column=column)
             mean_b, low_b, high_b = analysis.mean_ci(b_values, column=column)
-            diff, diff_low, diff_high, p = analysis.welch(a_values, b_values)
+            diff, diff_low, diff_high, p = analysis.welch(a_values, b_values, column=column)
             # speed from the chunks' step times (curves.parquet), or the runs table's medians
             # of them where the curves are not there; never steps_per_s, which also carries
             # one-off costs of the process's first cells (it moved by up to 17% between runs)
