@@ -76,6 +76,20 @@ def _object_array(path):  # reading it would take pickle
                  y_test=np.zeros(3))
 
 
+def _lengths_disagree(path):  # a whole .npz, of the wrong arrays: IndexError in every cell
+    with open(path, "wb") as f:
+        np.savez(f, x=np.zeros((10, 40)), y=np.zeros(5), x_test=np.zeros((3, 40)),
+                 y_test=np.zeros(3))
+
+
+def _not_finite(path):  # a UserError blaming the dataset stopped the run
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    arrays["x"][0, 0] = np.nan
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
 @pytest.fixture
 def empty_cache(tmp_path, monkeypatch):
     """An empty $OPTBENCH_CACHE whose MNIST-1D generator hands out the session's set (the
@@ -88,7 +102,8 @@ def empty_cache(tmp_path, monkeypatch):
     return real
 
 
-@pytest.mark.parametrize("damage", [_garbage, _truncated, _missing_array, _object_array])
+@pytest.mark.parametrize("damage", [_garbage, _truncated, _missing_array, _object_array,
+                                    _lengths_disagree, _not_finite])
 def test_a_damaged_cached_mnist1d_is_named_and_generated_again(tmp_path, empty_cache, capsys,
                                                                damage):
     real = empty_cache
@@ -114,6 +129,20 @@ def test_a_cache_that_cannot_take_the_generated_set_only_costs_a_note(tmp_path, 
     err = capsys.readouterr().err
     assert "cannot be read" in err and "cannot cache the generated data" in err
     assert [p.name for p in tmp_path.iterdir()] == [f"mnist1d-{data._mnist1d_key()}.npz"]
+
+
+def test_a_file_in_the_cache_folders_place_is_named_once(tmp_path, empty_cache, monkeypatch,
+                                                         capsys):
+    """Nothing is cached there, so nothing 'cannot be read'; the note names the file that
+    is in the way (it said only 'File exists')."""
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("OPTBENCH_CACHE", str(blocker))
+    np.testing.assert_array_equal(data.load("mnist1d").x_val, empty_cache.x_val)
+    err = capsys.readouterr().err
+    assert "cannot be read" not in err and err.count("\n") == 1
+    assert f"cannot cache the generated data at {blocker}/mnist1d-" in err
+    assert f"({blocker}: File exists)" in err
 
 
 def test_digits_splits():

@@ -120,9 +120,17 @@ def mnist1d(data_dir=None) -> Dataset:
     """4000 train / 1000 test sequences of length 40; 10% of train held out for validation."""
     path = cache_dir() / f"mnist1d-{_mnist1d_key()}.npz"
     arrays = _read_cached(path, MNIST1D_ARRAYS)
-    if arrays is None:
-        arrays = _generate_mnist1d()
-        _keep(path, arrays)
+    if arrays is not None:
+        try:
+            return _mnist1d_splits(arrays)
+        except (UserError, IndexError, ValueError) as exc:  # it reads, but not as the set:
+            _unreadable(path, exc)  # lengths that disagree, no examples, NaN
+    arrays = _generate_mnist1d()
+    _keep(path, arrays)
+    return _mnist1d_splits(arrays)
+
+
+def _mnist1d_splits(arrays: dict[str, np.ndarray]) -> Dataset:
     return split_validation("mnist1d", arrays["x"], arrays["y"], arrays["x_test"],
                             arrays["y_test"], 10, val_fraction=0.1)
 
@@ -141,12 +149,16 @@ def _read_cached(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | 
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {name: np.asarray(npz[name]) for name in names}
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none cached (a file in the folder's place)
         return None
     except _UNREADABLE as exc:
-        print(f"optbench: note: the cached data {printable(path)} cannot be read"
-              f" ({type(exc).__name__}: {exc}); generating it again", file=sys.stderr)
+        _unreadable(path, exc)
         return None
+
+
+def _unreadable(path: Path, exc: Exception) -> None:
+    print(f"optbench: note: the cached data {printable(path)} cannot be read"
+          f" ({type(exc).__name__}: {exc}); generating it again", file=sys.stderr)
 
 
 def _keep(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -154,9 +166,12 @@ def _keep(path: Path, arrays: dict[str, np.ndarray]) -> None:
     full, a folder in the way) costs the next run the generation again, nothing else."""
     try:
         _write_npz_atomically(path, **arrays)
-    except OSError as exc:
+    except OSError as exc:  # named when it is about a folder above (a file in its place)
+        where = (f"{printable(exc.filename)}: " if exc.filename
+                 and Path(os.fsdecode(exc.filename)).parent != path.parent else "")
         print(f"optbench: note: cannot cache the generated data at {printable(path)}"
-              f" ({exc.strerror or exc}); the next run generates it again", file=sys.stderr)
+              f" ({where}{exc.strerror or exc}); the next run generates it again",
+              file=sys.stderr)
 
 
 def _mnist1d_key() -> str:
