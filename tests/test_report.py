@@ -83,6 +83,19 @@ def test_one_seed_one_optimizer_still_reports(smoke_run, tmp_path):
     assert "optax:adam" in paths["html"].read_text()
 
 
+def test_the_report_of_an_interrupted_run_says_its_cells_are_not_all_there(smoke_run, tmp_path):
+    """The report of a run stopped by Ctrl-C showed its finished cells as the whole run
+    ('Only one optimizer' where the matrix had two)."""
+    out = variant(smoke_run, tmp_path, "cut", edit_runs=lambda r: r[r["optimizer"] == "optax:sgd"])
+    assert not [n for n in report.build(bench.load(out)).notes if "interrupted" in n]
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "state": "interrupted"}))
+    built = report.build(bench.load(out))
+    assert built.notes[0].startswith("This run was interrupted: the cells it had not finished")
+    report.write(built)
+    assert "This run was interrupted" in (out / "report.md").read_text()
+
+
 def test_a_run_with_no_finished_cell_reports_that(tmp_path, smoke_run):
     out = tmp_path / "empty"
     out.mkdir()

@@ -86,6 +86,10 @@ def build(results: Results) -> Report:
     if not len(runs):
         notes.append("This run has no finished cell yet: nothing to compare.")
     else:
+        if results.manifest.get("state") == "interrupted":  # a Ctrl-C: the rest never ran
+            notes.append("This run was interrupted: the cells it had not finished are missing"
+                         " here (rerunning its command finishes them), and what is here"
+                         " compares only the cells that finished.")
         failed = int(runs["status"].isin(["error", "timeout"]).sum())
         if failed:
             notes.append(f"{failed} seed(s) ended in an error or a timeout; the tracebacks are"
