@@ -84,7 +84,9 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     if code == commands.EXIT_INTERRUPTED:
         saved = results.runs["cell_id"].nunique() if "cell_id" in results.runs else 0
         raise RunInterrupted(f"interrupted: {saved} finished cell(s) saved in {out}; run the"
-                             " same call again to finish the rest", results)
+                             " same call again to finish the rest" if saved else
+                             "interrupted before any cell finished; run the same call again"
+                             " to start again", results)
     if code != commands.EXIT_OK:
         raise RunFailed(_failure(results), results)
     return results

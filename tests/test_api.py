@@ -176,6 +176,17 @@ def test_a_sys_exit_mid_run_is_not_system_exit(tmp_path):
                   tmp_path / "out", seeds=1, steps=20)
 
 
+def test_an_interrupt_before_any_cell_finished_says_so(tmp_path):
+    """As `optbench run` says it: not '0 finished cell(s) saved ... to finish the rest'."""
+    path = plugin(tmp_path, "interrupts_at_once", "raise KeyboardInterrupt")
+    with pytest.raises(RunInterrupted) as caught:
+        bench.run({**FAST, "optimizers": ["apitest:interrupts_at_once"], "plugins": [path]},
+                  tmp_path / "out", seeds=1, steps=20)
+    assert str(caught.value) == ("interrupted before any cell finished; run the same call"
+                                 " again to start again")
+    assert caught.value.results.runs.empty
+
+
 def test_an_interrupt_raises_run_interrupted_with_the_finished_cells(tmp_path):
     path = plugin(tmp_path, "interrupts", "raise KeyboardInterrupt")
     with pytest.raises(RunInterrupted) as caught:
