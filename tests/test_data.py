@@ -145,6 +145,31 @@ def test_a_file_in_the_cache_folders_place_is_named_once(tmp_path, empty_cache, 
     assert f"({blocker}: File exists)" in err
 
 
+def test_two_threads_generating_at_once_both_cache_it_without_a_note(tmp_path, empty_cache,
+                                                                     monkeypatch, capsys):
+    """Threads of one process (a Dask worker's) shared a temporary name: one's rename took
+    the other's file away, and a note said the cache could not take the set."""
+    import threading
+
+    both_writing = threading.Barrier(2, timeout=60)
+    savez = np.savez
+
+    def savez_together(file, **arrays):
+        both_writing.wait()
+        savez(file, **arrays)
+
+    monkeypatch.setattr(data.np, "savez", savez_together)
+    threads = [threading.Thread(target=data.load, args=("mnist1d",)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert capsys.readouterr().err == ""
+    assert [p.name for p in tmp_path.iterdir()] == [f"mnist1d-{data._mnist1d_key()}.npz"]
+    monkeypatch.setattr(data.np, "savez", savez)
+    np.testing.assert_array_equal(data.load("mnist1d").x_val, empty_cache.x_val)
+
+
 def test_digits_splits():
     digits = data.load("digits")
     assert digits.input_shape == (8, 8, 1)

@@ -14,6 +14,7 @@ import json
 import os
 import struct
 import sys
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -205,7 +206,8 @@ def _generate_mnist1d() -> dict[str, np.ndarray]:
 
 def _write_npz_atomically(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # one name per thread too: two programs' threads of one Dask worker may both generate
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
