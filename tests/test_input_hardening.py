@@ -458,3 +458,16 @@ def test_a_results_folder_under_a_path_that_is_not_utf8_is_refused(tmp_path, mon
     monkeypatch.chdir(tmp_path / NOT_UTF8)  # a relative --out below it: the API's way in
     with pytest.raises(UserError, match=r"bad\\udcff/results is not a valid UTF-8 path"):
         RunStore("results")
+
+
+def test_a_relative_folder_after_the_current_one_was_deleted_is_named(capsys, tmp_path,
+                                                                      monkeypatch):
+    """The UTF-8 check asked for the current folder: once another shell had deleted it,
+    every command said only 'No such file or directory'."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert cli.main(["report", "results/run"]) == 2
+    err = capsys.readouterr().err
+    assert err == "optbench: error: results/run is not an optbench results folder (it does not exist)\n"

@@ -54,7 +54,10 @@ __all__ = ["RunStore", "Results", "load", "write_tables", "now"]
 class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        where = str(self.root.absolute())
+        try:
+            where = str(self.root.absolute())
+        except OSError:  # the current folder was deleted: opening or reading says what is missing
+            where = str(self.root)
         if not utf8(where):
             shown = where.encode("utf-8", "backslashreplace").decode()
             raise UserError(f"results folder {shown} is not a valid UTF-8 path, which its"
