@@ -65,6 +65,7 @@ def run(args) -> int:
     from bench.plan import matrix as matrix_mod
     from bench.runner.driver import run_matrix
     from bench.runner.executors import Limits, check_address
+    from bench.runner import interrupts
     from bench.runner.store import RunStore
 
     for flag in ("out", "data_dir"):
@@ -103,15 +104,30 @@ def run(args) -> int:
         os.environ["OPTBENCH_COMPILE_CACHE"] = "off"
     limits = Limits(args.workers, args.cell_timeout, args.address,
                     compile_ahead=args.compile_ahead)
-    code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
-                      resume=args.resume, executor=args.executor, limits=limits,
-                      overrides=_overrides(args))
-    if code == EXIT_INTERRUPTED and not RunStore(out).cell_files():
-        pass  # nothing to report, and the run's last line said so
-    elif args.no_report:
-        print(no_report_line(out), file=sys.stderr)
-    else:
-        write_report(out)
+    began = interrupts.mark()
+    with interrupts.counted():
+        code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
+                          resume=args.resume, executor=args.executor, limits=limits,
+                          overrides=_overrides(args))
+        # a Ctrl-C swallowed where it landed (interrupts.py) since the last check of the
+        # run, or while the report is drawn: said here (an interrupted run said its own)
+        checked = interrupts.mark() if code == EXIT_INTERRUPTED else began
+        drawn = False
+        try:
+            interrupts.stop_if_since(checked)
+            if code == EXIT_INTERRUPTED and not RunStore(out).cell_files():
+                pass  # nothing to report, and the run's last line said so
+            elif args.no_report:
+                print(no_report_line(out), file=sys.stderr)
+            else:
+                write_report(out)
+                drawn = True
+            interrupts.stop_if_since(checked)
+        except KeyboardInterrupt:
+            print("optbench: interrupted" + (" as the report was finished" if drawn else
+                  f" before the report was written; the results are saved, and"
+                  f" `{report_command(out)}` writes it"), file=sys.stderr)
+            return EXIT_INTERRUPTED
     return code if plugins_ok else EXIT_USAGE
 
 

@@ -322,6 +322,49 @@ def test_a_ctrl_c_that_a_host_callback_turned_into_an_error_still_stops_the_run(
             local.train(prepared)
 
 
+SWALLOWS = '''
+import signal
+
+@register("hx:swallows")
+def swallows(learning_rate: float = 0.1):
+    try:  # a Ctrl-C that lands where it is swallowed, as in JAX's gc callback (Python
+        signal.raise_signal(signal.SIGINT)  # prints "Exception ignored" and goes on)
+    except KeyboardInterrupt:
+        pass
+    return optax.sgd(learning_rate)
+'''
+
+
+def test_a_ctrl_c_swallowed_where_it_landed_still_stops_the_run(tmp_path):
+    """4 Ctrl-Cs in 7 were lost so, and the run went on to exit 0."""
+    path = plugin(tmp_path, "swallows", SWALLOWS)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "run", *SMOKE, "--optimizers", "optax:sgd,hx:swallows",
+         "--plugin", str(path), "--out", str(tmp_path / "out")],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 130, result.stderr
+    assert "interrupted: 1 finished cell(s) saved in" in result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
+    assert list(runs["optimizer"].unique()) == ["optax:sgd"]
+
+
+def test_stop_if_since_raises_only_for_a_ctrl_c_after_its_mark():
+    from bench.runner import interrupts
+
+    with interrupts.counted():
+        began = interrupts.mark()
+        interrupts.stop_if_since(began)  # none yet: nothing happens
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:  # swallowed where it landed
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.stop_if_since(began)
+        interrupts.stop_if_since(interrupts.mark())  # a later mark: nothing since
+
+
 # 6. `optbench check --timeout`: a hang is a failed row, and the rest are still checked.
 
 HANGS_AND_EXITS = '''

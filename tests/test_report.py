@@ -91,9 +91,14 @@ def test_the_report_of_an_interrupted_run_says_its_cells_are_not_all_there(smoke
     manifest = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text(json.dumps({**manifest, "state": "interrupted"}))
     built = report.build(bench.load(out))
-    assert built.notes[0].startswith("This run was interrupted: the cells it had not finished")
+    assert built.notes[0].startswith("This run was interrupted with 1 of its 2 planned cells"
+                                     " finished: the others are missing")
     report.write(built)
     assert "This run was interrupted" in (out / "report.md").read_text()
+    whole = variant(smoke_run, tmp_path, "whole")  # stopped after its last cell was saved
+    (whole / "manifest.json").write_text(json.dumps({**manifest, "state": "interrupted"}))
+    assert report.build(bench.load(whole)).notes[0].startswith(
+        "This run was interrupted after its planned cells had finished")
 
 
 def test_a_run_with_no_finished_cell_reports_that(tmp_path, smoke_run):

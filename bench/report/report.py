@@ -87,9 +87,7 @@ def build(results: Results) -> Report:
         notes.append("This run has no finished cell yet: nothing to compare.")
     else:
         if results.manifest.get("state") == "interrupted":  # a Ctrl-C: the rest never ran
-            notes.append("This run was interrupted: the cells it had not finished are missing"
-                         " here (rerunning its command finishes them), and what is here"
-                         " compares only the cells that finished.")
+            notes.append(_interrupted(results.manifest, runs))
         failed = int(runs["status"].isin(["error", "timeout"]).sum())
         if failed:
             notes.append(f"{failed} seed(s) ended in an error or a timeout; the tracebacks are"
@@ -181,6 +179,19 @@ def appendix(report: Report) -> list[render.Table]:
     """The tables after the figures: the key to the short names (long with a tuning run)."""
     key = aliases.key_table(report.all_cells)
     return [key] if key else []
+
+
+def _interrupted(manifest: dict, runs: pd.DataFrame) -> str:
+    """What a run stopped by Ctrl-C holds: its planned cells are the manifest's (a sweep's
+    tuned cells are planned once its trials end, so they are not among them)."""
+    planned = len(manifest.get("config", {}).get("cells", []))
+    finished = runs["cell_id"].nunique()
+    if finished < planned:
+        return (f"This run was interrupted with {finished} of its {planned} planned cells"
+                " finished: the others are missing here (rerunning its command finishes them),"
+                " and what is here compares only the cells that finished.")
+    return ("This run was interrupted after its planned cells had finished; a sweep's tuned"
+            " cells, if it has any, may be missing (rerunning its command finishes them).")
 
 
 def write(report: Report, out: Path | None = None,

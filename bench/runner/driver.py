@@ -79,10 +79,17 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
     finished = {} if force else store.finished()
     live = LiveCurves(out, skip=set(finished))
     live.clear()  # what a killed run left: we hold the lock
+    began = interrupts.mark()
     try:
-        with progress, interrupts.counted():
-            errors = _train(store, matrix, cells, out, data_dir, executor, limits, console,
-                            progress, finished, live, loggers)
+        with interrupts.counted():
+            with progress:
+                errors = _train(store, matrix, cells, out, data_dir, executor, limits,
+                                console, progress, finished, live, loggers)
+            runs, _ = store.merge()
+            summary_console.print(summary_table(runs))
+            console.print(f"results: {printable(out.resolve())}", markup=False,
+                          highlight=False)
+            interrupts.stop_if_since(began)  # one swallowed after the last cell (interrupts.py)
     except KeyboardInterrupt:
         with interrupts.ignored():  # a second Ctrl-C must not cut the merge short
             store.merge()
@@ -94,9 +101,6 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
         return 130
     finally:
         live.clear()  # the run has ended, however: nothing of it is in progress now
-    runs, _ = store.merge()
-    summary_console.print(summary_table(runs))
-    console.print(f"results: {printable(out.resolve())}", markup=False, highlight=False)
     if errors:
         console.print(f"{errors} cell(s) failed or timed out; the reasons are in"
                       f" {out}/cells/*.json and the error column of runs.parquet", markup=False)
@@ -108,7 +112,10 @@ def _train(store, matrix, cells, out, data_dir, executor, limits, console, progr
     """Train and save every unfinished cell, then each sweep's tuned cells; returns how
     many cells failed or timed out."""
 
+    began = interrupts.mark()
+
     def on_event(program, event) -> None:
+        interrupts.stop_if_since(began)  # a Ctrl-C swallowed where it landed (interrupts.py)
         problem = live.add(program, event)  # first: what progress shows is on disk
         if problem:
             console.print(f"optbench: warning: {printable(problem)}", markup=False)
@@ -137,6 +144,7 @@ def _train(store, matrix, cells, out, data_dir, executor, limits, console, progr
             console.print(printable(_cell_line(written, count, cell, result)), markup=False,
                           highlight=False)
             loggers.cell(store.cells_dir, cell.id)  # from the files just written
+            interrupts.stop_if_since(began)
         return failures
 
     errors = run(cells)

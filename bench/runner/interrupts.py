@@ -1,16 +1,19 @@
 """Ctrl-C during a run, as the main thread sees it.
 
-A Ctrl-C is raised as KeyboardInterrupt in the main thread, wherever it runs Python. When
-that is inside a host callback (a plugin's `jax.debug.callback` or `io_callback`, which XLA
-on a CPU calls from the thread that runs the step), XLA turns it into a runtime error of the
-step: the cell would be recorded as failed and the run would go on, as if the user had not
-asked it to stop. `counted()` notes each Ctrl-C, so that the executor can tell such an error
-from a real one (`since(mark)`) and stop as asked.
+A Ctrl-C is raised as KeyboardInterrupt in the main thread, wherever it runs Python, and
+two places swallow it: JAX's garbage-collection callback (Python prints "Exception ignored
+in: <function _xla_gc_callback ...>" and goes on; a newcomer's Ctrl-C went unheeded 4 times
+in 7), and a host callback (a plugin's `jax.debug.callback`, which XLA on a CPU runs on the
+thread that runs the step, turning the KeyboardInterrupt into the step's runtime error: the
+cell would be recorded as failed). `counted()` notes each Ctrl-C, so that the run can tell
+such an error from a real one (`since(mark)`) and stop at its next progress event or cell
+(`stop_if_since(mark)`), as asked.
 """
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 
 _seen = 0  # Ctrl-Cs while counted() was in force
@@ -23,6 +26,13 @@ def mark() -> int:
 def since(earlier: int) -> bool:
     """Whether a Ctrl-C came after `earlier = mark()`."""
     return _seen != earlier
+
+
+def stop_if_since(earlier: int) -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C came after `earlier = mark()`: one that raised
+    where it landed has ended the run already, so this is one that was swallowed there."""
+    if since(earlier):
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -40,11 +50,19 @@ def counted():
         _seen += 1
         previous(signum, frame)
 
+    hook = sys.unraisablehook
+
+    def quiet_about_interrupts(unraisable):  # a swallowed Ctrl-C is acted on, not printed
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):  # as a traceback
+            hook(unraisable)
+
     signal.signal(signal.SIGINT, count_then_handle)
+    sys.unraisablehook = quiet_about_interrupts
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
 
 
 @contextlib.contextmanager
