@@ -13,17 +13,13 @@ import hashlib
 import json
 import os
 import struct
-import sys
-import threading
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.errors import UserError
-from bench.report.render import printable
+from bench.train import npz_cache
 
 DATA_ENV = "OPTBENCH_DATA"
 CACHE_ENV = "OPTBENCH_CACHE"
@@ -120,14 +116,14 @@ def split_validation(name, x, y, x_test, y_test, num_classes, val_fraction) -> D
 def mnist1d(data_dir=None) -> Dataset:
     """4000 train / 1000 test sequences of length 40; 10% of train held out for validation."""
     path = cache_dir() / f"mnist1d-{_mnist1d_key()}.npz"
-    arrays = _read_cached(path, MNIST1D_ARRAYS)
+    arrays = npz_cache.read(path, MNIST1D_ARRAYS)
     if arrays is not None:
         try:
             return _mnist1d_splits(arrays)
         except (UserError, IndexError, ValueError) as exc:  # it reads, but not as the set:
-            _unreadable(path, exc)  # lengths that disagree, no examples, NaN
+            npz_cache.unreadable(path, exc)  # lengths that disagree, no examples, NaN
     arrays = _generate_mnist1d()
-    _keep(path, arrays)
+    npz_cache.keep(path, arrays)
     return _mnist1d_splits(arrays)
 
 
@@ -137,42 +133,6 @@ def _mnist1d_splits(arrays: dict[str, np.ndarray]) -> Dataset:
 
 
 MNIST1D_ARRAYS = ("x", "y", "x_test", "y_test")
-# What a damaged .npz raises on reading: truncated or overwritten (BadZipFile, EOFError,
-# zlib.error), an array missing (KeyError), an object array (ValueError, pickle refused),
-# a folder or an unreadable file in its place (OSError).
-_UNREADABLE = (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error)
-
-
-def _read_cached(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-    """The arrays cached at `path`, or None when there are none to read. The cache holds
-    only what optbench can generate again, so a damaged file (a hand edit, a disk that
-    filled) is generated again with a note naming it, never a failed cell."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: np.asarray(npz[name]) for name in names}
-    except (FileNotFoundError, NotADirectoryError):  # none cached (a file in the folder's place)
-        return None
-    except _UNREADABLE as exc:
-        _unreadable(path, exc)
-        return None
-
-
-def _unreadable(path: Path, exc: Exception) -> None:
-    print(f"optbench: note: the cached data {printable(path)} cannot be read"
-          f" ({type(exc).__name__}: {exc}); generating it again", file=sys.stderr)
-
-
-def _keep(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Cache `arrays` at `path` if the cache can take them; a cache that cannot (read-only,
-    full, a folder in the way) costs the next run the generation again, nothing else."""
-    try:
-        _write_npz_atomically(path, **arrays)
-    except OSError as exc:  # named when it is about a folder above (a file in its place)
-        where = (f"{printable(exc.filename)}: " if exc.filename
-                 and Path(os.fsdecode(exc.filename)).parent != path.parent else "")
-        print(f"optbench: note: cannot cache the generated data at {printable(path)}"
-              f" ({where}{exc.strerror or exc}); the next run generates it again",
-              file=sys.stderr)
 
 
 def _mnist1d_key() -> str:
@@ -202,19 +162,6 @@ def _generate_mnist1d() -> dict[str, np.ndarray]:
     finally:
         np.random.set_state(state)
     return {k: np.asarray(data[k]) for k in ("x", "y", "x_test", "y_test")}
-
-
-def _write_npz_atomically(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # one name per thread too: two programs' threads of one Dask worker may both generate
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:  # a full disk or a kill leaves no half-written file behind
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --- sklearn digits -------------------------------------------------------------------------
