@@ -64,9 +64,8 @@ def run(args) -> int:
     from bench.plan import expand
     from bench.plan import matrix as matrix_mod
     from bench.runner.driver import run_matrix
-    from bench.runner.executors import Limits, check_address
     from bench.runner import interrupts
-    from bench.runner.store import RunStore
+    from bench.runner.executors import Limits, check_address
 
     for flag in ("out", "data_dir"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
@@ -109,26 +108,36 @@ def run(args) -> int:
         code = run_matrix(matrix, cells, out, data_dir=args.data_dir, force=args.force,
                           resume=args.resume, executor=args.executor, limits=limits,
                           overrides=_overrides(args))
-        # a Ctrl-C swallowed where it landed (interrupts.py) since the last check of the
-        # run, or while the report is drawn: said here (an interrupted run said its own)
-        checked = interrupts.mark() if code == EXIT_INTERRUPTED else began
-        drawn = False
-        try:
-            interrupts.stop_if_since(checked)
-            if code == EXIT_INTERRUPTED and not RunStore(out).cell_files():
-                pass  # nothing to report, and the run's last line said so
-            elif args.no_report:
-                print(no_report_line(out), file=sys.stderr)
-            else:
-                write_report(out)
-                drawn = True
-            interrupts.stop_if_since(checked)
-        except KeyboardInterrupt:
-            print("optbench: interrupted" + (" as the report was finished" if drawn else
-                  f" before the report was written; the results are saved, and"
-                  f" `{report_command(out)}` writes it"), file=sys.stderr)
+        if not _report_after_run(out, code, args.no_report, began):
             return EXIT_INTERRUPTED
     return code if plugins_ok else EXIT_USAGE
+
+
+def _report_after_run(out: Path, code: int, no_report: bool, began: int) -> bool:
+    """Write the run's report (or say how to, after --no-report); False when a Ctrl-C came
+    meanwhile: one swallowed where it landed (interrupts.py) since the run's last check of
+    its own, or one while the report is drawn. An interrupted run said its own line."""
+    from bench.runner import interrupts
+    from bench.runner.store import RunStore
+
+    checked = interrupts.mark() if code == EXIT_INTERRUPTED else began
+    drawn = False
+    try:
+        interrupts.stop_if_since(checked)
+        if code == EXIT_INTERRUPTED and not RunStore(out).cell_files():
+            pass  # nothing to report, and the run's last line said so
+        elif no_report:
+            print(no_report_line(out), file=sys.stderr)
+        else:
+            write_report(out)
+            drawn = True
+        interrupts.stop_if_since(checked)
+    except KeyboardInterrupt:
+        print("optbench: interrupted" + (" as the report was finished" if drawn else
+              f" before the report was written; the results are saved, and"
+              f" `{report_command(out)}` writes it"), file=sys.stderr)
+        return False
+    return True
 
 
 def _overrides(args) -> list[str]:
