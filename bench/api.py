@@ -56,7 +56,8 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     from bench.report.summary import wide_console
     from bench.runner.driver import run_matrix
     from bench.runner.progress import SilentProgress, default_progress
-    from bench.runner.store import load
+    from bench.runner import sessions
+    from bench.runner.store import RunStore, load
 
     for name, value in (("out", out), ("data_dir", data_dir)):
         _check_folder_argument(name, value)
@@ -82,11 +83,11 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     if notes:
         results = dataclasses.replace(results, notes=(*results.notes, *notes))
     if code == commands.EXIT_INTERRUPTED:
-        saved = results.runs["cell_id"].nunique() if "cell_id" in results.runs else 0
-        raise RunInterrupted(f"interrupted: {saved} finished cell(s) saved in {out}; run the"
-                             " same call again to finish the rest" if saved else
-                             "interrupted before any cell finished; run the same call again"
-                             " to start again", results)
+        store = RunStore(out)
+        again = "call again with resume=True in place of force=True" if force else \
+            "run the same call again"
+        raise RunInterrupted(sessions.interrupted_line(store.manifest(), store.cell_files(),
+                                                       str(out), again), results)
     if code != commands.EXIT_OK:
         raise RunFailed(_failure(results), results)
     return results

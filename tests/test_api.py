@@ -187,6 +187,17 @@ def test_an_interrupt_before_any_cell_finished_says_so(tmp_path):
     assert caught.value.results.runs.empty
 
 
+def test_an_interrupted_force_rerun_counts_only_its_own_cells(tmp_path):
+    path = plugin(tmp_path, "interrupts_first", "raise KeyboardInterrupt")
+    bench.run({**FAST, "optimizers": ["adam"]}, tmp_path / "out", seeds=1, steps=20)
+    with pytest.raises(RunInterrupted) as caught:
+        bench.run({**FAST, "optimizers": ["apitest:interrupts_first"], "plugins": [path]},
+                  tmp_path / "out", seeds=1, steps=20, force=True)
+    assert str(caught.value) == ("interrupted before any cell of this run finished; the 1"
+                                 " cell(s) saved there by an earlier run are kept; call again"
+                                 " with resume=True in place of force=True to finish the rest")
+
+
 def test_an_interrupt_raises_run_interrupted_with_the_finished_cells(tmp_path):
     path = plugin(tmp_path, "interrupts", "raise KeyboardInterrupt")
     with pytest.raises(RunInterrupted) as caught:

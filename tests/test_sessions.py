@@ -41,6 +41,37 @@ def test_an_earlier_session_is_kept_with_the_cells_it_saved(tmp_path):
         == [{"session_started": 5, "cells_saved": None}]
 
 
+def test_an_interrupted_run_counts_its_own_cells_apart_from_earlier_ones(tmp_path):
+    """A --force rerun stopped before any new cell said '2 finished cell(s) saved': the
+    folder's cells of the run before it."""
+    start = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    manifest = {"session_started": _at(start)}
+
+    def cells(*offsets):
+        files = []
+        for i, offset in enumerate(offsets):
+            path = tmp_path / f"{i}-{offset}.json"
+            path.write_text("{}")
+            stamp = (start + timedelta(seconds=offset)).timestamp()
+            os.utime(path, (stamp, stamp))
+            files.append(path)
+        return files
+
+    def line(files):
+        return sessions.interrupted_line(manifest, files, "out", "rerun it")
+
+    assert line([]) == "interrupted before any cell finished; rerun it to start again"
+    assert line(cells(-60, -30)) == ("interrupted before any cell of this run finished; the 2"
+                                     " cell(s) saved there by an earlier run are kept; rerun"
+                                     " it to finish the rest")
+    assert line(cells(-60, 5, 9)) == ("interrupted: 2 finished cell(s) saved in out; the 1"
+                                      " cell(s) saved there by an earlier run are kept; rerun"
+                                      " it to finish the rest")
+    assert line(cells(1)) == "interrupted: 1 finished cell(s) saved in out; rerun it to finish the rest"
+    # a manifest without its session's start (damaged by hand): every cell counts as earlier
+    assert sessions.saved_now_and_before({}, cells(1, 2)) == (0, 2)
+
+
 def _manifest(executor="local", compile_ahead=False, cpu="CPU A", **extra):
     return {"host": {"cpu_model": cpu, "cores": 2, "cpus": 2},
             "device": {"platform": "cpu", "kind": "cpu", "count": 1},

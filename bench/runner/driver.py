@@ -18,7 +18,7 @@ from bench.plan.matrix import Matrix
 from bench.records import CellResult, Status
 from bench.report.render import printable
 from bench.report.summary import summary_table, wide_console
-from bench.runner import interrupts
+from bench.runner import interrupts, sessions
 from bench.runner.environment import environment, provenance
 from bench.runner.executors import EXECUTORS, Limits
 from bench.runner.live import LiveCurves
@@ -93,11 +93,9 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
     except KeyboardInterrupt:
         with interrupts.ignored():  # a second Ctrl-C must not cut the merge short
             store.merge()
-        saved = len(store.cell_files())
-        console.print(f"interrupted: {saved} finished cell(s) saved in {printable(out)}; rerun"
-                      " the same command to finish the rest" if saved else
-                      "interrupted before any cell finished; rerun the same command to start"
-                      " again", markup=False)
+        again = "rerun with --resume in place of --force" if force else "rerun the same command"
+        console.print(sessions.interrupted_line(store.manifest(), store.cell_files(),
+                                                printable(out), again), markup=False)
         return 130
     finally:
         live.clear()  # the run has ended, however: nothing of it is in progress now

@@ -42,6 +42,29 @@ def recorded(manifest: dict[str, Any]) -> list[dict]:
     return [s for s in found if isinstance(s, dict)] if isinstance(found, list) else []
 
 
+def saved_now_and_before(manifest: dict[str, Any], cell_files: list[Path]) -> tuple[int, int]:
+    """How many of `cell_files` the session of `manifest` saved, and how many it found
+    there from earlier sessions (a --force rerun keeps those until it trains their cells
+    again)."""
+    now_ = _saved_since(manifest.get("session_started"), cell_files) or 0
+    return now_, len(cell_files) - now_
+
+
+def interrupted_line(manifest: dict[str, Any], cell_files: list[Path], folder: str,
+                     again: str) -> str:
+    """What a Ctrl-C leaves in `folder`, said the same by the CLI and the API: the cells this
+    session finished, and those from earlier sessions, which a rerun (`again`) skips."""
+    now_, before = saved_now_and_before(manifest, cell_files)
+    earlier = (f"; the {before} cell(s) saved there by an earlier run are kept" if before
+               else "")
+    if now_:
+        return (f"interrupted: {now_} finished cell(s) saved in {folder}{earlier}; {again}"
+                " to finish the rest")
+    return (f"interrupted before any cell of this run finished{earlier}; {again} to finish"
+            " the rest" if before else
+            f"interrupted before any cell finished; {again} to start again")
+
+
 def _saved_since(started: Any, cell_files: list[Path]) -> int | None:
     """How many of `cell_files` were written at or after `started` (cell files are renamed
     into place when a cell finishes); None when `started` is missing or not a time."""
