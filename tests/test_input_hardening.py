@@ -447,7 +447,7 @@ def test_a_name_that_is_not_utf8_is_refused_before_anything_runs(capsys, tmp_pat
     bad = str(tmp_path / NOT_UTF8)
     assert cli.main([a.format(bad=bad) for a in argv]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "bad\\udcff" in err and "is not valid UTF-8" in err
+    assert err.count("\n") == 1 and "bad\\xff" in err and "is not valid UTF-8" in err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -456,7 +456,7 @@ def test_a_results_folder_under_a_path_that_is_not_utf8_is_refused(tmp_path, mon
 
     (tmp_path / NOT_UTF8).mkdir()
     monkeypatch.chdir(tmp_path / NOT_UTF8)  # a relative --out below it: the API's way in
-    with pytest.raises(UserError, match=r"bad\\udcff/results is not a valid UTF-8 path"):
+    with pytest.raises(UserError, match=r"bad\\xff/results is not a valid UTF-8 path"):
         RunStore("results")
 
 

@@ -50,7 +50,16 @@ def interval(mean: float, low: float = math.nan, high: float = math.nan, *, digi
 def printable(text) -> str:
     """`text` safe for a terminal: control characters (an escape sequence in a path, a line
     break in an exception's message) shown as Python escapes, never sent raw."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return "".join(c if c.isprintable() else _escape(c) for c in str(text))
+
+
+def _escape(c: str) -> str:
+    """A character that cannot be shown raw, as the escape Python and bash both read: a byte
+    of a name that is not UTF-8 (kept by Python as a surrogate, U+DC80-U+DCFF) as that byte,
+    \\xff, not as the surrogate \\udcff, which names no byte of the file."""
+    if "\udc80" <= c <= "\udcff":
+        return f"\\x{ord(c) - 0xDC00:02x}"
+    return repr(c)[1:-1]
 
 
 def shell_word(path) -> str:
@@ -70,7 +79,7 @@ def _ansi_c_escape(c: str) -> str:
     """One character inside bash's $'...'."""
     if c in "\\'":
         return "\\" + c
-    return c if c.isprintable() else repr(c)[1:-1]  # \n, \x1b, \u2028: escapes that bash reads back
+    return c if c.isprintable() else _escape(c)  # \n, \x1b, \u2028, \xff: escapes bash reads back
 
 
 def sort_key(value: float) -> float:

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from bench.errors import UserError
 from bench.records import CellResult, Status
+from bench.report.render import printable
 from bench.runner import schema, sessions
 from bench.runner.cell_files import Scan, cell_files, read_cell, scan_cells, tables_of
 from bench.runner.files import (atomic_write, lock_folder, make_folder, read_json,
@@ -59,8 +60,7 @@ class RunStore:
         except OSError:  # the current folder was deleted: opening or reading says what is missing
             where = str(self.root)
         if not utf8(where):
-            shown = where.encode("utf-8", "backslashreplace").decode()
-            raise UserError(f"results folder {shown} is not a valid UTF-8 path, which its"
+            raise UserError(f"results folder {printable(where)} is not a valid UTF-8 path, which its"
                             " tables need; choose another folder")
         self.cells_dir = self.root / "cells"
         self._lock = None
