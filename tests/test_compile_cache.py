@@ -70,6 +70,8 @@ def test_a_cache_folder_that_cannot_be_made_is_one_warning_and_the_run_goes_on(t
     row, stderr = run(tmp_path / "out", blocker)
     assert "warning: no compilation cache" in stderr and "Traceback" not in stderr
     assert row["compile_cache_hits"] == 0 and row["compile_s"] > 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["provenance"]["compile_cache"].startswith("off (")  # not the folder's path
 
 
 def test_a_cache_folder_that_is_not_utf8_is_one_warning_and_the_run_goes_on(tmp_path):
@@ -80,6 +82,10 @@ def test_a_cache_folder_that_is_not_utf8_is_one_warning_and_the_run_goes_on(tmp_
     assert stderr.count("warning") == 1, stderr
     assert "no compilation cache (" in stderr and "not a valid UTF-8 path" in stderr
     assert row["status"] == "done" and row["compile_cache_hits"] == 0 and row["compile_s"] > 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    recorded = manifest["provenance"]["compile_cache"]
+    assert recorded.startswith("off (")
+    assert recorded.endswith("cache\\xff/jax: not a valid UTF-8 path, which JAX needs)")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("filelock") is not None,

@@ -40,7 +40,7 @@ def provenance(matrix, executor: str, limits, overrides: Sequence[str] = ()) -> 
     from bench.train import compile_cache
 
     return {"matrix": matrix_source(matrix), "overrides": list(overrides),
-            "compile_cache": str(compile_cache.folder()) if compile_cache.enabled() else "off",
+            "compile_cache": compile_cache.describe(),
             "plugins": plugin_files(), "executor": {
                 "name": executor,
                 # an existing Dask scheduler has the workers it has: not ours to count

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.report.render import printable
 from bench.runner.files import utf8
-from bench.train.data import cache_dir  # no JAX: the manifest asks `enabled` and `folder`
+from bench.train.data import cache_dir
 
 SWITCH_ENV = "OPTBENCH_COMPILE_CACHE"
 OFF = {"0", "off", "false", "no"}
@@ -67,25 +67,10 @@ def configure() -> None:
         return
     import jax
 
-    if jax.config.jax_compilation_cache_max_size != -1 and not _has_filelock():
-        # JAX's size-limited cache needs filelock: without it JAX would warn at the first
-        # compile and cache nothing. Caching without the limit would ignore the user's bound.
-        print("optbench: warning: no compilation cache (JAX_COMPILATION_CACHE_MAX_SIZE needs"
-              " the filelock package: pip install filelock); compiling everything",
-              file=sys.stderr)
-        _off(jax)
-        return
-    # JAX would fail each compile on a folder it cannot make or name (XLA takes the path as
-    # UTF-8: one from $OPTBENCH_CACHE in other bytes failed every cell): say so once, run uncached
-    problem = None if utf8(str(folder())) else "not a valid UTF-8 path, which JAX needs"
-    try:
-        if problem is None:
-            folder().mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        problem = exc.strerror or str(exc)
+    problem = unusable()
     if problem is not None:
-        print(f"optbench: warning: no compilation cache ({printable(folder())}: {problem});"
-              f" compiling everything (set {SWITCH_ENV}=off to silence this)", file=sys.stderr)
+        print(f"optbench: warning: no compilation cache ({problem}); compiling everything"
+              f" (set {SWITCH_ENV}=off to silence this)", file=sys.stderr)
         _off(jax)
         return
     jax.config.update("jax_compilation_cache_dir", str(folder()))
@@ -94,6 +79,33 @@ def configure() -> None:
     guard_entries()
     if _hits is None:
         _hits = CacheHits()
+
+
+def unusable() -> str | None:
+    """Why this process cannot use the cache, or None (its folder made if missing)."""
+    import jax
+
+    if jax.config.jax_compilation_cache_max_size != -1 and not _has_filelock():
+        # JAX's size-limited cache needs filelock: without it JAX would warn at the first
+        # compile and cache nothing. Caching without the limit would ignore the user's bound.
+        return "JAX_COMPILATION_CACHE_MAX_SIZE needs the filelock package: pip install filelock"
+    # JAX would fail each compile on a folder it cannot make or name (XLA takes the path as
+    # UTF-8: one from $OPTBENCH_CACHE in other bytes failed every cell): the run goes uncached
+    if not utf8(str(folder())):
+        return f"{printable(folder())}: not a valid UTF-8 path, which JAX needs"
+    try:
+        folder().mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{printable(folder())}: {exc.strerror or exc}"
+    return None
+
+
+def describe() -> str:
+    """The cache as the manifest records it: its folder, or that it is off and why."""
+    if not enabled():
+        return "off"
+    problem = unusable()
+    return str(folder()) if problem is None else f"off ({problem})"
 
 
 def _off(jax) -> None:
