@@ -145,6 +145,22 @@ def test_a_file_in_the_cache_folders_place_is_named_once(tmp_path, empty_cache, 
     assert f"({blocker}: File exists)" in err
 
 
+def test_a_writer_killed_mid_write_leaves_no_temporary_for_good(tmp_path, empty_cache):
+    """A kill -9 mid-write left its ~1.6 MB temporary in the cache for ever. The next write
+    removes the temporaries of writers that are gone, never a running one's or another file's."""
+    import os
+
+    name = f"mnist1d-{data._mnist1d_key()}.npz"
+    gone = 2**31 - 1  # above any system's largest pid: no process has it
+    (tmp_path / f".{name}.{gone}.1.tmp").write_bytes(b"half a file")
+    running = tmp_path / f".{name}.{os.getpid()}.7.tmp"  # this process, another thread
+    running.write_bytes(b"being written")
+    other = tmp_path / f".digits.npz.{gone}.1.tmp"  # not this file's
+    other.write_bytes(b"")
+    data.load("mnist1d")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, running.name, other.name])
+
+
 def test_two_threads_generating_at_once_both_cache_it_without_a_note(tmp_path, empty_cache,
                                                                      monkeypatch, capsys):
     """Threads of one process (a Dask worker's) shared a temporary name: one's rename took

@@ -4,7 +4,9 @@ generated again, so a damaged or unwritable cache costs a note and the generatio
 failed cell."""
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
 import threading
 import zipfile
@@ -55,6 +57,7 @@ def keep(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def write_atomically(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path)
     # one name per thread too: two programs' threads of one Dask worker may both generate
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -65,3 +68,29 @@ def write_atomically(path: Path, **arrays) -> None:
         # leaves its temporary name, which no reader takes for the set)
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_orphans(path: Path) -> None:
+    """Remove the temporaries of `path` whose writer is gone: a process killed outright
+    (kill -9, a power cut) mid-write leaves its file (MNIST-1D's is ~1.6 MB), and no later
+    run would take that name again. A writer still running on this machine keeps its file."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.\d+\.tmp")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        found = pattern.fullmatch(entry.name)
+        if found and entry.is_file(follow_symlinks=False) and not _running(int(found[1])):
+            with contextlib.suppress(OSError):  # another run removed it first
+                os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a number no pid is
+        return True
+    return True
