@@ -12,12 +12,15 @@
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
 import os
+import re
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,6 +154,42 @@ def remove_temporaries(folder: Path) -> None:
     for tmp in Path(folder).glob(TEMPORARY):
         if tmp.is_file() and not tmp.is_symlink():
             tmp.unlink(missing_ok=True)
+
+
+def writers_temporary(path: Path) -> Path:
+    """A temporary name beside `path` that is its writer's own, for a folder no lock guards
+    (the shared caches): `.<name>.<pid>.<thread>.tmp`. One per thread too: two programs'
+    threads of one Dask worker may write the same file at once."""
+    return path.with_name(f".{path.name[:64]}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+_WRITERS_TEMPORARY = re.compile(r"\.(.+)\.(\d+)\.\d+\.tmp")
+
+
+def remove_orphans(folder: Path, name: str | None = None) -> None:
+    """Remove the `writers_temporary` files in `folder` (only `name`'s, if given) whose
+    writer is gone: a process killed outright (kill -9, a power cut) mid-write leaves its
+    file, and no later writer takes that name again. A running writer's file is kept."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        found = _WRITERS_TEMPORARY.fullmatch(entry.name)
+        if (found and (name is None or found[1] == name[:64])
+                and entry.is_file(follow_symlinks=False) and not _running(int(found[2]))):
+            with contextlib.suppress(OSError):  # another writer removed it first
+                os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; no pid is that large
+        return True
+    return True
 
 
 def _holder(root: Path) -> str:

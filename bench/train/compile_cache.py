@@ -21,12 +21,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 from bench.report.render import printable
-from bench.runner.files import utf8
+from bench.runner.files import remove_orphans, utf8, writers_temporary
 from bench.train.data import cache_dir
 
 SWITCH_ENV = "OPTBENCH_COMPILE_CACHE"
@@ -73,6 +72,7 @@ def configure() -> None:
               f" (set {SWITCH_ENV}=off to silence this)", file=sys.stderr)
         _off(jax)
         return
+    remove_orphans(folder())  # what writers killed mid-write (kill -9) left
     jax.config.update("jax_compilation_cache_dir", str(folder()))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -186,7 +186,7 @@ class WholeEntries:
         self._base = base
         mask = os.umask(0)  # reading the umask means setting it; put back at once
         os.umask(mask)
-        self._mode = 0o666 & ~mask  # as JAX's own writes: mkstemp would make them 0600
+        self._mode = 0o666 & ~mask  # as JAX's own writes, also over a dead writer's file
 
     @classmethod
     def around(cls, cache):
@@ -252,22 +252,17 @@ class WholeEntries:
         target = self._file(key)
         if target.exists() or WholeEntries._write_failed:
             return
+        tmp = writers_temporary(target)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp",
-                                       dir=target.parent)
-        except OSError as exc:
-            self._cannot_write(exc)
-            return
-        try:
-            with os.fdopen(fd, "wb") as handle:
+            with open(tmp, "wb") as handle:
                 handle.write(value)
                 os.fchmod(handle.fileno(), self._mode)
             os.replace(tmp, target)
         except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             self._cannot_write(exc)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     @staticmethod

@@ -4,11 +4,8 @@ generated again, so a damaged or unwritable cache costs a note and the generatio
 failed cell."""
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import sys
-import threading
 import zipfile
 import zlib
 from pathlib import Path
@@ -16,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.report.render import printable
+from bench.runner.files import remove_orphans, writers_temporary
 
 # What a damaged .npz raises on reading: truncated or overwritten (BadZipFile, EOFError,
 # zlib.error), an array missing (KeyError), an object array (ValueError, pickle refused),
@@ -57,9 +55,8 @@ def keep(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def write_atomically(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_orphans(path)
-    # one name per thread too: two programs' threads of one Dask worker may both generate
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    remove_orphans(path.parent, path.name)  # a kill -9 mid-write left MNIST-1D's ~1.6 MB
+    tmp = writers_temporary(path)
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -69,28 +66,3 @@ def write_atomically(path: Path, **arrays) -> None:
         tmp.unlink(missing_ok=True)
         raise
 
-
-def remove_orphans(path: Path) -> None:
-    """Remove the temporaries of `path` whose writer is gone: a process killed outright
-    (kill -9, a power cut) mid-write leaves its file (MNIST-1D's is ~1.6 MB), and no later
-    run would take that name again. A writer still running on this machine keeps its file."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.\d+\.tmp")
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return
-    for entry in entries:
-        found = pattern.fullmatch(entry.name)
-        if found and entry.is_file(follow_symlinks=False) and not _running(int(found[1])):
-            with contextlib.suppress(OSError):  # another run removed it first
-                os.unlink(entry.path)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process; a number no pid is
-        return True
-    return True
