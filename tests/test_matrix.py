@@ -1,6 +1,6 @@
 import pytest
 
-from bench.plan import expand, matrix
+from bench.plan import expand, matrix, values
 from bench.errors import UserError
 
 
@@ -67,7 +67,7 @@ def test_unknown_preset_and_missing_file(tmp_path):
 
 
 def test_seed_forms():
-    assert matrix.parse_seeds(3) == [0, 1, 2]
-    assert matrix.parse_seeds("4,9") == [4, 9]
+    assert values.parse_seeds(3) == [0, 1, 2]
+    assert values.parse_seeds("4,9") == [4, 9]
     with pytest.raises(UserError):
-        matrix.parse_seeds([1, 1])
+        values.parse_seeds([1, 1])
