@@ -419,7 +419,7 @@ def test_terminal_text_never_carries_control_characters():
 def test_the_target_line_keeps_its_value_when_the_first_cell_diverged(tmp_path, monkeypatch):
     """The curves figure read the target from its first row, whose values were masked after
     a divergence: `sgd` (first by name) diverging on rosenbrock-2d labelled it "target nan"."""
-    from bench.report import plots, report
+    from bench.report import curve_plots, figure_files, report
 
     out = tmp_path / "run"
     result = optbench_here("run", "--workloads", "rosenbrock-2d", "--optimizers", "adam,sgd",
@@ -429,7 +429,7 @@ def test_the_target_line_keeps_its_value_when_the_first_cell_diverged(tmp_path, 
     assert (built.runs.set_index("optimizer").status == "diverged").to_dict() == {
         "adam": False, "sgd": True}
     figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path, **_: figures.append(fig) or path)
-    plots.curves(built.runs, built.results.curves, tmp_path, "step")
+    monkeypatch.setattr(figure_files, "save", lambda fig, path, **_: figures.append(fig) or path)
+    curve_plots.curves(built.runs, built.results.curves, tmp_path, "step")
     labels = [ax.get_ylabel() for ax in figures[0].axes]
     assert "val loss (dashed: target 0.001)" in labels, labels

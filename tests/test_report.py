@@ -222,12 +222,12 @@ def test_step_time_is_written_in_a_unit_that_keeps_it_short(seconds, text):
 
 def test_only_a_minimised_target_metric_spanning_decades_gets_a_log_axis():
     from bench.records import Target
-    from bench.report.plots import _log_axis
+    from bench.report.curve_plots import log_axis
     suboptimality = pd.Series([1.0, 1e-3, 1e-12])
     accuracy = pd.Series([0.006, 0.02, 0.3])  # grokking: chance is 1%
-    assert _log_axis(suboptimality, Target("val_suboptimality", 1e-3, "min"))
-    assert not _log_axis(pd.Series([0.5, 0.3, 0.2]), Target("val_loss", 0.1, "min"))
-    assert not _log_axis(accuracy, Target("val_accuracy", 0.99, "max"))
+    assert log_axis(suboptimality, Target("val_suboptimality", 1e-3, "min"))
+    assert not log_axis(pd.Series([0.5, 0.3, 0.2]), Target("val_loss", 0.1, "min"))
+    assert not log_axis(accuracy, Target("val_accuracy", 0.99, "max"))
 
 
 def test_an_update_share_over_100_percent_is_explained_not_just_shown(smoke_run, tmp_path):

@@ -17,7 +17,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.report import analysis, figure_files, plots
+from bench.report import analysis, curve_plots, figure_files
 from bench.report.layout import log_y
 
 STYLES = ("-", "--", ":", "-.")
@@ -62,7 +62,7 @@ def _figure(frame, workload: str, names: list[str], path: Path) -> Path:
             ax.plot(mean.index, mean.to_numpy(), color=colours[label],
                     ls=STYLES[index % len(STYLES)], lw=1.8 if index < MAX_RUNS_STYLED else 1.0,
                     marker="o" if len(mean) <= 3 else None, ms=4)
-    if plots._spans_decades(frame["value"]):  # the report's rule: a loss falling for decades
+    if curve_plots.spans_decades(frame["value"]):  # the report's rule: a loss falling for decades
         log_y(ax)
     ax.set_title(_text(workload))
     ax.set_xlabel("step")

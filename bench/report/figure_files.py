@@ -1,9 +1,10 @@
 """Where a figure becomes files: the one place that decides their formats.
 
-Every figure of the report (plots.py, widths.py, trajectories.py), of `optbench plot` and of
-compare.html is saved by `save`, which writes the figure once per format asked for (PNG,
-SVG, PDF) and returns the file a page embeds: the PNG when PNG was asked for, else the SVG,
-else the PDF (which a browser cannot show inline; the page links to it). The formats are
+Every figure of the report (plots.py, curve_plots.py, widths.py, trajectories.py), of
+`optbench plot` and of compare.html is saved by `save`, which writes the figure once per
+format asked for (PNG, SVG, PDF) and returns the file a page embeds: the PNG when PNG was
+asked for, else the SVG, else the PDF (which a browser cannot show inline; the page links
+to it). The formats are
 set for a block of code with `formats(...)`, not passed through every figure function: the
 figures do not care how they are stored.
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UserError
-from bench.report import figure_files, plots
+from bench.report import curve_plots, figure_files, plots
 from bench.report import report as report_mod
 from bench.runner.files import make_folder
 from bench.runner.store import Results
@@ -119,7 +119,7 @@ def plot(results: Results, kind: str, out: Path, *, x: str | None = None,
     built = report_mod.build(results)
     if kind == "curves":
         title = f"{kind} against {x or 'step'}"
-        figures = [(kind, title, lambda r, folder: plots.curves(
+        figures = [(kind, title, lambda r, folder: curve_plots.curves(
             r.runs, r.results.curves, folder, X_AXES[x or "step"], [metric] if metric else None))]
     else:
         figures = [entry for entry in plots.FIGURES if entry[0] == kind][:1]
