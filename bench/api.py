@@ -83,11 +83,12 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     if notes:
         results = dataclasses.replace(results, notes=(*results.notes, *notes))
     if code == commands.EXIT_INTERRUPTED:
-        store = RunStore(out)
-        again = "call again with resume=True in place of force=True" if force else \
-            "run the same call again"
-        raise RunInterrupted(sessions.interrupted_line(store.manifest(), store.cell_files(),
-                                                       str(out), again), results)
+        files = RunStore(out).cell_files()
+        raise RunInterrupted(sessions.interrupted_line(
+            sessions.saved_by(results.manifest, files) or 0, len(files), str(out),
+            again="run the same call again",
+            resume="call again with resume=True in place of force=True" if force else None),
+            results)
     if code != commands.EXIT_OK:
         raise RunFailed(_failure(results), results)
     return results

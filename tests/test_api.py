@@ -2,8 +2,10 @@
 keyword overrides, silent unless asked, typed one-line exceptions and never SystemExit;
 `Results.tidy()` for plotting; the README's notebook example, verbatim."""
 import io
+import os
 import re
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -193,9 +195,39 @@ def test_an_interrupted_force_rerun_counts_only_its_own_cells(tmp_path):
     with pytest.raises(RunInterrupted) as caught:
         bench.run({**FAST, "optimizers": ["apitest:interrupts_first"], "plugins": [path]},
                   tmp_path / "out", seeds=1, steps=20, force=True)
+    # nothing of this run to lose: the same call starts it again (resume=True would too)
     assert str(caught.value) == ("interrupted before any cell of this run finished; the 1"
-                                 " cell(s) saved there by an earlier run are kept; call again"
-                                 " with resume=True in place of force=True to finish the rest")
+                                 " cell(s) saved there by an earlier run are kept; run the"
+                                 " same call again to start again")
+
+
+def test_an_interrupted_force_rerun_of_the_same_matrix_names_what_resume_keeps(tmp_path):
+    """resume=True, the one suggestion, never retrains the earlier run's cells that the
+    force=True rerun was asked to: stopped before its first cell, it trained nothing at all.
+    Cell files touched into the future (copied with their times, a clock that was ahead)
+    were counted as this run's."""
+    flag = tmp_path / "stop"
+    path = plugin(tmp_path, "stops", f"import os\n        if os.path.exists({str(flag)!r}):"
+                  " raise KeyboardInterrupt\n        return updates, state")
+    matrix = {**FAST, "optimizers": ["adam", "apitest:stops"], "plugins": [path]}
+    bench.run(matrix, tmp_path / "out", seeds=1, steps=20)
+    future = time.time() + 86400
+    for cell in (tmp_path / "out" / "cells").iterdir():
+        os.utime(cell, (future, future))
+    flag.write_text("")
+    with pytest.raises(RunInterrupted) as caught:
+        bench.run({**matrix, "optimizers": ["apitest:stops", "adam"]}, tmp_path / "out",
+                  seeds=1, steps=20, force=True)
+    assert str(caught.value) == ("interrupted before any cell of this run finished; the 2"
+                                 " cell(s) saved there by an earlier run are kept; run the"
+                                 " same call again to start again")
+    with pytest.raises(RunInterrupted) as caught:
+        bench.run(matrix, tmp_path / "out", seeds=1, steps=20, force=True)
+    assert str(caught.value) == (
+        f"interrupted: 1 finished cell(s) saved in {tmp_path / 'out'}; the 1 cell(s) saved"
+        " there by an earlier run are kept; call again with resume=True in place of"
+        " force=True to train only the missing cells (keeping those 1 as they are), or run"
+        " the same call again to retrain every cell")
 
 
 def test_an_interrupt_raises_run_interrupted_with_the_finished_cells(tmp_path):

@@ -41,35 +41,58 @@ def test_an_earlier_session_is_kept_with_the_cells_it_saved(tmp_path):
         == [{"session_started": 5, "cells_saved": None}]
 
 
-def test_an_interrupted_run_counts_its_own_cells_apart_from_earlier_ones(tmp_path):
+def test_an_interrupted_run_counts_its_own_cells_apart_from_earlier_ones():
     """A --force rerun stopped before any new cell said '2 finished cell(s) saved': the
     folder's cells of the run before it."""
+    def line(saved, present, resume=None):
+        return sessions.interrupted_line(saved, present, "out", again="rerun it", resume=resume)
+
+    assert line(0, 0) == "interrupted before any cell finished; rerun it to start again"
+    assert line(0, 2) == ("interrupted before any cell of this run finished; the 2 cell(s)"
+                          " saved there by an earlier run are kept; rerun it to finish the rest")
+    assert line(2, 3) == ("interrupted: 2 finished cell(s) saved in out; the 1 cell(s) saved"
+                          " there by an earlier run are kept; rerun it to finish the rest")
+    assert line(1, 1) == "interrupted: 1 finished cell(s) saved in out; rerun it to finish the rest"
+
+
+def test_an_interrupted_force_run_suggests_resume_only_where_it_finishes_the_job():
+    """--resume in place of --force keeps the earlier run's cells as they are: the one
+    suggestion said it would 'finish the rest' of a rerun meant to retrain them, and, for a
+    rerun stopped before its first cell, it trained nothing at all."""
+    def line(saved, present):
+        return sessions.interrupted_line(saved, present, "out", again="rerun it",
+                                         resume="resume it")
+
+    assert line(0, 0) == "interrupted before any cell finished; rerun it to start again"
+    assert line(0, 2) == ("interrupted before any cell of this run finished; the 2 cell(s)"
+                          " saved there by an earlier run are kept; rerun it to start again")
+    assert line(2, 2) == "interrupted: 2 finished cell(s) saved in out; resume it to finish the rest"
+    assert line(2, 3) == ("interrupted: 2 finished cell(s) saved in out; the 1 cell(s) saved"
+                          " there by an earlier run are kept; resume it to train only the"
+                          " missing cells (keeping those 1 as they are), or rerun it to retrain"
+                          " every cell")
+
+
+def test_the_cells_a_session_saved_are_its_count_not_the_files_times(tmp_path):
+    """Files copied with their times (cp -p, rsync -t) or written under a clock that was
+    ahead counted as saved by whichever session came later."""
     start = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
-    manifest = {"session_started": _at(start)}
-
-    def cells(*offsets):
-        files = []
-        for i, offset in enumerate(offsets):
-            path = tmp_path / f"{i}-{offset}.json"
-            path.write_text("{}")
-            stamp = (start + timedelta(seconds=offset)).timestamp()
-            os.utime(path, (stamp, stamp))
-            files.append(path)
-        return files
-
-    def line(files):
-        return sessions.interrupted_line(manifest, files, "out", "rerun it")
-
-    assert line([]) == "interrupted before any cell finished; rerun it to start again"
-    assert line(cells(-60, -30)) == ("interrupted before any cell of this run finished; the 2"
-                                     " cell(s) saved there by an earlier run are kept; rerun"
-                                     " it to finish the rest")
-    assert line(cells(-60, 5, 9)) == ("interrupted: 2 finished cell(s) saved in out; the 1"
-                                      " cell(s) saved there by an earlier run are kept; rerun"
-                                      " it to finish the rest")
-    assert line(cells(1)) == "interrupted: 1 finished cell(s) saved in out; rerun it to finish the rest"
-    # a manifest without its session's start (damaged by hand): every cell counts as earlier
-    assert sessions.saved_now_and_before({}, cells(1, 2)) == (0, 2)
+    files = []
+    for offset in (3600, 7200):  # in the future of the session below
+        path = tmp_path / f"{offset}.json"
+        path.write_text("{}")
+        stamp = (start + timedelta(seconds=offset)).timestamp()
+        os.utime(path, (stamp, stamp))
+        files.append(path)
+    ended = {"session_started": _at(start), "cells_saved": 0}
+    assert sessions.saved_by(ended, files) == 0
+    assert sessions.saved_by({**ended, "cells_saved": 99}, files) == 2  # a hand edit
+    assert sessions.saved_by({**ended, "cells_saved": -1}, files) == 0
+    # killed outright, it recorded nothing: the times are all there is
+    assert sessions.saved_by({"session_started": _at(start)}, files) == 2
+    assert sessions.saved_by({"session_started": _at(start), "cells_saved": True}, files) == 2
+    assert sessions.saved_by({}, files) is None
+    assert sessions.earlier_sessions(ended, files) == []  # it saved none
 
 
 def _manifest(executor="local", compile_ahead=False, cpu="CPU A", **extra):

@@ -93,9 +93,10 @@ def _run_open(store, matrix, cells, out, data_dir, force, executor, limits, cons
     except KeyboardInterrupt:
         with interrupts.ignored():  # a second Ctrl-C must not cut the merge short
             store.merge()
-        again = "rerun with --resume in place of --force" if force else "rerun the same command"
-        console.print(sessions.interrupted_line(store.manifest(), store.cell_files(),
-                                                printable(out), again), markup=False)
+        console.print(sessions.interrupted_line(
+            len(store.saved), len(store.cell_files()), printable(out),
+            again="rerun the same command",
+            resume="rerun with --resume in place of --force" if force else None), markup=False)
         return 130
     finally:
         live.clear()  # the run has ended, however: nothing of it is in progress now

@@ -29,7 +29,7 @@ def earlier_sessions(existing: dict[str, Any] | None, cell_files: list[Path]) ->
     if not isinstance(existing, dict):
         return []
     earlier = recorded(existing)
-    saved = _saved_since(existing.get("session_started"), cell_files)
+    saved = saved_by(existing, cell_files)
     if saved != 0:
         earlier.append({**{k: existing[k] for k in KEPT if k in existing}, "cells_saved": saved})
     return earlier[-MOST:]
@@ -42,27 +42,40 @@ def recorded(manifest: dict[str, Any]) -> list[dict]:
     return [s for s in found if isinstance(s, dict)] if isinstance(found, list) else []
 
 
-def saved_now_and_before(manifest: dict[str, Any], cell_files: list[Path]) -> tuple[int, int]:
-    """How many of `cell_files` the session of `manifest` saved, and how many it found
-    there from earlier sessions (a --force rerun keeps those until it trains their cells
-    again)."""
-    now_ = _saved_since(manifest.get("session_started"), cell_files) or 0
-    return now_, len(cell_files) - now_
+def saved_by(manifest: dict[str, Any], cell_files: list[Path]) -> int | None:
+    """How many of `cell_files` the session of `manifest` saved: the count it recorded when
+    it ended (`cells_saved`), else (a session killed outright) those written since it
+    started, by their times, which a copy with its times or a clock that was ahead fools;
+    None when neither can be told."""
+    recorded_ = manifest.get("cells_saved")
+    if isinstance(recorded_, int) and not isinstance(recorded_, bool):
+        return min(max(recorded_, 0), len(cell_files))  # a hand edit: no more than are there
+    return _saved_since(manifest.get("session_started"), cell_files)
 
 
-def interrupted_line(manifest: dict[str, Any], cell_files: list[Path], folder: str,
-                     again: str) -> str:
-    """What a Ctrl-C leaves in `folder`, said the same by the CLI and the API: the cells this
-    session finished, and those from earlier sessions, which a rerun (`again`) skips."""
-    now_, before = saved_now_and_before(manifest, cell_files)
+def interrupted_line(saved: int, present: int, folder: str, *, again: str,
+                     resume: str | None = None) -> str:
+    """What a Ctrl-C leaves in `folder`, said the same by the CLI and the API: the `saved`
+    cells this session finished, and those of the `present` from earlier sessions, which a
+    rerun (`again`) skips. `resume` (a --force run's): the rerun that keeps this run's cells
+    and trains only the missing ones; it keeps the earlier cells too, untrained again, so
+    it is offered alone only when there are none, and never when this run saved nothing."""
+    before = max(present - saved, 0)
     earlier = (f"; the {before} cell(s) saved there by an earlier run are kept" if before
                else "")
-    if now_:
-        return (f"interrupted: {now_} finished cell(s) saved in {folder}{earlier}; {again}"
-                " to finish the rest")
-    return (f"interrupted before any cell of this run finished{earlier}; {again} to finish"
-            " the rest" if before else
-            f"interrupted before any cell finished; {again} to start again")
+    if not saved and not before:
+        return f"interrupted before any cell finished; {again} to start again"
+    if not saved:  # a --force run has nothing to lose: the same command starts it again
+        return (f"interrupted before any cell of this run finished{earlier}; {again} to"
+                + (" start again" if resume else " finish the rest"))
+    if resume is None:
+        rest = f"{again} to finish the rest"
+    elif not before:
+        rest = f"{resume} to finish the rest"
+    else:
+        rest = (f"{resume} to train only the missing cells (keeping those {before} as they"
+                f" are), or {again} to retrain every cell")
+    return f"interrupted: {saved} finished cell(s) saved in {folder}{earlier}; {rest}"
 
 
 def _saved_since(started: Any, cell_files: list[Path]) -> int | None:

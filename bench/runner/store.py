@@ -64,6 +64,7 @@ class RunStore:
                             " tables need; choose another folder")
         self.cells_dir = self.root / "cells"
         self._lock = None
+        self.saved: set[str] = set()  # the cells this session saved (their files' times may lie)
 
     def open(self, config: dict[str, Any], environment: dict[str, Any], *,
              resume: bool = False, force: bool = False) -> None:
@@ -114,7 +115,8 @@ class RunStore:
     def mark_ended(self, state: RunState) -> None:
         """Say in the manifest how the run ended (a run killed outright leaves `running`,
         and no lock: readers check both)."""
-        write_json(self.root / MANIFEST, {**self.manifest(), "state": state, "updated": now()})
+        write_json(self.root / MANIFEST, {**self.manifest(), "state": state, "updated": now(),
+                                          "cells_saved": len(self.saved)})
 
     def close(self) -> None:
         unlock_folder(self._lock)
@@ -204,6 +206,7 @@ class RunStore:
             "finished": now(),
         }
         write_json(self.cells_dir / f"{cell.id}.json", record)
+        self.saved.add(cell.id)
 
     def merge(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Rebuild runs.parquet and curves.parquet from the cell files (setting damaged ones
