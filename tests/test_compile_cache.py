@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.runner.files import HOST
 from tests.conftest import ROOT
 
 ARGS = ["run", "--no-report", "--workloads", "rosenbrock-2d", "--optimizers", "adam", "--steps", "20",
@@ -29,8 +30,8 @@ def run(out, cache, *extra, env=None):
     return pd.read_parquet(out / "runs.parquet").iloc[0], done.stderr
 
 
-ORPHAN = f".jit_run-abc-cache.{2**31 - 1}.1.tmp"  # a pid above any system's largest
-RUNNING = f".jit_run-abc-cache.{os.getpid()}.1.tmp"
+ORPHAN = f".jit_run-abc-cache.{HOST}.{2**31 - 1}.1.tmp"  # a pid above any system's largest
+RUNNING = f".jit_run-abc-cache.{HOST}.{os.getpid()}.1.tmp"
 
 
 @pytest.fixture(scope="module")

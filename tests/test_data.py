@@ -150,15 +150,46 @@ def test_a_writer_killed_mid_write_leaves_no_temporary_for_good(tmp_path, empty_
     removes the temporaries of writers that are gone, never a running one's or another file's."""
     import os
 
+    from bench.runner.files import HOST
+
     name = f"mnist1d-{data._mnist1d_key()}.npz"
     gone = 2**31 - 1  # above any system's largest pid: no process has it
-    (tmp_path / f".{name}.{gone}.1.tmp").write_bytes(b"half a file")
-    running = tmp_path / f".{name}.{os.getpid()}.7.tmp"  # this process, another thread
+    (tmp_path / f".{name}.{HOST}.{gone}.1.tmp").write_bytes(b"half a file")
+    running = tmp_path / f".{name}.{HOST}.{os.getpid()}.7.tmp"  # this process, another thread
     running.write_bytes(b"being written")
-    other = tmp_path / f".digits.npz.{gone}.1.tmp"  # not this file's
+    other = tmp_path / f".digits.npz.{HOST}.{gone}.1.tmp"  # not this file's
     other.write_bytes(b"")
     data.load("mnist1d")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, running.name, other.name])
+
+
+def test_a_temporary_another_machine_is_writing_is_never_removed(tmp_path):
+    """A cache on a shared disk (an NFS home's ~/.cache, a Dask cluster's) is written by
+    other machines too: a pid that no process here has was taken for a writer killed
+    mid-write, and its file removed under a writer running elsewhere. Nor is anything but a
+    file removed: a link (not what it points to), a folder."""
+    import os
+
+    from bench.runner.files import HOST, remove_orphans, writers_temporary
+
+    gone = 2**31 - 1
+    mine = writers_temporary(tmp_path / "set.npz")
+    assert mine.name.startswith(f".set.npz.{HOST}.{os.getpid()}.")
+    orphan = tmp_path / f".set.npz.{HOST}.{gone}.1.tmp"
+    elsewhere = [tmp_path / f".set.npz.{host}.{gone}.1.tmp"
+                 for host in ("node-7", "node_7", f"x{HOST}", "npz")]
+    for path in (orphan, *elsewhere):
+        path.write_bytes(b"")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep").write_bytes(b"")
+    link = tmp_path / f".link.{HOST}.{gone}.1.tmp"
+    link.symlink_to(precious)
+    folder = tmp_path / f".folder.{HOST}.{gone}.1.tmp"
+    folder.mkdir()
+    remove_orphans(tmp_path)
+    assert not orphan.exists() and all(path.exists() for path in elsewhere)
+    assert link.is_symlink() and (precious / "keep").exists() and folder.is_dir()
 
 
 def test_two_threads_generating_at_once_both_cache_it_without_a_note(tmp_path, empty_cache,

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import socket
 import stat
 import tempfile
 import threading
@@ -158,26 +159,32 @@ def remove_temporaries(folder: Path) -> None:
 
 def writers_temporary(path: Path) -> Path:
     """A temporary name beside `path` that is its writer's own, for a folder no lock guards
-    (the shared caches): `.<name>.<pid>.<thread>.tmp`. One per thread too: two programs'
-    threads of one Dask worker may write the same file at once."""
-    return path.with_name(f".{path.name[:64]}.{os.getpid()}.{threading.get_ident()}.tmp")
+    (the shared caches): `.<name>.<host>.<pid>.<thread>.tmp`. One per thread too: two
+    programs' threads of one Dask worker may write the same file at once. The host, because
+    a cache on a shared disk (an NFS home, a cluster's) has writers on other machines, whose
+    pids say nothing here."""
+    return path.with_name(f".{path.name[:64]}.{HOST}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-_WRITERS_TEMPORARY = re.compile(r"\.(.+)\.(\d+)\.\d+\.tmp")
+# this machine's name, as a name can hold it unambiguously: no dots, no slashes
+HOST = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:64] or "_"
+_WRITERS_TEMPORARY = re.compile(r"\.(.+)\.([A-Za-z0-9_-]+)\.(\d+)\.\d+\.tmp")
 
 
 def remove_orphans(folder: Path, name: str | None = None) -> None:
     """Remove the `writers_temporary` files in `folder` (only `name`'s, if given) whose
-    writer is gone: a process killed outright (kill -9, a power cut) mid-write leaves its
-    file, and no later writer takes that name again. A running writer's file is kept."""
+    writer is gone: a process of this machine killed outright (kill -9, a power cut)
+    mid-write leaves its file, and no later writer takes that name again. A running
+    writer's file is kept, and so is another machine's: whether its writer runs cannot be
+    told from here. Only files go: never a link (nor what it points to) or a folder."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
         found = _WRITERS_TEMPORARY.fullmatch(entry.name)
-        if (found and (name is None or found[1] == name[:64])
-                and entry.is_file(follow_symlinks=False) and not _running(int(found[2]))):
+        if (found and (name is None or found[1] == name[:64]) and found[2] == HOST
+                and entry.is_file(follow_symlinks=False) and not _running(int(found[3]))):
             with contextlib.suppress(OSError):  # another writer removed it first
                 os.unlink(entry.path)
 
