@@ -319,3 +319,18 @@ def test_a_blank_optbench_cache_is_the_default_not_the_current_folder(tmp_path, 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("OPTBENCH_CACHE", blank)
     assert compile_cache.folder() == tmp_path / "optbench" / "jax"
+
+
+@pytest.mark.parametrize("where", ["gs://bucket/jax-cache", "file:///tmp/x", "s3://b/c"])
+def test_a_cache_jax_was_given_as_a_url_is_off_and_makes_no_local_folder(tmp_path, monkeypatch,
+                                                                         where):
+    """JAX takes JAX_COMPILATION_CACHE_DIR=gs://bucket/... (a bucket); optbench made it a
+    local path, gs:/bucket/..., created it in the current folder and filled it, and the
+    manifest named that mangled path as the cache."""
+    from bench.train import compile_cache
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", where)
+    recorded = compile_cache.describe()
+    assert recorded.startswith(f"off ({where}: ") and "not a local folder" in recorded
+    assert list(tmp_path.iterdir()) == []

@@ -89,6 +89,11 @@ def unusable() -> str | None:
         # JAX's size-limited cache needs filelock: without it JAX would warn at the first
         # compile and cache nothing. Caching without the limit would ignore the user's bound.
         return "JAX_COMPILATION_CACHE_MAX_SIZE needs the filelock package: pip install filelock"
+    # JAX takes a bucket (gs://...) too, which Path() would turn into a local gs:/ folder
+    given = os.environ.get("JAX_COMPILATION_CACHE_DIR") or ""
+    if "://" in given:
+        return (f"{printable(given)}: not a local folder, which optbench's cache needs to"
+                " write each entry whole")
     # JAX would fail each compile on a folder it cannot make or name (XLA takes the path as
     # UTF-8: one from $OPTBENCH_CACHE in other bytes failed every cell): the run goes uncached
     if not utf8(str(folder())):
