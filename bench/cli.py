@@ -9,10 +9,29 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 
-from bench import commands
+
+def _start_jax() -> None:
+    """Import JAX first, to say in one line (exit 2) what it refuses: it reads its JAX_*
+    variables on import and raises ValueError on a value it cannot read (JAX_ENABLE_X64=maybe,
+    JAX_COMPILATION_CACHE_MAX_SIZE=1GB), which every command, `list` too, imports it for."""
+    try:
+        import jax  # noqa: F401
+    except ValueError as exc:
+        said = " ".join(str(exc).split())
+        flag = re.search(r"for JAX flag (\w+)", said)  # names the flag, not its variable
+        which = f"{flag[1].upper()}: " if flag else ""
+        print(f"optbench: error: JAX cannot start with this environment ({which}{said}); fix"
+              " that variable or unset it", file=sys.stderr)
+        sys.exit(2)  # EXIT_USAGE: bench.commands imports JAX
+
+
+_start_jax()
+
+from bench import commands  # after JAX has started
 from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from bench.errors import OptbenchError, UserError
 from bench.plan.matrix import presets

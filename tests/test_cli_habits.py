@@ -377,3 +377,21 @@ def test_list_json_marks_a_plugins_optimizer_with_its_file(tmp_path):
     [row] = json.loads(result.stdout)
     assert row["origin"] == "plugin" and Path(row["source"]) == plugin.resolve()
     assert row["sha256"] == hashlib.sha256(plugin.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("variable, value", [("JAX_ENABLE_X64", "maybe"),
+                                             ("JAX_COMPILATION_CACHE_MAX_SIZE", "1GB")])
+def test_a_jax_variable_jax_refuses_is_one_line_not_a_traceback(variable, value):
+    """JAX reads its JAX_* variables when it is imported and raises ValueError on a value it
+    cannot read: every command, `optbench list` included, ended in a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "list", "optimizers"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), variable: value})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("optbench: error: ")
+    assert repr(value) in done.stderr or f'"{value}"' in done.stderr
+    assert "unset it" in done.stderr
