@@ -146,8 +146,9 @@ def test_a_file_in_the_cache_folders_place_is_named_once(tmp_path, empty_cache, 
 
 
 def test_a_writer_killed_mid_write_leaves_no_temporary_for_good(tmp_path, empty_cache):
-    """A kill -9 mid-write left its ~1.6 MB temporary in the cache for ever. The next write
-    removes the temporaries of writers that are gone, never a running one's or another file's."""
+    """A kill -9 mid-write left its ~1.6 MB temporary in the cache for ever. The next read or
+    write removes the temporaries of writers that are gone, never a running one's or another
+    file's."""
     import os
 
     from bench.runner.files import HOST
@@ -159,6 +160,10 @@ def test_a_writer_killed_mid_write_leaves_no_temporary_for_good(tmp_path, empty_
     running.write_bytes(b"being written")
     other = tmp_path / f".digits.npz.{HOST}.{gone}.1.tmp"  # not this file's
     other.write_bytes(b"")
+    data.load("mnist1d")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, running.name, other.name])
+    # a writer killed while another run wrote the set: later runs only read it, and remove it
+    (tmp_path / f".{name}.{HOST}.{gone}.2.tmp").write_bytes(b"half a file")
     data.load("mnist1d")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, running.name, other.name])
 

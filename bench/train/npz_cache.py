@@ -23,7 +23,9 @@ _UNREADABLE = (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib
 
 def read(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     """The arrays cached at `path`, or None when there are none to read: a damaged file (a
-    hand edit, a disk that filled) is named in a note, for the caller to generate again."""
+    hand edit, a disk that filled) is named in a note, for the caller to generate again.
+    What a writer killed mid-write left beside it goes first: later runs only read."""
+    remove_orphans(path.parent, path.name)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {name: np.asarray(npz[name]) for name in names}
