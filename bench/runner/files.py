@@ -157,6 +157,11 @@ def remove_temporaries(folder: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+# this machine's name, as a name can hold it unambiguously: no dots, no slashes
+HOST = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:64] or "_"
+_WRITERS_TEMPORARY = re.compile(r"\.(.+)\.([A-Za-z0-9_-]+)\.(\d+)\.\d+\.tmp")
+
+
 def writers_temporary(path: Path) -> Path:
     """A temporary name beside `path` that is its writer's own, for a folder no lock guards
     (the shared caches): `.<name>.<host>.<pid>.<thread>.tmp`. One per thread too: two
@@ -164,11 +169,6 @@ def writers_temporary(path: Path) -> Path:
     a cache on a shared disk (an NFS home, a cluster's) has writers on other machines, whose
     pids say nothing here."""
     return path.with_name(f".{path.name[:64]}.{HOST}.{os.getpid()}.{threading.get_ident()}.tmp")
-
-
-# this machine's name, as a name can hold it unambiguously: no dots, no slashes
-HOST = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:64] or "_"
-_WRITERS_TEMPORARY = re.compile(r"\.(.+)\.([A-Za-z0-9_-]+)\.(\d+)\.\d+\.tmp")
 
 
 def remove_orphans(folder: Path, name: str | None = None) -> None:

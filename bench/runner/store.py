@@ -60,8 +60,8 @@ class RunStore:
         except OSError:  # the current folder was deleted: opening or reading says what is missing
             where = str(self.root)
         if not utf8(where):
-            raise UserError(f"results folder {printable(where)} is not a valid UTF-8 path, which its"
-                            " tables need; choose another folder")
+            raise UserError(f"results folder {printable(where)} is not a valid UTF-8 path,"
+                            " which its tables need; choose another folder")
         self.cells_dir = self.root / "cells"
         self._lock = None
         self.saved: set[str] = set()  # the cells this session saved (their files' times may lie)

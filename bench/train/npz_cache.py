@@ -57,8 +57,7 @@ def keep(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def write_atomically(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_orphans(path.parent, path.name)  # a kill -9 mid-write left MNIST-1D's ~1.6 MB
-    tmp = writers_temporary(path)
+    tmp = writers_temporary(path)  # what a killed writer left goes when the set is read
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -67,4 +66,3 @@ def write_atomically(path: Path, **arrays) -> None:
         # leaves its temporary name, which no reader takes for the set)
         tmp.unlink(missing_ok=True)
         raise
-
