@@ -24,7 +24,7 @@ from bench.runner.executors import EXECUTORS, Limits
 from bench.runner.live import LiveCurves
 from bench.runner.progress import SilentProgress, default_progress
 from bench.runner.store import RunStore
-from bench.train import compile_cache
+from bench.train import compile_cache, cpu_devices
 
 
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,
@@ -41,12 +41,13 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
     terminal, plain lines otherwise. Cells in progress keep their curves so far in live/."""
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
-    switch = compile_cache.switch_problem()
-    if switch:
-        raise UserError(switch)
+    for problem in (compile_cache.switch_problem(), cpu_devices.problem()):
+        if problem:
+            raise UserError(problem)
     if resume and force:
         raise UserError("--resume and --force contradict each other: --resume skips finished"
                         " cells, --force reruns them; pass one")
+    cpu_devices.configure()  # before the manifest asks JAX for its devices
     summary_console = wide_console() if console is None else console
     console = wide_console(stderr=True) if console is None else console
     # a missing backend package is one line here, before the folder is made or a cell trains

@@ -21,13 +21,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bench.records import CellResult, ProgramEvent, SeedRecord, Status, Timings, Usage
-from bench.train import compile_cache, programs, update_probe, usage
+from bench.train import compile_cache, cpu_devices, programs, update_probe, usage
 from bench.train.flops import count_flops
 from bench.train.data import Dataset
 from workloads.registry import Workload
 from optimizers.registry import OptimizerSpec
 
 compile_cache.configure()  # before this process compiles anything: JAX decides once
+cpu_devices.configure()  # before its CPU backend starts (a worker process's first program)
 
 if TYPE_CHECKING:
     from bench.plan.schedules import Schedule

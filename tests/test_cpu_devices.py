@@ -1,0 +1,56 @@
+"""$OPTBENCH_CPU_DEVICES: the CPU split into several XLA devices, so that a program of several
+members trains its parts on cores of their own (bench/train/cpu_devices.py)."""
+import json
+
+import pandas as pd
+import pytest
+
+from bench.train import cpu_devices
+from tests.conftest import run_optbench
+
+
+@pytest.mark.parametrize("value, count", [("", 1), ("1", 1), (" 3 ", 3), ("AUTO", None),
+                                          ("256", 256)])
+def test_the_count_asked_for(monkeypatch, value, count):
+    import os
+
+    monkeypatch.setenv(cpu_devices.ENV, value)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert cpu_devices.wanted() == (count or usable) and cpu_devices.problem() is None
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "257", "two", "2.5", "1e3", "auto,2"])
+def test_a_value_that_is_no_count_is_one_line_naming_the_choices(monkeypatch, value):
+    monkeypatch.setenv(cpu_devices.ENV, value)
+    said = cpu_devices.problem()
+    assert said == (f"OPTBENCH_CPU_DEVICES={value!r} is not a device count; set it to auto (one"
+                    " CPU device per usable core), to a whole number from 1 to 256, or unset it"
+                    " (one device)")
+
+
+def test_a_process_whose_jax_started_already_gets_one_warning(monkeypatch, capsys):
+    import jax
+
+    jax.devices()  # this test process's JAX is up: the count can no longer change
+    monkeypatch.setenv(cpu_devices.ENV, str(len(jax.devices("cpu")) + 1))
+    cpu_devices.configure()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning: OPTBENCH_CPU_DEVICES asks for" in err
+    assert len(jax.devices("cpu")) == int(cpu_devices.wanted()) - 1  # as it was
+
+
+def test_a_run_splits_its_seeds_over_the_devices_asked_for(tmp_path, monkeypatch):
+    """Two seeds over two CPU devices, in the run's own process; a value that is no count
+    is one line and exit 2, before anything runs."""
+    out = tmp_path / "run"
+    monkeypatch.setenv(cpu_devices.ENV, "2")
+    done = run_optbench("run", "--workloads", "rosenbrock-2d", "--optimizers", "adam",
+                        "--steps", "20", "--seeds", "2", "--no-report", "--out", str(out))
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    assert set(pd.read_parquet(out / "runs.parquet")["devices"]) == {2}
+    assert json.loads((out / "manifest.json").read_text())["device"]["count"] == 2
+    monkeypatch.setenv(cpu_devices.ENV, "lots")
+    refused = run_optbench("run", "--preset", "smoke", "--out", str(tmp_path / "refused"))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "OPTBENCH_CPU_DEVICES='lots' is not a device count" in refused.stderr
+    assert not (tmp_path / "refused").exists()
