@@ -24,6 +24,9 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest tests/perf -q --benchmark-enable --benchmark-only \
 		--benchmark-columns=median,iqr,rounds --benchmark-json=results/bench.json
 	$(BIN)/python tools/perf_ratios.py results/bench.json
+	OPTBENCH_CPU_DEVICES=auto $(BIN)/python -m pytest tests/perf/test_seed_batching.py -q \
+		--benchmark-enable --benchmark-only --benchmark-json=results/bench-cpu-devices.json
+	$(BIN)/python tools/perf_ratios.py results/bench-cpu-devices.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks .cache

@@ -1,8 +1,11 @@
 """Eight seeds in one vmapped program against the same eight seeds trained one after
 another (issue: >= 1.3x on a 2-core CPU for mnist1d-mlp). Compilation is excluded from
-both sides and reported apart in extra_info."""
+both sides and reported apart in extra_info. `make bench` runs it twice: in one CPU device,
+and with OPTBENCH_CPU_DEVICES=auto, where the vmapped program's members are split over one
+device per core (bench/train/cpu_devices.py)."""
 import time
 
+import jax
 import pytest
 
 import optimizers
@@ -35,7 +38,8 @@ def test_eight_seeds_batched_or_one_by_one(benchmark, mode):
             trainer.run_chunk(STEPS)
 
     train_all()  # warm-up
-    benchmark.group = "seeds:mnist1d-mlp"
+    devices = len(jax.devices())  # OPTBENCH_CPU_DEVICES=auto (make bench's second pass)
+    benchmark.group = "seeds:mnist1d-mlp" + (f" over {devices} devices" if devices > 1 else "")
     benchmark.pedantic(train_all, rounds=7, iterations=1)
     if benchmark.stats is not None:
         benchmark.extra_info.update(compile_s=compile_s,
