@@ -54,3 +54,13 @@ def test_a_run_splits_its_seeds_over_the_devices_asked_for(tmp_path, monkeypatch
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert "OPTBENCH_CPU_DEVICES='lots' is not a device count" in refused.stderr
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.parametrize("value", ["²", "２", "१", "ａｕｔｏ"])
+def test_a_digit_other_than_ascii_is_refused_in_the_same_line(monkeypatch, value):
+    """str.isdigit() holds for '²' (int() then failed, its own message out) and int() reads
+    '２' as 2: a count is written in ASCII digits, anything else is the usual refusal."""
+    monkeypatch.setenv(cpu_devices.ENV, value)
+    assert cpu_devices.problem() == (
+        f"OPTBENCH_CPU_DEVICES={value!r} is not a device count; set it to auto (one CPU device"
+        " per usable core), to a whole number from 1 to 256, or unset it (one device)")

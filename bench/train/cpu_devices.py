@@ -43,7 +43,8 @@ def wanted() -> int:
     if text == "auto":
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                    else os.cpu_count() or 1)
-    if text.isdigit() and 1 <= int(text) <= MOST:
+    # ASCII digits only: isdigit() holds for '²', which int() refuses, and int() reads '２'
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= MOST:
         return int(text)
     return _refuse(os.environ[ENV])
 
