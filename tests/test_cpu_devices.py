@@ -31,6 +31,7 @@ def test_a_value_that_is_no_count_is_one_line_naming_the_choices(monkeypatch, va
 def test_a_process_whose_jax_started_already_gets_one_warning(monkeypatch, capsys):
     import jax
 
+    monkeypatch.setattr(cpu_devices, "_said", set())  # no earlier test's warning
     jax.devices()  # this test process's JAX is up: the count can no longer change
     monkeypatch.setenv(cpu_devices.ENV, str(len(jax.devices("cpu")) + 1))
     cpu_devices.configure()
@@ -64,3 +65,33 @@ def test_a_digit_other_than_ascii_is_refused_in_the_same_line(monkeypatch, value
     assert cpu_devices.problem() == (
         f"OPTBENCH_CPU_DEVICES={value!r} is not a device count; set it to auto (one CPU device"
         " per usable core), to a whole number from 1 to 256, or unset it (one device)")
+
+
+def test_importing_the_engine_with_a_value_that_is_no_count_warns_and_goes_on(monkeypatch,
+                                                                              capsys):
+    """The engine configures the CPU when it is imported (tools/gpu_check.py, a script, a
+    generated workload's test): a bad value there is one warning, never a traceback at
+    import (`optbench run` and bench.run refuse it in one line before)."""
+    monkeypatch.setattr(cpu_devices, "_said", set())
+    monkeypatch.setenv(cpu_devices.ENV, "0")
+    cpu_devices.configure()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("optbench: warning: OPTBENCH_CPU_DEVICES='0' is not a device count")
+
+
+def test_a_process_is_warned_once_however_often_it_configures(monkeypatch, capsys):
+    """run_matrix and the engine's import both configure, and bench.run may be called again
+    and again in one process: the same warning is given once."""
+    import jax
+
+    monkeypatch.setattr(cpu_devices, "_said", set())
+    jax.devices()
+    monkeypatch.setenv(cpu_devices.ENV, str(len(jax.devices("cpu")) + 1))
+    for _ in range(3):
+        cpu_devices.configure()
+    monkeypatch.setenv(cpu_devices.ENV, "lots")
+    for _ in range(2):
+        cpu_devices.configure()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and err.count("asks for") == 1, err

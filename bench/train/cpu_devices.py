@@ -57,8 +57,14 @@ def _refuse(value: str) -> int:
 
 def configure() -> None:
     """Split the CPU into `wanted()` devices, if more than one and JAX has not started its
-    CPU backend in this process (then one warning, and the run goes on as it is)."""
-    count = wanted()
+    CPU backend in this process (then one warning, and the run goes on as it is). Never
+    raises: the engine calls it when imported (a tool, a script), where a bad value is a
+    warning; `optbench run` and bench.run refuse one before, through `problem()`."""
+    try:
+        count = wanted()
+    except ValueError as exc:
+        _warn(f"{exc}; going on with the CPU devices JAX starts with")
+        return
     if count == 1:
         return  # JAX's own default, and whatever XLA_FLAGS a user set
     import jax
@@ -70,6 +76,16 @@ def configure() -> None:
     except RuntimeError:  # the backend is up: its device count is fixed for this process
         have = len(jax.devices("cpu"))
         if have != count:
-            print(f"optbench: warning: {ENV} asks for {count} CPU devices, but JAX started"
-                  f" with {have} in this process before optbench could say so; set it"
-                  " before the first JAX operation", file=sys.stderr)
+            _warn(f"{ENV} asks for {count} CPU devices, but JAX started with {have} in this"
+                  " process before optbench could say so; set it before the first JAX"
+                  " operation")
+
+
+_said: set[str] = set()  # the warnings this process gave: run_matrix, the engine's import
+# and every later bench.run configure again, and a warning said once is said
+
+
+def _warn(text: str) -> None:
+    if text not in _said:
+        _said.add(text)
+        print(f"optbench: warning: {text}", file=sys.stderr)
