@@ -63,13 +63,15 @@ def folder_name(name: str) -> str:
 def run(args) -> int:
     from bench.plan import expand
     from bench.plan import matrix as matrix_mod
-    from bench.runner.driver import run_matrix
+    from bench.runner.driver import check_settings, run_matrix
     from bench.runner import interrupts
     from bench.runner.executors import Limits, check_address
 
     for flag in ("out", "data_dir"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
             raise UserError(f"--{flag.replace('_', '-')} is empty; give a folder")
+    # here, so that --dry-run refuses them too; --no-compile-cache overrides the switch
+    check_settings(cache_switch=not args.no_compile_cache)
     matrix = matrix_mod.load(args.matrix, args.preset, args.settings)
     plugins_ok = load_plugins([*matrix.plugins, *args.plugin])
     matrix = matrix_mod.with_overrides(

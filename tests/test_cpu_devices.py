@@ -95,3 +95,17 @@ def test_a_process_is_warned_once_however_often_it_configures(monkeypatch, capsy
         cpu_devices.configure()
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and err.count("asks for") == 1, err
+
+
+@pytest.mark.parametrize("name, value", [(cpu_devices.ENV, "0"),
+                                         ("OPTBENCH_COMPILE_CACHE", "of")])
+def test_a_dry_run_refuses_what_the_run_would(monkeypatch, tmp_path, name, value):
+    """--dry-run says what `run` would do: it said nothing of a setting the run refuses,
+    and exited 0."""
+    from tests.conftest import optbench_here
+
+    monkeypatch.setenv(name, value)
+    done = optbench_here("run", "--workloads", "rosenbrock-2d", "--optimizers", "adam",
+                         "--steps", "10", "--dry-run", "--out", str(tmp_path / "dry"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"optbench: error: {name}={value!r}") and not done.stdout

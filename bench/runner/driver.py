@@ -27,6 +27,15 @@ from bench.runner.store import RunStore
 from bench.train import compile_cache, cpu_devices
 
 
+def check_settings(*, cache_switch: bool = True) -> None:
+    """One line (UserError) for an optbench environment variable whose value is no setting:
+    a run refuses it before anything runs, and a dry run says what the run would.
+    `cache_switch=False`: $OPTBENCH_COMPILE_CACHE is overridden (--no-compile-cache)."""
+    for problem in (cache_switch and compile_cache.switch_problem(), cpu_devices.problem()):
+        if problem:
+            raise UserError(problem)
+
+
 def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | None = None,
                force: bool = False, resume: bool = False, executor: str = "local",
                limits: Limits = Limits(), overrides: Sequence[str] = (),
@@ -41,9 +50,7 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
     terminal, plain lines otherwise. Cells in progress keep their curves so far in live/."""
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
-    for problem in (compile_cache.switch_problem(), cpu_devices.problem()):
-        if problem:
-            raise UserError(problem)
+    check_settings()
     if resume and force:
         raise UserError("--resume and --force contradict each other: --resume skips finished"
                         " cells, --force reruns them; pass one")
