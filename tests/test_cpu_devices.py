@@ -109,3 +109,28 @@ def test_a_dry_run_refuses_what_the_run_would(monkeypatch, tmp_path, name, value
                          "--steps", "10", "--dry-run", "--out", str(tmp_path / "dry"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"optbench: error: {name}={value!r}") and not done.stdout
+
+
+@pytest.mark.parametrize("value, devices, said", [("2", 2, True), ("1", 1, True),
+                                                  ("", 3, False), ("3", 3, False)])
+def test_the_variable_wins_over_xla_flags_and_says_so(value, devices, said):
+    """XLA_FLAGS' --xla_force_host_platform_device_count beside OPTBENCH_CPU_DEVICES: the
+    variable set for optbench wins, 1 too (it lost there while 2 won, and neither was
+    said); where they differ, one warning names both. Unset, XLA_FLAGS is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), cpu_devices.ENV: value,
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=3"}
+    done = subprocess.run([sys.executable, "-c", "import jax; from bench.train import"
+                           " cpu_devices; cpu_devices.configure(); print(len(jax.devices()))"],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.split() == [str(devices)], done.stderr
+    assert done.stderr.count("\n") == said, done.stderr
+    if said:
+        assert done.stderr == (f"optbench: warning: {cpu_devices.ENV}={value} wins over"
+                               " XLA_FLAGS' --xla_force_host_platform_device_count=3: JAX"
+                               f" splits the CPU into {value} device(s)\n")

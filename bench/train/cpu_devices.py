@@ -15,11 +15,14 @@ depend on how its program was split (another partition compiles other code, so f
 differ in their last bits and a long run drifts apart), and the manifest's device count
 says the CPU is several devices. JAX reads the count once, when its CPU backend starts:
 `configure` sets it before that, or says in one warning that this process started JAX
-already.
+already. Set (1 too), the variable wins over XLA_FLAGS' older
+--xla_force_host_platform_device_count, in one warning where the two differ; unset, XLA_FLAGS
+decides as it always has.
 """
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 ENV = "OPTBENCH_CPU_DEVICES"
@@ -56,7 +59,8 @@ def _refuse(value: str) -> int:
 
 
 def configure() -> None:
-    """Split the CPU into `wanted()` devices, if more than one and JAX has not started its
+    """Split the CPU into `wanted()` devices when the variable is set (1 too: it wins over
+    XLA_FLAGS' device count, in one warning where they differ) and JAX has not started its
     CPU backend in this process (then one warning, and the run goes on as it is). Never
     raises: the engine calls it when imported (a tool, a script), where a bad value is a
     warning; `optbench run` and bench.run refuse one before, through `problem()`."""
@@ -65,8 +69,8 @@ def configure() -> None:
     except ValueError as exc:
         _warn(f"{exc}; going on with the CPU devices JAX starts with")
         return
-    if count == 1:
-        return  # JAX's own default, and whatever XLA_FLAGS a user set
+    if not os.environ.get(ENV, "").strip():
+        return  # unset: JAX's own default, and whatever XLA_FLAGS a user set
     import jax
 
     if jax.config.jax_num_cpu_devices == count:
@@ -79,6 +83,20 @@ def configure() -> None:
             _warn(f"{ENV} asks for {count} CPU devices, but JAX started with {have} in this"
                   " process before optbench could say so; set it before the first JAX"
                   " operation")
+        return
+    flag = xla_flag_count()
+    if flag is not None and flag != count:  # JAX's setting wins over the flag: say so
+        _warn(f"{ENV}={os.environ[ENV].strip()} wins over XLA_FLAGS'"
+              f" --{FLAG}={flag}: JAX splits the CPU into {count} device(s)")
+
+
+FLAG = "xla_force_host_platform_device_count"  # the older way to split the CPU
+
+
+def xla_flag_count() -> int | None:
+    """The CPU device count $XLA_FLAGS forces (its last such flag), or None."""
+    found = re.findall(rf"--{FLAG}=([0-9]+)", os.environ.get("XLA_FLAGS", ""))
+    return int(found[-1]) if found else None
 
 
 _said: set[str] = set()  # the warnings this process gave: run_matrix, the engine's import
