@@ -134,3 +134,16 @@ def test_the_variable_wins_over_xla_flags_and_says_so(value, devices, said):
         assert done.stderr == (f"optbench: warning: {cpu_devices.ENV}={value} wins over"
                                " XLA_FLAGS' --xla_force_host_platform_device_count=3: JAX"
                                f" splits the CPU into {value} device(s)\n")
+
+
+def test_worker_processes_leave_the_xla_flags_warning_to_the_run(tmp_path, monkeypatch):
+    """Each worker process configures the CPU as its engine is imported: the run says once
+    that the variable wins over XLA_FLAGS, not once more per worker."""
+    monkeypatch.setenv(cpu_devices.ENV, "2")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
+    done = run_optbench("run", "--workloads", "rosenbrock-2d", "--optimizers", "adam,sgd",
+                        "--steps", "10", "--seeds", "2", "--no-report", "--executor",
+                        "processes", "--workers", "2", "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("wins over XLA_FLAGS") == 1, done.stderr
+    assert set(pd.read_parquet(tmp_path / "run" / "runs.parquet")["devices"]) == {2}

@@ -58,12 +58,14 @@ def _refuse(value: str) -> int:
                      " (one device)")
 
 
-def configure() -> None:
+def configure(*, say_flag: bool = True) -> None:
     """Split the CPU into `wanted()` devices when the variable is set (1 too: it wins over
     XLA_FLAGS' device count, in one warning where they differ) and JAX has not started its
     CPU backend in this process (then one warning, and the run goes on as it is). Never
     raises: the engine calls it when imported (a tool, a script), where a bad value is a
-    warning; `optbench run` and bench.run refuse one before, through `problem()`."""
+    warning; `optbench run` and bench.run refuse one before, through `problem()`.
+    `say_flag=False` (the engine's import, in each worker too): the run said already that
+    the variable wins over XLA_FLAGS, once for all its processes."""
     try:
         count = wanted()
     except ValueError as exc:
@@ -85,7 +87,7 @@ def configure() -> None:
                   " operation")
         return
     flag = xla_flag_count()
-    if flag is not None and flag != count:  # JAX's setting wins over the flag: say so
+    if say_flag and flag is not None and flag != count:  # JAX's setting wins over the flag: say so
         _warn(f"{ENV}={os.environ[ENV].strip()} wins over XLA_FLAGS'"
               f" --{FLAG}={flag}: JAX splits the CPU into {count} device(s)")
 

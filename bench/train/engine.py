@@ -28,7 +28,9 @@ from workloads.registry import Workload
 from optimizers.registry import OptimizerSpec
 
 compile_cache.configure()  # before this process compiles anything: JAX decides once
-cpu_devices.configure()  # before its CPU backend starts (a worker process's first program)
+# before its CPU backend starts (a worker process's first program); run_matrix said in the
+# run's own process where the variable overrides XLA_FLAGS, once for every worker
+cpu_devices.configure(say_flag=False)
 
 if TYPE_CHECKING:
     from bench.plan.schedules import Schedule
