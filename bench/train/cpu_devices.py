@@ -27,6 +27,9 @@ import sys
 
 ENV = "OPTBENCH_CPU_DEVICES"
 MOST = 256  # far above any CPU's cores: a typo (10000) is refused, not thousands of devices
+FLAG = "xla_force_host_platform_device_count"  # the older way to split the CPU
+_said: set[str] = set()  # the warnings this process gave: run_matrix, the engine's import
+# and every later bench.run configure again, and a warning said once is said
 
 
 def problem() -> str | None:
@@ -87,22 +90,15 @@ def configure(*, say_flag: bool = True) -> None:
                   " operation")
         return
     flag = xla_flag_count()
-    if say_flag and flag is not None and flag != count:  # JAX's setting wins over the flag: say so
+    if say_flag and flag is not None and flag != count:  # JAX's setting wins over the flag
         _warn(f"{ENV}={os.environ[ENV].strip()} wins over XLA_FLAGS'"
               f" --{FLAG}={flag}: JAX splits the CPU into {count} device(s)")
-
-
-FLAG = "xla_force_host_platform_device_count"  # the older way to split the CPU
 
 
 def xla_flag_count() -> int | None:
     """The CPU device count $XLA_FLAGS forces (its last such flag), or None."""
     found = re.findall(rf"--{FLAG}=([0-9]+)", os.environ.get("XLA_FLAGS", ""))
     return int(found[-1]) if found else None
-
-
-_said: set[str] = set()  # the warnings this process gave: run_matrix, the engine's import
-# and every later bench.run configure again, and a warning said once is said
 
 
 def _warn(text: str) -> None:
