@@ -1,5 +1,5 @@
 """The `optbench` command line: its arguments (parsed here) and its one rule for failure;
-what each command does is in bench/commands.py.
+what each command does is in bench/commands.py and bench/plugin_commands.py.
 
 Bad input never ends in a traceback: it is one line on stderr and exit code 2. A plugin
 that fails to load is one such line; the other optimizers still load and the command still
@@ -31,7 +31,7 @@ def _start_jax() -> None:
 
 _start_jax()
 
-from bench import commands  # after JAX has started
+from bench import commands, plugin_commands  # after JAX has started
 from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from bench.errors import OptbenchError, UserError
 from bench.plan.matrix import presets
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=_seconds, default=120, metavar="SECONDS",
                        help="stop an optimizer's checks after this long; the check it was"
                             " in fails (default: 120)")
-    check.set_defaults(handler=commands.check)
+    check.set_defaults(handler=plugin_commands.check)
 
     new = subcommands.add_parser("new-optimizer",
                               help="write a documented optimizer template and its test")
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--tests-dir", help="where to write test_NAME.py (default: tests/ next"
                                          " to the optimizers/ package, if it exists)")
     new.add_argument("--force", action="store_true", help="overwrite existing files")
-    new.set_defaults(handler=commands.new_optimizer)
+    new.set_defaults(handler=plugin_commands.new_optimizer)
 
     new = subcommands.add_parser("new-workload",
                                  help="write a documented workload template and its test")
@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          " the workloads/ package, if it exists)")
     new.add_argument("--force", action="store_true",
                      help="overwrite a previous template of this name")
-    new.set_defaults(handler=commands.new_workload)
+    new.set_defaults(handler=plugin_commands.new_workload)
     return parser
 
 
