@@ -5,7 +5,7 @@ With more than one, a program of several members (seeds, a sweep's trials) is sp
 them (`engine.MemberBatch._place_members`: as many devices as divide its members), each
 part on a core of its own: XLA runs one CPU device's small operations on one core. Measured
 on this project's 2-core CPU (tests/perf/test_seed_batching.py): 8 seeds of mnist1d-mlp
-in one program trained 2.35x as fast as one after another with 2 devices, 1.05x with one;
+in one program trained 2.28-2.42x as fast as one after another with 2 devices, 1.05x with one;
 4 seeds of mnist1d-mlp, -cnn and -gru 1.9x, 1.9x and 1.6x as fast as in one device. A
 program of one member, or of a member count no device count divides (3 seeds on 2 cores),
 runs on one device either way.
