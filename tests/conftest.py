@@ -24,7 +24,7 @@ KEPT_CACHE_LIMIT = 2 << 30  # bytes; past this the kept folder starts again empt
 
 
 def _cache_entries(folder: Path) -> list[Path]:
-    """The files JAX's cache (and bench.train.compile_cache's temporary names) put in
+    """The files JAX's cache (and bench.train.cache_entries' temporary names) put in
     `folder`, and nothing else: the variable may name a folder that holds more (a typo, $HOME),
     and starting over must never remove what the cache did not write."""
     if not folder.is_dir():

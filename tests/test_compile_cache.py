@@ -189,12 +189,12 @@ def test_entries_are_guarded_on_this_jax_and_a_full_disk_is_one_warning(tmp_path
     from jax._src import compilation_cache as jax_cache
     from jax._src.lru_cache import LRUCache
 
-    from bench.train import compile_cache
+    from bench.train import cache_entries
 
-    assert compile_cache.guard_entries()
-    guarded = compile_cache.WholeEntries.around(LRUCache(str(tmp_path), max_size=-1))
-    assert isinstance(guarded, compile_cache.WholeEntries)
-    assert compile_cache.WholeEntries.around(guarded) is guarded
+    assert cache_entries.guard_entries()
+    guarded = cache_entries.WholeEntries.around(LRUCache(str(tmp_path), max_size=-1))
+    assert isinstance(guarded, cache_entries.WholeEntries)
+    assert cache_entries.WholeEntries.around(guarded) is guarded
     whole = jax_cache.compress_executable(b"an executable")
     guarded.put("key", whole)
     assert guarded.get("key") == whole and guarded.get("missing") is None
@@ -204,8 +204,8 @@ def test_entries_are_guarded_on_this_jax_and_a_full_disk_is_one_warning(tmp_path
     def full(*_, **__):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(compile_cache.WholeEntries, "_write_failed", False)
-    monkeypatch.setattr(compile_cache, "open", full, raising=False)  # before the builtin
+    monkeypatch.setattr(cache_entries.WholeEntries, "_write_failed", False)
+    monkeypatch.setattr(cache_entries, "open", full, raising=False)  # before the builtin
     guarded.put("other", whole)
     guarded.put("third", whole)
     err = capsys.readouterr().err
@@ -266,7 +266,7 @@ def test_a_kept_test_cache_that_cannot_be_used_is_said_in_the_summary(tmp_path, 
 def test_programs_larger_than_jaxs_size_limit_are_one_warning(tmp_path, monkeypatch, capsys):
     """With JAX_COMPILATION_CACHE_MAX_SIZE below a program's size, JAX warned once per such
     program on every run (its own locked path needs filelock: a stand-in here)."""
-    from bench.train import compile_cache
+    from bench.train import cache_entries
 
     class Limited:
         path, eviction_enabled, max_size = tmp_path, True, 10
@@ -277,9 +277,9 @@ def test_programs_larger_than_jaxs_size_limit_are_one_warning(tmp_path, monkeypa
         def put(self, key, value):
             self.stored[key] = value
 
-    monkeypatch.setattr(compile_cache.WholeEntries, "_too_big_said", False)
+    monkeypatch.setattr(cache_entries.WholeEntries, "_too_big_said", False)
     base = Limited()
-    guarded = compile_cache.WholeEntries.around(base)
+    guarded = cache_entries.WholeEntries.around(base)
     for key in ("a", "b", "c"):
         guarded.put(key, b"x" * 50)
     guarded.put("small", b"x" * 5)
@@ -297,7 +297,7 @@ def test_an_entry_that_is_not_a_file_reads_as_missing_and_goes(tmp_path):
     (tmp_path / "link-cache").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     (tmp_path / "dead-cache").symlink_to(tmp_path / "nowhere")
     code = ("import sys\nfrom jax._src.lru_cache import LRUCache\n"
-            "from bench.train.compile_cache import WholeEntries\n"
+            "from bench.train.cache_entries import WholeEntries\n"
             "cache = WholeEntries.around(LRUCache(sys.argv[1], max_size=-1))\n"
             "print([cache.get(key) for key in ('pipe', 'folder', 'link', 'dead')])")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
