@@ -33,6 +33,7 @@ def test_a_process_whose_jax_started_already_gets_one_warning(monkeypatch, capsy
 
     monkeypatch.setattr(cpu_devices, "_said", set())  # no earlier test's warning
     jax.devices()  # this test process's JAX is up: the count can no longer change
+    monkeypatch.setattr(cpu_devices, "_said", set())  # whatever an earlier test was told
     monkeypatch.setenv(cpu_devices.ENV, str(len(jax.devices("cpu")) + 1))
     cpu_devices.configure()
     err = capsys.readouterr().err
