@@ -117,6 +117,20 @@ def test_sessions_set_up_differently_are_one_note_naming_what_differed():
     assert setups.sessions_note({"earlier_sessions": [None, 3]}) is None
 
 
+def test_a_cpu_split_into_devices_is_how_a_run_ran_not_another_machine():
+    """OPTBENCH_CPU_DEVICES splits one CPU into several XLA devices: compare called two runs
+    on one machine, one split and one not, 'different machines'. A GPU count stays the
+    machine's."""
+    split = _manifest(device={"platform": "cpu", "kind": "cpu", "count": 2})
+    notes = setups.setup_notes(["a", "b"], [_manifest(), split])
+    assert notes == ["The runs ran differently: CPU devices: a 1 vs b 2. Speed ratios compare"
+                     " these as much as the code."]
+    gpus = [_manifest(device={"platform": "gpu", "kind": "H100", "count": n}) for n in (1, 8)]
+    [note] = setups.setup_notes(["a", "b"], gpus)
+    assert note.startswith("Speed ratios between different machines (device: a gpu H100 x1 vs"
+                           " b gpu H100 x8")
+
+
 def test_a_resume_set_up_differently_is_noted_in_the_report_and_compare(tmp_path):
     out = tmp_path / "run"
     assert optbench_here("run", *ARGS, "--optimizers", "adam", "--no-report",

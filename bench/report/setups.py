@@ -1,6 +1,6 @@
 """What a run's speed depends on besides the code, read from its manifest: the machine
-(device, CPU model, cores, usable CPUs), how the run used it (executor, workers, compile
-ahead), and how busy it was when the run started (the 1-minute load average). `optbench
+(device, CPU model, cores, usable CPUs), how the run used it (the XLA devices the CPU was
+split into, executor, workers, compile ahead), and how busy it was when the run started (the 1-minute load average). `optbench
 compare` notes where the runs differ: speed ratios between different machines measure the
 machines too. A field a manifest lacks (written before optbench recorded it) reads
 "unknown". No JAX.
@@ -122,9 +122,14 @@ def run_setup(manifest: dict) -> dict[str, str]:
     def known(value) -> str:
         return UNKNOWN if value is None or value == "" else str(value)
 
+    cpu = device.get("platform") == "cpu"
     return {
+        # a GPU count is the machine's; the XLA devices a CPU is split into are the run's
+        # choice (OPTBENCH_CPU_DEVICES, bench/train/cpu_devices.py): a field of their own
         "device": UNKNOWN if not device else
-        f"{device.get('platform', '?')} {device.get('kind', '?')} x{device.get('count', '?')}",
+        f"{device.get('platform', '?')} {device.get('kind', '?')}"
+        + ("" if cpu else f" x{device.get('count', '?')}"),
+        "CPU devices": UNKNOWN if not device else known(device.get("count")) if cpu else "-",
         "CPU model": known(host.get("cpu_model")),
         "cores": known(host.get("cores")),
         "usable CPUs": known(host.get("cpus")),
