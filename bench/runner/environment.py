@@ -28,7 +28,7 @@ def environment() -> dict:
         },
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
         "host": {"name": socket.gethostname(), "system": platform.platform(),
-                 "machine": platform.machine(), "cpus": _cpu_count(),
+                 "machine": platform.machine(), "cpus": usable_cpus(),
                  "cpu_model": cpu_model(), "cores": os.cpu_count(),
                  "load_average": _load_average()},
         "git_commit": git_commit(),
@@ -117,5 +117,6 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _cpu_count() -> int | None:
+def usable_cpus() -> int | None:
+    """The CPUs this process may run on (its affinity: a container's or taskset's share)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -47,8 +47,9 @@ def wanted() -> int:
     if text in ("", "1"):
         return 1
     if text == "auto":
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                   else os.cpu_count() or 1)
+        from bench.runner.environment import usable_cpus
+
+        return max(1, usable_cpus() or 1)
     # ASCII digits only: isdigit() holds for '²', which int() refuses, and int() reads '２'
     if text.isascii() and text.isdigit() and 1 <= int(text) <= MOST:
         return int(text)
