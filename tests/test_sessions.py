@@ -148,3 +148,29 @@ def test_a_resume_set_up_differently_is_noted_in_the_report_and_compare(tmp_path
     compared = optbench_here("compare", str(out), str(out), "--out", str(tmp_path / "cmp"))
     assert compared.returncode == 0, compared.stderr
     assert "This run's cells were trained in 2 sessions" in compared.stdout + compared.stderr
+    # resumed again without --compile-ahead, with nothing left to train: the cells' sessions
+    # are still the two; it read "3 sessions", the last one "compile ahead off"
+    idle = optbench_here("run", *ARGS, "--optimizers", "adam,sgd", "--resume", "--out", str(out))
+    assert idle.returncode == 0, idle.stderr
+    after = json.loads((out / "manifest.json").read_text())
+    assert after["provenance"]["executor"]["compile_ahead"] is True and after["cells_saved"] == 1
+    assert after["earlier_sessions"] == manifest["earlier_sessions"]
+    assert after["session_started"] == manifest["session_started"]
+    assert setups.sessions_note(after) == setups.sessions_note(manifest)
+
+
+def test_a_session_that_saved_no_cell_leaves_the_set_up_of_the_one_that_did():
+    first = {**_manifest(cpu="CPU A"), "session_started": "t1", "updated": "u1", "cells_saved": 2}
+    current = {**_manifest(cpu="CPU B", executor="processes"), "session_started": "t2",
+               "updated": "u2", "config": {"m": 1}, "state": "running",
+               "earlier_sessions": [{"cells_saved": 1, "host": {"cpu_model": "CPU 0"}}, first]}
+    ended = sessions.ended(current, 0)
+    assert ended["host"] == first["host"] and ended["provenance"] == first["provenance"]
+    assert ended["session_started"] == "t1" and ended["cells_saved"] == 2
+    assert ended["updated"] == "u2" and ended["config"] == {"m": 1}  # not a set-up
+    assert ended["earlier_sessions"] == current["earlier_sessions"][:1]
+    alone = {k: v for k, v in current.items() if k != "earlier_sessions"}
+    assert "earlier_sessions" not in sessions.ended({**alone, "earlier_sessions": [first]}, 0)
+    # a session that saved cells, or the only one, keeps its own set-up and says its count
+    assert sessions.ended(current, 3) == {**current, "cells_saved": 3}
+    assert sessions.ended(alone, 0) == {**alone, "cells_saved": 0}

@@ -35,6 +35,24 @@ def earlier_sessions(existing: dict[str, Any] | None, cell_files: list[Path]) ->
     return earlier[-MOST:]
 
 
+def ended(manifest: dict[str, Any], saved: int) -> dict[str, Any]:
+    """The manifest of a session ending having saved `saved` cell files. One that saved none
+    (a resume with nothing left to train, a Ctrl-C before its first cell) trained none of
+    the cells the manifest describes: its set-up gives way to that of the last earlier
+    session, which did (a finished folder resumed on another set-up read "trained in 2
+    sessions set up differently" though every cell was the first session's)."""
+    earlier = recorded(manifest)
+    if saved or not earlier:
+        return {**manifest, "cells_saved": saved}
+    last = earlier[-1]
+    restored = {k: v for k, v in manifest.items()
+                if k not in KEPT or k == "updated"} | {k: last[k] for k in KEPT
+                                                         if k in last and k != "updated"}
+    restored["cells_saved"] = last.get("cells_saved")
+    restored.pop("earlier_sessions", None)
+    return {**restored, **({"earlier_sessions": earlier[:-1]} if len(earlier) > 1 else {})}
+
+
 def recorded(manifest: dict[str, Any]) -> list[dict]:
     """The manifest's `earlier_sessions`, oldest first; anything else there (a hand edit) is
     no session."""

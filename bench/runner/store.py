@@ -115,8 +115,8 @@ class RunStore:
     def mark_ended(self, state: RunState) -> None:
         """Say in the manifest how the run ended (a run killed outright leaves `running`,
         and no lock: readers check both)."""
-        write_json(self.root / MANIFEST, {**self.manifest(), "state": state, "updated": now(),
-                                          "cells_saved": len(self.saved)})
+        write_json(self.root / MANIFEST, {**sessions.ended(self.manifest(), len(self.saved)),
+                                          "state": state, "updated": now()})
 
     def close(self) -> None:
         unlock_folder(self._lock)
