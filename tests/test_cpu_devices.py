@@ -148,3 +148,43 @@ def test_worker_processes_leave_the_xla_flags_warning_to_the_run(tmp_path, monke
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("wins over XLA_FLAGS") == 1, done.stderr
     assert set(pd.read_parquet(tmp_path / "run" / "runs.parquet")["devices"]) == {2}
+    # 2 workers x 2 devices on fewer than 4 CPUs share cores: said once, with the way out
+    from bench.runner.environment import usable_cpus
+
+    shared = done.stderr.count("2 worker processes x 2 CPU devices (OPTBENCH_CPU_DEVICES)"
+                               " make 4 devices on")
+    assert shared == (1 if (usable_cpus() or 1) < 4 else 0), done.stderr
+
+
+def test_workers_that_fit_the_cpus_or_one_device_each_are_not_warned(monkeypatch, capsys):
+    monkeypatch.setattr(cpu_devices, "_said", set())
+    monkeypatch.setattr("bench.runner.environment.usable_cpus", lambda: 4)
+    for value, workers in (("2", 2), ("1", 8), ("", 8), ("4", None), ("0", 8)):
+        monkeypatch.setenv(cpu_devices.ENV, value)
+        cpu_devices.warn_shared_cores(workers)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv(cpu_devices.ENV, "auto")
+    cpu_devices.warn_shared_cores(3)
+    assert capsys.readouterr().err == (
+        "optbench: warning: 3 worker processes x 4 CPU devices (OPTBENCH_CPU_DEVICES) make 12"
+        " devices on 4 usable CPU(s): programs share cores and their step times measure that;"
+        " set OPTBENCH_CPU_DEVICES=1, or --workers 1\n")
+
+
+def test_the_variable_wins_over_jax_num_cpu_devices_and_says_so():
+    """JAX's own JAX_NUM_CPU_DEVICES was replaced without a word."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), cpu_devices.ENV: "2",
+           "JAX_NUM_CPU_DEVICES": "3"}
+    env.pop("XLA_FLAGS", None)
+    done = subprocess.run([sys.executable, "-c", "import jax; from bench.train import"
+                           " cpu_devices; cpu_devices.configure(); print(len(jax.devices()))"],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.split() == ["2"], done.stderr
+    assert done.stderr == (f"optbench: warning: {cpu_devices.ENV}=2 wins over"
+                           " JAX_NUM_CPU_DEVICES='3': JAX splits the CPU into 2 device(s)\n")

@@ -90,10 +90,30 @@ def configure(*, say_flag: bool = True) -> None:
                   " process before optbench could say so; set it before the first JAX"
                   " operation")
         return
-    flag = xla_flag_count()
+    flag, jax_own = xla_flag_count(), os.environ.get("JAX_NUM_CPU_DEVICES", "").strip()
     if say_flag and flag is not None and flag != count:  # JAX's setting wins over the flag
         _warn(f"{ENV}={os.environ[ENV].strip()} wins over XLA_FLAGS'"
               f" --{FLAG}={flag}: JAX splits the CPU into {count} device(s)")
+    if say_flag and jax_own and jax_own != str(count):  # optbench's setting replaces JAX's
+        _warn(f"{ENV}={os.environ[ENV].strip()} wins over JAX_NUM_CPU_DEVICES={jax_own!r}:"
+              f" JAX splits the CPU into {count} device(s)")
+
+
+def warn_shared_cores(workers: int | None) -> None:
+    """One warning when `workers` processes (an executor's), each with its CPU split into
+    `wanted()` devices, make more devices than there are usable CPUs: the parts of their
+    programs then share cores, and the step times recorded measure that. None: workers this
+    process cannot count (a Dask scheduler of the user's)."""
+    if not workers or not os.environ.get(ENV, "").strip() or problem() is not None:
+        return
+    from bench.runner.environment import usable_cpus
+
+    count, cpus = wanted(), usable_cpus() or 1
+    if count > 1 and workers * count > cpus:
+        _warn(f"{workers} worker processes x {count} CPU devices ({ENV}) make"
+              f" {workers * count} devices on {cpus} usable CPU(s): programs share cores and"
+              f" their step times measure that; set {ENV}=1, or --workers"
+              f" {max(1, cpus // count)}")
 
 
 def xla_flag_count() -> int | None:
