@@ -21,7 +21,9 @@ def _start_jax() -> None:
     try:
         import jax  # noqa: F401
     except ValueError as exc:
-        said = " ".join(str(exc).split())
+        from bench.report.render import one_line  # rich only: no JAX
+
+        said = one_line(exc)
         flag = re.search(r"for JAX flag (\w+)", said)  # names the flag, not its variable
         which = f"{flag[1].upper()}: " if flag else ""
         print(f"optbench: error: JAX cannot start with this environment ({which}{said}); fix"
@@ -35,7 +37,7 @@ from bench import commands, plugin_commands  # after JAX has started
 from bench.commands import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from bench.errors import OptbenchError, UserError
 from bench.plan.matrix import presets
-from bench.report.render import printable
+from bench.report.render import one_line, printable
 from bench.runner.executors import EXECUTORS
 from bench.runner.files import utf8
 from optimizers.registry import RegistryError
@@ -288,11 +290,8 @@ LONGEST_WORD = 200  # a message echoes what the user gave: 5,000 digits make no 
 
 
 def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line, control characters shown escaped, and any word
-    longer than LONGEST_WORD characters (a pasted value, echoed back) cut short."""
-    words = (w if len(w) <= LONGEST_WORD else f"{w[:LONGEST_WORD - 3]}..."
-             for w in map(printable, str(exc).split()))
-    return " ".join(words) or type(exc).__name__
+    """An exception's message on one line (`render.one_line`), or its type's name."""
+    return one_line(exc, LONGEST_WORD) or type(exc).__name__
 
 
 def _refuse_undecodable(argv: list[str]) -> None:

@@ -416,6 +416,16 @@ def test_terminal_text_never_carries_control_characters():
     assert printable("a\x1b[31mred\nb") == "a\\x1b[31mred\\nb"
 
 
+@pytest.mark.parametrize("name", ["a\nb.toml", "a\tb.toml", "a  b.toml"])
+def test_a_path_in_an_error_is_shown_as_it_is_not_with_its_breaks_made_spaces(tmp_path, name):
+    """Every one-line error joined a message's words with single spaces: a file named
+    'a<newline>b.toml' was shown as 'a b.toml', a file that is not there."""
+    (tmp_path / name).write_text("x = [\n")
+    result = run_optbench("run", str(tmp_path / name), "--dry-run")
+    shown = str(tmp_path / name).replace("\n", "\\n").replace("\t", "\\t")
+    one_line_error(result, f"matrix file {shown} is not valid TOML")
+
+
 def test_the_target_line_keeps_its_value_when_the_first_cell_diverged(tmp_path, monkeypatch):
     """The curves figure read the target from its first row, whose values were masked after
     a divergence: `sgd` (first by name) diverging on rosenbrock-2d labelled it "target nan"."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.errors import UserError
 from bench.loggers import BACKENDS, Logger
-from bench.report.render import printable
+from bench.report.render import one_line, printable
 from bench.runner import schema
 from bench.runner.cell_files import read_cell
 from bench.runner.files import make_folder
@@ -97,6 +97,6 @@ class Loggers:
 
 
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = one_line(exc)
     text = text if len(text) <= 200 else text[:197] + "..."
-    return printable(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -27,6 +27,7 @@ from bench.errors import UserError
 from bench.loggers import BACKENDS
 from bench.plan import toml_text
 from bench.plan.schedules import Schedule, ScheduleError
+from bench.report.render import one_line, printable
 from bench.plan.values import (MAX_CELLS, as_list, check_budget, check_count, check_name,
                                matrix_name, optimizer_entry, parse_log, parse_seeds,
                                parse_widths, quote, workload_entry)
@@ -110,13 +111,13 @@ def read(path: str | Path | None = None, preset: str | None = None
         content = path.read_bytes()
         raw = toml_text.loads(content.decode())
     except FileNotFoundError:
-        raise UserError(f"matrix file {_path(path)} does not exist") from None
+        raise UserError(f"matrix file {printable(path)} does not exist") from None
     except IsADirectoryError:
-        raise UserError(f"matrix file {_path(path)} is a folder; give a .toml file") from None
+        raise UserError(f"matrix file {printable(path)} is a folder; give a .toml file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read matrix file {_path(path)}: {_one_line(exc)}") from None
+        raise UserError(f"cannot read matrix file {printable(path)}: {one_line(exc)}") from None
     except toml_text.TomlError as exc:
-        raise UserError(f"matrix file {_path(path)} is not valid TOML: {_one_line(exc)}") from None
+        raise UserError(f"matrix file {printable(path)} is not valid TOML: {one_line(exc)}") from None
     return (raw, source, path.stem.lstrip(".").replace("\\", "-") or "matrix",
             hashlib.sha256(content).hexdigest())
 
@@ -256,12 +257,3 @@ def _preset_name(preset: Any) -> str:
         raise UserError(f"unknown preset {quote(preset)}{did_you_mean(preset, available)};"
                         f" presets: {', '.join(available)}")
     return preset
-
-
-def _path(path: Path) -> str:
-    """A path in a message: as it is, unless it would break the line."""
-    return str(path) if str(path).isprintable() else repr(str(path))
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.errors import UserError
 from bench.plan import toml_text
+from bench.report.render import one_line
 from optimizers.registry import did_you_mean
 
 ENTRY_KEYS = ("workloads", "optimizers")  # lists of entries addressed by name
@@ -109,7 +110,7 @@ def _value(text: str, where: str) -> Any:
     except toml_text.TomlError as exc:
         if text[0] in "[{\"'" or any(c in text for c in "=[]{}\"'#"):
             raise UserError(f"{where}: {_shown(text)} is not a TOML value: "
-                            f"{' '.join(str(exc).split())}") from None
+                            f"{one_line(exc)}") from None
         return text
     if set(table) != {"v"}:  # more than one value smuggled in: never a second key
         raise UserError(f"{where}: {_shown(text)} is not one TOML value")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import tomllib
 from typing import Any
 
+from bench.report.render import one_line
+
 
 class TomlError(ValueError):
     """Text that is not TOML optbench can read; the message is one line."""
@@ -20,7 +22,7 @@ def loads(text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise TomlError(" ".join(str(exc).split())) from None
+        raise TomlError(one_line(exc)) from None
     except ValueError as exc:  # an integer too long for int(): the message names the limit
         raise TomlError(f"a number is too long ({' '.join(str(exc).split()[:8])}...)") from None
     except RecursionError:

@@ -53,6 +53,17 @@ def printable(text) -> str:
     return "".join(c if c.isprintable() else _escape(c) for c in str(text))
 
 
+def one_line(text, longest: int | None = None) -> str:
+    """A message (an exception's, with a path or a value in it) on one line that says what it
+    says: surrounding whitespace dropped, a control character shown escaped where it stands
+    (`printable`: a line break in a path is `\\n`; made a space, it named another path), and
+    a word longer than `longest` characters (a pasted value, echoed back) cut short."""
+    shown = printable(str(text).strip())
+    if longest is None:
+        return shown
+    return " ".join(w if len(w) <= longest else f"{w[:longest - 3]}..." for w in shown.split(" "))
+
+
 def _escape(c: str) -> str:
     """A character that cannot be shown raw, as the escape Python and bash both read: a byte
     of a name that is not UTF-8 (kept by Python as a surrogate, U+DC80-U+DCFF) as that byte,
