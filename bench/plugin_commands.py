@@ -18,7 +18,8 @@ def check(args) -> int:
 
     import optimizers
     from bench.report.summary import wide_console
-    from optimizers.conformance import CHECKS, run_checks_isolated
+    from optimizers.check_process import run_checks_isolated
+    from optimizers.conformance import CHECKS
     from optimizers.plugins import loaded_sources
 
     plugins_ok = load_plugins(args.plugin)

@@ -31,7 +31,8 @@ ENTRY_POINT_GROUP = "optbench.optimizers"
 WORKLOAD_ENTRY_POINT_GROUP = "optbench.workloads"
 # per package: the modules that are machinery, never loaded as plugins (a workload file
 # called space.py is a workload: one skipped set for both packages hid it without a word)
-_INFRASTRUCTURE = {"optimizers": {"registry", "space", "plugins", "optax_catalogue", "conformance"},
+_INFRASTRUCTURE = {"optimizers": {"registry", "space", "plugins", "optax_catalogue", "conformance",
+                                  "check_process"},
                    "workloads": {"registry"}}
 _OPTIMIZER_HINT = 'decorate a factory with @optimizers.register("name", ...)'
 _WORKLOAD_HINT = 'decorate a model factory with @workloads.register_workload("name", ...)'
