@@ -164,13 +164,16 @@ def test_a_session_that_saved_no_cell_leaves_the_set_up_of_the_one_that_did():
     current = {**_manifest(cpu="CPU B", executor="processes"), "session_started": "t2",
                "updated": "u2", "config": {"m": 1}, "state": "running",
                "earlier_sessions": [{"cells_saved": 1, "host": {"cpu_model": "CPU 0"}}, first]}
-    ended = sessions.ended(current, 0)
+    ended = sessions.ended(current, 0, finished=True)
     assert ended["host"] == first["host"] and ended["provenance"] == first["provenance"]
     assert ended["session_started"] == "t1" and ended["cells_saved"] == 2
     assert ended["updated"] == "u2" and ended["config"] == {"m": 1}  # not a set-up
     assert ended["earlier_sessions"] == current["earlier_sessions"][:1]
     alone = {k: v for k, v in current.items() if k != "earlier_sessions"}
-    assert "earlier_sessions" not in sessions.ended({**alone, "earlier_sessions": [first]}, 0)
-    # a session that saved cells, or the only one, keeps its own set-up and says its count
-    assert sessions.ended(current, 3) == {**current, "cells_saved": 3}
-    assert sessions.ended(alone, 0) == {**alone, "cells_saved": 0}
+    assert "earlier_sessions" not in sessions.ended({**alone, "earlier_sessions": [first]}, 0,
+                                                    finished=True)
+    # a session that saved cells, the only one, or one interrupted (its Ctrl-C line counts
+    # its own cells from here) keeps its own set-up and says its count
+    assert sessions.ended(current, 3, finished=True) == {**current, "cells_saved": 3}
+    assert sessions.ended(alone, 0, finished=True) == {**alone, "cells_saved": 0}
+    assert sessions.ended(current, 0, finished=False) == {**current, "cells_saved": 0}

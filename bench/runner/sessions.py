@@ -35,14 +35,16 @@ def earlier_sessions(existing: dict[str, Any] | None, cell_files: list[Path]) ->
     return earlier[-MOST:]
 
 
-def ended(manifest: dict[str, Any], saved: int) -> dict[str, Any]:
-    """The manifest of a session ending having saved `saved` cell files. One that saved none
-    (a resume with nothing left to train, a Ctrl-C before its first cell) trained none of
-    the cells the manifest describes: its set-up gives way to that of the last earlier
-    session, which did (a finished folder resumed on another set-up read "trained in 2
-    sessions set up differently" though every cell was the first session's)."""
+def ended(manifest: dict[str, Any], saved: int, *, finished: bool) -> dict[str, Any]:
+    """The manifest of a session ending having saved `saved` cell files. One that `finished`
+    having saved none (a resume with nothing left to train) trained none of the cells the
+    manifest describes: its set-up gives way to that of the last earlier session, which did
+    (a finished folder resumed on another set-up read "trained in 2 sessions set up
+    differently" though every cell was the first session's). An interrupted one keeps its
+    own, with its count of 0, which is what its Ctrl-C line and bench.run's RunInterrupted
+    report; the next session leaves it out of `earlier_sessions`, as one that saved nothing."""
     earlier = recorded(manifest)
-    if saved or not earlier:
+    if saved or not finished or not earlier:
         return {**manifest, "cells_saved": saved}
     last = earlier[-1]
     restored = {k: v for k, v in manifest.items()

@@ -115,7 +115,8 @@ class RunStore:
     def mark_ended(self, state: RunState) -> None:
         """Say in the manifest how the run ended (a run killed outright leaves `running`,
         and no lock: readers check both)."""
-        write_json(self.root / MANIFEST, {**sessions.ended(self.manifest(), len(self.saved)),
+        write_json(self.root / MANIFEST, {**sessions.ended(self.manifest(), len(self.saved),
+                                                         finished=state == "finished"),
                                           "state": state, "updated": now()})
 
     def close(self) -> None:
