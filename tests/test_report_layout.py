@@ -173,6 +173,20 @@ def test_a_tie_is_written_as_such_and_a_speed_ratio_inside_the_noise_says_so():
     assert rows["adam"][table.header.index("step time")] == "1.05 ms (IQR 200 µs)"
 
 
+def test_no_step_time_ratio_against_an_sgd_whose_seeds_all_diverged():
+    # a diverged SGD cell stops after one short chunk (5 steps on beale-2d): its "step time"
+    # is the launch (174 us against adam's 8 us), and adam read "0.05x [0.05, 0.05]" vs SGD
+    diverged = [dict(row, status="diverged") for row in
+                seed_rows("a", "sgd", "sgd", "oneshot", [0.1, 0.1, 0.1], {}, step_time=1.7e-4,
+                          iqr=math.nan)]
+    runs = pd.DataFrame(diverged + seed_rows("b", "adam", "adam", "oneshot", [0.61, 0.63, 0.65],
+                                             {}, step_time=8e-6, iqr=1e-6))
+    table = workload_table(analysis.cell_table(runs), "w")
+    rows = {row[1][0]: [text for text, _ in row] for row in table.rows}
+    assert "step time vs SGD" not in table.header or all(
+        row[table.header.index("step time vs SGD")] == "—" for row in rows.values())
+
+
 def test_heatmap_shows_ranks_with_rows_ordered_by_mean_rank(tmp_path):
     runs = pd.concat([pd.DataFrame(
         seed_rows(f"{w}-{name}", name, name, "oneshot", [score, score + 0.001, score + 0.002], {},

@@ -223,7 +223,10 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
     table["tied_rank"] = math.nan
     table["tied"] = False
     for _, group in table.groupby("workload"):
-        sgd = group[group["optimizer"].isin(SGD_LABELS) & (group["label"] == group["optimizer"])]
+        # an SGD cell whose every seed diverged trained a few steps in one chunk: its step
+        # time is mostly the chunk's launch, no baseline to divide by
+        sgd = group[group["optimizer"].isin(SGD_LABELS) & (group["label"] == group["optimizer"])
+                    & (group["done"] > 0)]
         if len(sgd):
             ratio = ratio_interval(group, sgd.iloc[0])
             for column in ratio:

@@ -35,7 +35,8 @@ HOW_TO_READ = [
     "Step time: the median over chunks, with the interquartile range over chunks as its "
     "spread (in the tables 'IQR' beside the median, in the figure whiskers of its width "
     "around the median). 'Step time vs SGD' "
-    "divides by the untuned SGD cell's; its interval divides each end by the other's "
+    "divides by the untuned SGD cell's (none where every SGD seed diverged: its few steps "
+    "time the launch, not a step); its interval divides each end by the other's "
     "opposite end, and 'within noise' means that interval holds 1. The update share "
     "(update alone / whole step) carries the step time's spread the same way.",
     "Long labels (a tuning trial's hyperparameters) are shown as short aliases, e.g. "
