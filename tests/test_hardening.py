@@ -96,7 +96,7 @@ def test_damaged_cell_records_are_set_aside_and_their_cell_rerun(run_copy):
         stray.write_text(text.replace('"x"', json.dumps(stray.stem)))
     result = optbench_here(*SMOKE, "--out", str(run_copy))
     assert result.returncode == 0, result.stderr
-    assert "1 of 2 cells already finished" in result.stderr
+    assert "1 of 2 cells already finished; running the rest" in result.stderr
     for damaged in (victim, *strays):
         assert damaged.with_name(damaged.name + ".corrupt").exists()
     assert not any(stray.exists() for stray in strays)
@@ -135,7 +135,8 @@ def test_repair_recovers_a_damaged_manifest_and_the_advised_rerun_resumes(run_co
     repaired = optbench_here("repair", str(run_copy))
     assert repaired.returncode == 0 and "2 cell(s) kept" in repaired.stdout, repaired.stderr
     again = optbench_here(*SMOKE, "--out", str(run_copy))  # the advice works: it resumes
-    assert again.returncode == 0 and "2 of 2 cells already finished" in again.stderr, again.stderr
+    assert again.returncode == 0, again.stderr
+    assert "2 of 2 cells already finished; nothing left to run" in again.stderr, again.stderr
 
 
 def test_a_deleted_manifest_points_to_repair(run_copy):

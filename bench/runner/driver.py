@@ -186,7 +186,8 @@ def _unfinished_programs(cells: list[Cell], finished: dict, console) -> list[exp
                               + "; ".join(changed_code(old, cell.record())),
                               markup=False, highlight=False)
     if skipped:
-        console.print(f"{skipped} of {len(cells)} cells already finished; running the rest"
+        rest = "running the rest" if skipped < len(cells) else "nothing left to run"
+        console.print(f"{skipped} of {len(cells)} cells already finished; {rest}"
                       " (--force reruns them)")
     return todo
 
