@@ -304,3 +304,23 @@ def test_a_figures_spread_goes_on_its_own_line_and_text_columns_head_left():
     cells = re.findall(r"<td[^>]*>(.*?)</td>", page)
     assert [re.sub(r"<[^>]+>", "", c).replace("&lt;", "<").replace("&gt;", ">") for c in cells] \
         == [text for row in table.rows for text, _ in row]  # the words as they were
+
+
+def test_the_terminal_summary_uses_the_reports_aliases_with_their_key():
+    """The summary's optimizer column cut a long label mid-number ('optax:adam(learning_rate=0')
+    where the report showed its alias and a key."""
+    from rich.console import Console
+
+    from bench.report.summary import summary_table
+
+    long = "adam(b1=0.91, b2=0.999, eps=1e-08, learning_rate=0.003)"
+    runs = pd.DataFrame(seed_rows("a", "adam", long, "oneshot", [0.6, 0.62], {"b1": 0.91})
+                        + seed_rows("b", "sgd", "sgd", "oneshot", [0.4, 0.41], {}))
+    console = Console(width=100, record=True, markup=False, highlight=False)
+    console.print(summary_table(runs))
+    text = console.export_text()
+    assert "adam·1" in text and "Key: the short names in the plots and tables" in text
+    assert text.count("learning_rate=0.003") == 1, text  # once, whole, in the key only
+    plain = Console(width=100, record=True)
+    plain.print(summary_table(runs[runs["optimizer"] == "sgd"]))
+    assert "Key:" not in plain.export_text()  # no alias, no key

@@ -6,7 +6,7 @@ import pandas as pd
 from rich.console import Console, Group
 from rich.text import Text
 
-from bench.report import analysis, render
+from bench.report import aliases, analysis, render
 from bench.report.tables import workload_table
 
 
@@ -21,10 +21,15 @@ def wide_console(stderr: bool = False) -> Console:
 
 
 def summary_table(runs: pd.DataFrame) -> Group:
-    """Per workload, its cells ranked as the report ranks them (tuning trials left out)."""
+    """Per workload, its cells ranked as the report ranks them (tuning trials left out),
+    under the report's labels: a long one as its short alias, with the key below (the full
+    label was cut off mid-number in the table's column)."""
+    runs = aliases.assign(analysis.label_cells(runs)) if len(runs) else runs  # as report.build
     cells = analysis.cell_table(runs[runs["role"] != "trial"]) if len(runs) else pd.DataFrame()
     if not len(cells):
         return Group(Text("optbench summary: no finished cells"))
+    key = aliases.key_table(cells)
     return Group(Text("optbench summary (the report has the rest: optbench report RUN)"),
                  *(render.terminal(workload_table(cells, w, brief=True))
-                   for w in analysis.workload_order(cells["workload"])))
+                   for w in analysis.workload_order(cells["workload"])),
+                 *([render.terminal(key)] if key is not None else []))
