@@ -5,7 +5,7 @@ import json
 import os
 from datetime import datetime, timedelta, timezone
 
-from bench.report import setups
+from bench.report import report, setups
 from bench.runner import sessions
 from tests.conftest import optbench_here
 
@@ -177,3 +177,25 @@ def test_a_session_that_saved_no_cell_leaves_the_set_up_of_the_one_that_did():
     assert sessions.ended(current, 3, finished=True) == {**current, "cells_saved": 3}
     assert sessions.ended(alone, 0, finished=True) == {**alone, "cells_saved": 0}
     assert sessions.ended(current, 0, finished=False) == {**current, "cells_saved": 0}
+
+
+def test_a_session_interrupted_before_any_cell_is_not_one_the_cells_were_trained_in():
+    """A resume with --compile-ahead stopped by Ctrl-C before a cell finished keeps its own
+    set-up and a count of 0 (its Ctrl-C line reads it): the report then said the cells were
+    'trained in 2 sessions set up differently', the last 'compile ahead on', and compare and
+    the report's header named that session's set-up, though it trained no cell."""
+    first = {**_manifest(), "session_started": "t1", "git_commit": "aaa", "cells_saved": 1}
+    stopped = {**_manifest(executor="processes", compile_ahead=True), "git_commit": "bbb",
+               "session_started": "t2", "state": "interrupted", "cells_saved": 0,
+               "earlier_sessions": [first]}
+    assert setups.sessions_note(stopped) is None
+    assert setups.setup_notes(["a", "b"], [first, stopped]) == []
+    assert "commit aaa" in report.provenance(stopped)
+    assert sessions.of_cells(stopped)["provenance"] == first["provenance"]
+    assert sessions.of_cells(stopped)["state"] == "interrupted"
+    # hand-edited sessions that saved none (0, negative) are no sessions of the cells either
+    junk = _manifest(compile_ahead=True, earlier_sessions=[
+        {**_manifest(), "cells_saved": -3}, {**_manifest(executor="dask"), "cells_saved": 0}])
+    assert setups.sessions_note({**junk, "cells_saved": 2}) is None
+    assert setups.sessions_note(_manifest(earlier_sessions=[{**_manifest(), "cells_saved": 0}],
+                                          cells_saved=0)) is None

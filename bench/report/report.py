@@ -17,6 +17,7 @@ import pandas as pd
 from bench.report import (aliases, algoperf, analysis, figure_files, plots, render, setups,
                           sweeps, widths)
 from bench.report.tables import fmt_step_time, summary_table, tuning_table, workload_table
+from bench.runner import sessions
 from bench.runner.files import make_folder, write_text
 from bench.runner.store import Results
 
@@ -114,7 +115,7 @@ def build(results: Results) -> Report:
         notes += _update_share_note(runs)
         resumed = setups.sessions_note(results.manifest)
         notes += [resumed] if resumed else []
-        recorded = results.manifest.get("provenance")
+        recorded = sessions.of_cells(results.manifest).get("provenance")
         executor = recorded.get("executor") if isinstance(recorded, dict) else None
         if isinstance(executor, dict) and executor.get("compile_ahead") is True:
             notes.append("This run compiled each program while the one before it trained"
@@ -244,6 +245,7 @@ def html_page(report: Report, figures: list[tuple[str, Path]]) -> str:
 
 
 def provenance(manifest: dict) -> str:
+    manifest = sessions.of_cells(manifest)  # the set-up the cells were trained with
     device = manifest.get("device", {})
     versions = manifest.get("versions", {})
     return (f"Run {manifest.get('updated', '?')} on {device.get('platform', '?')}"

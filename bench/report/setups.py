@@ -24,6 +24,7 @@ def setup_notes(names: list[str], manifests: list[dict]) -> list[str]:
     """What the notes say of the runs' set-ups: that speed ratios between different machines
     measure the machines too (or that the manifests cannot tell), and how else the runs ran
     differently (executor, workers)."""
+    manifests = [sessions.of_cells(m) for m in manifests]  # not a session that saved no cell
     setups = [run_setup(m) for m in manifests]
     machine = setup_differences(names, setups, MACHINE)
     used = setup_differences(names, setups, [f for f in setups[0] if f not in MACHINE])
@@ -48,6 +49,7 @@ def sessions_note(manifest: dict) -> str | None:
     """A note when a run's cells were trained in sessions set up differently (it was
     resumed on another machine, with another executor, with or without compile ahead; see
     bench/runner/sessions.py), naming what differed in each; None when nothing did."""
+    manifest = sessions.of_cells(manifest)  # not a session that saved no cell
     earlier = sessions.recorded(manifest)
     if not earlier:
         return None

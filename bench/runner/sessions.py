@@ -42,10 +42,23 @@ def ended(manifest: dict[str, Any], saved: int, *, finished: bool) -> dict[str, 
     (a finished folder resumed on another set-up read "trained in 2 sessions set up
     differently" though every cell was the first session's). An interrupted one keeps its
     own, with its count of 0, which is what its Ctrl-C line and bench.run's RunInterrupted
-    report; the next session leaves it out of `earlier_sessions`, as one that saved nothing."""
-    earlier = recorded(manifest)
-    if saved or not finished or not earlier:
+    report; the next session leaves it out of `earlier_sessions`, as one that saved nothing,
+    and a report reads the folder through `of_cells`."""
+    if saved or not finished:
         return {**manifest, "cells_saved": saved}
+    return of_cells({**manifest, "cells_saved": 0})
+
+
+def of_cells(manifest: dict[str, Any]) -> dict[str, Any]:
+    """`manifest` with the set-up of the session that trained its cells: that of the last
+    earlier session when its own saved none (one interrupted before a cell finished), which
+    is what a report says the cells were trained with; the report of a resume stopped before
+    any cell said the cells were trained "in 2 sessions set up differently", and named the
+    stopped session's set-up (executor, --compile-ahead, commit) as the run's."""
+    earlier = [s for s in recorded(manifest) if not _none(s.get("cells_saved"))]  # hand edits
+    if not earlier or not _none(manifest.get("cells_saved")):
+        return ({k: v for k, v in manifest.items() if k != "earlier_sessions"}
+                | ({"earlier_sessions": earlier} if earlier else {}))
     last = earlier[-1]
     restored = {k: v for k, v in manifest.items()
                 if k not in KEPT or k == "updated"} | {k: last[k] for k in KEPT
@@ -53,6 +66,12 @@ def ended(manifest: dict[str, Any], saved: int, *, finished: bool) -> dict[str, 
     restored["cells_saved"] = last.get("cells_saved")
     restored.pop("earlier_sessions", None)
     return {**restored, **({"earlier_sessions": earlier[:-1]} if len(earlier) > 1 else {})}
+
+
+def _none(count: Any) -> bool:
+    """Whether a recorded `cells_saved` says the session saved no cell (a negative one is a
+    hand edit, read as none, as `saved_by` does); a bool or anything else says nothing."""
+    return isinstance(count, int) and not isinstance(count, bool) and count <= 0
 
 
 def recorded(manifest: dict[str, Any]) -> list[dict]:
