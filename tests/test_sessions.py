@@ -199,3 +199,22 @@ def test_a_session_interrupted_before_any_cell_is_not_one_the_cells_were_trained
     assert setups.sessions_note({**junk, "cells_saved": 2}) is None
     assert setups.sessions_note(_manifest(earlier_sessions=[{**_manifest(), "cells_saved": 0}],
                                           cells_saved=0)) is None
+
+
+def test_a_force_rerun_of_every_cell_leaves_no_earlier_session(tmp_path):
+    """--force retrains the folder's cells: the report of a --force --compile-ahead rerun
+    said its one cell was 'trained in 2 sessions set up differently', the first of which
+    no longer had a cell there."""
+    out = tmp_path / "run"
+    assert optbench_here("run", *ARGS, "--optimizers", "adam", "--no-report",
+                         "--out", str(out)).returncode == 0
+    forced = optbench_here("run", *ARGS, "--optimizers", "adam", "--force", "--no-report",
+                           "--compile-ahead", "--out", str(out))
+    assert forced.returncode == 0, forced.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "earlier_sessions" not in manifest and manifest["cells_saved"] == 1
+    assert setups.sessions_note(manifest) is None
+    # one that saved only some of the folder's cells leaves the earlier sessions be
+    current = _manifest(earlier_sessions=[{**_manifest(), "cells_saved": 2}])
+    assert sessions.ended(current, 1, finished=True, present=3) == {**current, "cells_saved": 1}
+    assert sessions.ended(current, 0, finished=False, present=0)["earlier_sessions"]

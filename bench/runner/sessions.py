@@ -35,7 +35,8 @@ def earlier_sessions(existing: dict[str, Any] | None, cell_files: list[Path]) ->
     return earlier[-MOST:]
 
 
-def ended(manifest: dict[str, Any], saved: int, *, finished: bool) -> dict[str, Any]:
+def ended(manifest: dict[str, Any], saved: int, *, finished: bool,
+          present: int | None = None) -> dict[str, Any]:
     """The manifest of a session ending having saved `saved` cell files. One that `finished`
     having saved none (a resume with nothing left to train) trained none of the cells the
     manifest describes: its set-up gives way to that of the last earlier session, which did
@@ -43,7 +44,12 @@ def ended(manifest: dict[str, Any], saved: int, *, finished: bool) -> dict[str, 
     differently" though every cell was the first session's). An interrupted one keeps its
     own, with its count of 0, which is what its Ctrl-C line and bench.run's RunInterrupted
     report; the next session leaves it out of `earlier_sessions`, as one that saved nothing,
-    and a report reads the folder through `of_cells`."""
+    and a report reads the folder through `of_cells`. One that saved every one of the
+    `present` cell files (a --force rerun) left none of the earlier sessions' cells: they go
+    (the report said such a rerun's cells were "trained in 2 sessions set up differently")."""
+    if saved and present is not None and saved >= present:
+        return {**{k: v for k, v in manifest.items() if k != "earlier_sessions"},
+                "cells_saved": saved}
     if saved or not finished:
         return {**manifest, "cells_saved": saved}
     return of_cells({**manifest, "cells_saved": 0})

@@ -116,7 +116,8 @@ class RunStore:
         """Say in the manifest how the run ended (a run killed outright leaves `running`,
         and no lock: readers check both)."""
         write_json(self.root / MANIFEST, {**sessions.ended(self.manifest(), len(self.saved),
-                                                         finished=state == "finished"),
+                                                         finished=state == "finished",
+                                                         present=len(self.cell_files())),
                                           "state": state, "updated": now()})
 
     def close(self) -> None:
