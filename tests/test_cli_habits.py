@@ -143,7 +143,10 @@ def test_a_bad_set_is_the_files_error_naming_the_set(capsys, tmp_path):
     ("a b=3", "a b is not a key"),
     ("budget=", "no value after '='"),
     ("budget=[1", "is not a TOML value"),
-    ("budget=1\nname=\"x\"", "not a setting"),  # no second key smuggled in
+    ("budget=1\nname=\"x\"", "'budget=1\\nname=\"x\"': a setting is one line of printable"
+                               " text, and this holds a control character"),  # no second key
+    ("budget=8\t", "holds a control character (shown escaped)"),
+    ("budget\n", "not a setting; write KEY=VALUE"),
     ("name=../x", "'name' must be a name"),
 ])
 def test_bad_settings_are_one_line(capsys, setting, words):

@@ -29,7 +29,12 @@ _FORM = ("write KEY=VALUE, e.g. --set budget=8, --set 'schedules=[\"constant\",\
 def parse(text: str) -> tuple[list[str], Any]:
     """'a.b=1' -> (['a', 'b'], 1); UserError in one line when it is not KEY=VALUE."""
     where = f"--set {_shown(text)}"
-    if not isinstance(text, str) or "=" not in text or not text.isprintable():
+    if isinstance(text, str) and "=" in text and not text.isprintable():
+        # refused (no second key smuggled in on a new line), but it is KEY=VALUE: "not a
+        # setting; write KEY=VALUE" sent whoever wrote `budget=8<newline>` looking for a typo
+        raise UserError(f"{where}: a setting is one line of printable text, and this holds"
+                        f" a control character (shown escaped); {_FORM}")
+    if not isinstance(text, str) or "=" not in text:
         raise UserError(f"{where}: not a setting; {_FORM}")
     key, value = (part.strip() for part in text.split("=", 1))
     if not key:
