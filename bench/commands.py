@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.report.render import printable, shell_word
+from bench.report.render import one_line, printable, shell_word
 from optimizers.registry import RegistryError
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -34,8 +34,8 @@ def load_plugins(paths) -> bool:
             optimizers.load_plugin_file(path)
         except RegistryError as exc:
             failures.append(str(exc))
-    for line in failures:
-        print(f"optbench: error: {line}", file=sys.stderr)
+    for line in failures:  # a plugin's own message: its tab or colour code shown, not sent
+        print(f"optbench: error: {one_line(line)}", file=sys.stderr)
     return not failures
 
 

@@ -33,6 +33,7 @@ def check(args) -> int:
                           title=Text(f"{spec.name} ({spec.where()})"))
             for r in results:  # every string is data (Text), colour is a style
                 detail = f"{r.detail} (declared: {r.caveat})" if r.caveat else r.detail
+                detail = printable(detail)  # what the optimizer raised: its colour codes shown
                 table.add_row(Text(r.check), Text(CHECKS.get(r.check, ("",))[0]),
                               Text(r.status, style="green" if r.ok else "red"), Text(detail))
             console.print(table)

@@ -143,6 +143,9 @@ BROKEN_PLUGINS = {
         "from optimizers import register\n\n@register('test:not_tx')\n"
         "def not_tx(learning_rate: float = 0.1):\n    return learning_rate * 2\n",
         ["'test:not_tx'", "not_a_transformation.py:3", "returned float, not an optax.GradientTransformation"]),
+    # its own tab and colour code shown escaped, not sent to the terminal raw
+    "control-characters": ("raise ValueError('bad\\ttab \\x1b[31mred')\n",
+                           ["line 1", "failed to load: ValueError: bad\\ttab \\x1b[31mred"]),
     "taken-name": ("import optax\nfrom optimizers import register\n\n"
                    "@register('adam')\ndef adam(learning_rate: float = 0.1):\n"
                    "    return optax.sgd(learning_rate)\n",
@@ -219,6 +222,21 @@ def test_check_exits_1_and_names_the_failing_check(tmp_path):
     result = run_optbench("check", "test:climbs", "--plugin", str(plugin))
     assert result.returncode == 1, result.stderr
     assert "1 of 6 checks failed: quadratic" in result.stdout
+
+
+def test_check_shows_what_an_optimizer_raised_escaped(tmp_path):
+    """The detail column printed a raised message's colour codes raw (and its tab as
+    spaces): what the optimizer raised recoloured the terminal, not shown."""
+    plugin = tmp_path / "colours.py"
+    plugin.write_text("import optax\nfrom optimizers import register\n\n"
+                      "@register('test:colours')\ndef colours(learning_rate: float = 0.1):\n"
+                      "    def init(params):\n"
+                      "        raise ValueError('bad\\ttab \\x1b[31mred')\n"
+                      "    return optax.GradientTransformation(init, optax.sgd(0.1).update)\n")
+    result = run_optbench("check", "test:colours", "--plugin", str(plugin))
+    assert result.returncode == 1, result.stderr
+    assert "\x1b" not in result.stdout and "\t" not in result.stdout
+    assert "raised ValueError: bad\\ttab \\x1b[31mred" in result.stdout, result.stdout
 
 
 def test_the_workload_walkthrough_works_verbatim_and_ranks_by_a_loss_target(checkout):
