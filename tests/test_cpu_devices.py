@@ -169,6 +169,15 @@ def test_workers_that_fit_the_cpus_or_one_device_each_are_not_warned(monkeypatch
         "optbench: warning: 3 worker processes x 4 CPU devices (OPTBENCH_CPU_DEVICES) make 12"
         " devices on 4 usable CPU(s): programs share cores and their step times measure that;"
         " set OPTBENCH_CPU_DEVICES=1, or --workers 1\n")
+    # more devices than CPUs in one process: no number of workers helps (it suggested the
+    # --workers 1 given), and the local executor's one process shares cores as well
+    monkeypatch.setenv(cpu_devices.ENV, "8")
+    for workers in (1, 2):
+        cpu_devices.warn_shared_cores(workers)
+    assert capsys.readouterr().err == (
+        "optbench: warning: OPTBENCH_CPU_DEVICES=8 makes 8 CPU devices on 4 usable CPU(s) in"
+        " each process: programs share cores and their step times measure that; set"
+        " OPTBENCH_CPU_DEVICES=auto (one device per usable CPU)\n")
 
 
 def test_the_variable_wins_over_jax_num_cpu_devices_and_says_so():

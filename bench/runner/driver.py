@@ -55,7 +55,9 @@ def run_matrix(matrix: Matrix, cells: list[Cell], out: Path, *, data_dir: str | 
         raise UserError("--resume and --force contradict each other: --resume skips finished"
                         " cells, --force reruns them; pass one")
     cpu_devices.configure()  # before the manifest asks JAX for its devices
-    if executor != "local" and not (executor == "dask" and limits.address):
+    if executor == "local":
+        cpu_devices.warn_shared_cores(1)
+    elif not (executor == "dask" and limits.address):
         cpu_devices.warn_shared_cores(limits.workers)
     summary_console = wide_console() if console is None else console
     console = wide_console(stderr=True) if console is None else console

@@ -103,13 +103,20 @@ def warn_shared_cores(workers: int | None) -> None:
     """One warning when `workers` processes (an executor's), each with its CPU split into
     `wanted()` devices, make more devices than there are usable CPUs: the parts of their
     programs then share cores, and the step times recorded measure that. None: workers this
-    process cannot count (a Dask scheduler of the user's)."""
+    process cannot count (a Dask scheduler of the user's); 1 for the local executor, whose
+    one process shares cores when the devices alone outnumber the CPUs (the warning said
+    '1 worker processes x 4 CPU devices ...; or --workers 1' to a run with --workers 1, and
+    nothing to a local run)."""
     if not workers or not os.environ.get(ENV, "").strip() or problem() is not None:
         return
     from bench.runner.environment import usable_cpus
 
     count, cpus = wanted(), usable_cpus() or 1
-    if count > 1 and workers * count > cpus:
+    if count > cpus:  # one process already shares cores: fewer workers cannot help
+        _warn(f"{ENV}={os.environ[ENV].strip()} makes {count} CPU devices on {cpus} usable"
+              f" CPU(s) in each process: programs share cores and their step times measure"
+              f" that; set {ENV}=auto (one device per usable CPU)")
+    elif count > 1 and workers * count > cpus:
         _warn(f"{workers} worker processes x {count} CPU devices ({ENV}) make"
               f" {workers * count} devices on {cpus} usable CPU(s): programs share cores and"
               f" their step times measure that; set {ENV}=1, or --workers"
