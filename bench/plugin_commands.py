@@ -23,6 +23,8 @@ def check(args) -> int:
     from optimizers.plugins import loaded_sources
 
     plugins_ok = load_plugins(args.plugin)
+    if not plugins_ok and not set(args.names) <= set(optimizers.names()):
+        return EXIT_USAGE  # the failed plugin, said above, may be what registers the name
     specs = [optimizers.get(name) for name in args.names]  # unknown names fail before any runs
     console = wide_console()
     all_ok = True

@@ -224,6 +224,20 @@ def test_check_exits_1_and_names_the_failing_check(tmp_path):
     assert "1 of 6 checks failed: quadratic" in result.stdout
 
 
+def test_check_of_a_name_a_failed_plugin_would_register_is_the_plugins_error_alone(tmp_path):
+    """The plugin's failure was followed by "unknown optimizer 'test:broken' (did you mean
+    ...)", a second error for a name that plugin defines."""
+    plugin = tmp_path / "broken.py"
+    plugin.write_text("from optimizers import register\nraise ValueError('half written')\n")
+    result = run_optbench("check", "test:broken", "--plugin", str(plugin))
+    assert result.returncode == 2 and result.stdout == "", result.stdout
+    assert result.stderr.count("\n") == 1 and "broken.py" in result.stderr, result.stderr
+    assert "ValueError: half written" in result.stderr and "unknown" not in result.stderr
+    # a name that is nobody's is still said, when every plugin loaded
+    unknown = run_optbench("check", "test:nobody")
+    assert unknown.returncode == 2 and "unknown optimizer 'test:nobody'" in unknown.stderr
+
+
 def test_check_shows_what_an_optimizer_raised_escaped(tmp_path):
     """The detail column printed a raised message's colour codes raw (and its tab as
     spaces): what the optimizer raised recoloured the terminal, not shown."""
