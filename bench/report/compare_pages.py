@@ -79,7 +79,10 @@ def speed_key(comparison: Comparison) -> str:
             f" within noise when it holds 1, not judged under {MIN_CHUNKS} chunks a side"
             + (" (a chunk is eval_every steps: for more, raise --steps or lower eval_every,"
                ' as {name = "NAME", eval_every = 20} in the matrix\'s workloads)' if few
-               else "") + ".")
+               else "")
+            + ". The interval is the scatter of chunks within each run, not a machine's drift"
+            " between runs (two identical runs on a 2-core virtual machine: 0.84-1.80x):"
+            " rerun both before believing a speed difference.")
 
 
 def legend(flags: Flags) -> str:
