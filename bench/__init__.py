@@ -30,6 +30,6 @@ def load(path, *, partial: bool = False):
         results = bench.load("results/reference")
         results.runs.groupby("label")["final_test_accuracy"].mean()
     """
-    from bench.runner.store import load as load_results
+    from bench.runner.results import load as load_results
 
     return load_results(path, partial=partial)

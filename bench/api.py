@@ -21,7 +21,7 @@ from bench.errors import MatrixError, OptbenchError, RunFailed, RunInterrupted, 
 
 if TYPE_CHECKING:
     from bench.plan.matrix import Matrix
-    from bench.runner.store import Results
+    from bench.runner.results import Results
 
 LONGEST_RANGE = 10_000  # a range longer than any matrix list the limits allow stays a range
 # bench.run's own keywords; every other keyword is a matrix key (matrix.TOP_KEYS)
@@ -57,7 +57,8 @@ def run(matrix: str | os.PathLike | Mapping | None = None, out: str | os.PathLik
     from bench.runner.driver import run_matrix
     from bench.runner.progress import SilentProgress, default_progress
     from bench.runner import sessions
-    from bench.runner.store import RunStore, load
+    from bench.runner.store import RunStore
+    from bench.runner.results import load
 
     for name, value in (("out", out), ("data_dir", data_dir)):
         _check_folder_argument(name, value)

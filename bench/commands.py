@@ -170,7 +170,7 @@ def write_report(out: Path) -> None:
     """The run's report, written after its results are safe: a failure here costs the
     report only, never a result, so it is one warning line."""
     from bench.report import report
-    from bench.runner.store import load
+    from bench.runner.results import load
 
     try:
         paths = report.write(report.build(load(out)))
@@ -187,7 +187,8 @@ def report(args) -> int:
     from bench.report import report, watch
     from bench.report.figure_files import parse_formats
     from bench.report.summary import wide_console
-    from bench.runner.store import RunStore, load
+    from bench.runner.store import RunStore
+    from bench.runner.results import load
 
     formats = parse_formats(args.format)  # before any reading: a typo costs nothing
     if args.interval is not None and not args.watch:
@@ -230,7 +231,7 @@ def report(args) -> int:
 
 def plot(args) -> int:
     from bench.report import one_figure
-    from bench.runner.store import load
+    from bench.runner.results import load
 
     one_figure.check_kind(args.kind)  # before any reading: a typo costs nothing
     results = one_figure.select(load(args.run), split(args.workloads), split(args.optimizers))
@@ -256,7 +257,7 @@ def _written(write, out: str | None, what: str, flag: str = "--out DIR"):
 def compare(args) -> int:
     from bench.report import compare, compare_pages
     from bench.report.summary import wide_console
-    from bench.runner.store import load
+    from bench.runner.results import load
 
     if len(args.runs) < 2:
         raise UserError("compare needs at least two results folders: BASELINE RUN [RUN ...]")

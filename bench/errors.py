@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # a type only: importing the store would import pandas with every error
-    from bench.runner.store import Results
+    from bench.runner.results import Results
 
 
 class OptbenchError(Exception):

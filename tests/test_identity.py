@@ -11,7 +11,7 @@ import bench
 import optimizers
 from bench.plan import expand, matrix
 from bench.report import analysis, compare
-from bench.runner.store import load
+from bench.runner.results import load
 from bench.train import data, engine
 import workloads
 from tests.conftest import ROOT, optbench_here, run_optbench

@@ -33,7 +33,7 @@ def test_reading_and_reporting_results_never_import_jax(smoke_run, tmp_path):
 SIDE_EFFECTS = """
 import os, matplotlib
 backend, rc, mask = matplotlib.get_backend(), dict(matplotlib.rcParams), os.umask(0o027)
-import bench.runner.store, bench.report.plots, bench.report.report, optimizers.plugins, bench.cli
+import bench.runner.store, bench.runner.results, bench.report.plots, bench.report.report, optimizers.plugins, bench.cli
 assert os.umask(0o027) == 0o027, "the umask changed on import"
 assert matplotlib.get_backend() == backend, "the backend changed on import"
 changed = [k for k, v in matplotlib.rcParams.items() if rc[k] != v]

@@ -18,7 +18,7 @@ from bench import cli
 from bench.loggers import rows as rows_
 from bench.plan import matrix as matrix_mod
 from bench.errors import UserError
-from bench.runner.store import load
+from bench.runner.results import load
 from tests.conftest import ROOT, run_optbench
 
 MATRIX = """

@@ -15,7 +15,7 @@ from matplotlib.text import Text
 
 from bench.report import aliases, analysis, figure_files, layout, plots, report, sweeps
 from bench.report.tables import workload_table
-from bench.runner.store import Results
+from bench.runner.results import Results
 
 TARGET = 0.5
 TRIAL = re.compile(r"·t[0-9]")  # a trial's alias

@@ -6,7 +6,8 @@ import pytest
 
 from bench import cli
 from bench.runner import schema
-from bench.runner.store import RunStore, load
+from bench.runner.store import RunStore
+from bench.runner.results import load
 from tests.conftest import optbench_here, run_optbench
 
 

@@ -153,7 +153,7 @@ def test_compare_skips_cells_whose_workload_lacks_the_metric():
     from pathlib import Path
 
     from bench.report import compare
-    from bench.runner.store import load
+    from bench.runner.results import load
 
     reference = load(Path(__file__).parents[1] / "results" / "reference")
     result = compare.compare([reference, reference], "final_val_x")

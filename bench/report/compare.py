@@ -35,7 +35,7 @@ from bench.errors import UserError
 from bench.report import analysis, speed
 from bench.report.setups import setup_notes
 from bench.runner.schema import is_metric
-from bench.runner.store import Results
+from bench.runner.results import Results
 
 # `target`: each cell's target metric on the test split (`final_test_<metric>`); the
 # others are runs.parquet columns.

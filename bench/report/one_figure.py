@@ -23,7 +23,7 @@ from bench.errors import UserError
 from bench.report import curve_plots, figure_files, plots
 from bench.report import report as report_mod
 from bench.runner.files import make_folder
-from bench.runner.store import Results
+from bench.runner.results import Results
 
 X_AXES = {"step": "step", "time": "train_seconds"}
 NOT_METRICS = {"cell_id", "seed", "step", "train_seconds"}  # curve columns that are axes or keys

@@ -19,7 +19,7 @@ from bench.report import (aliases, algoperf, analysis, figure_files, plots, rend
 from bench.report.tables import fmt_step_time, summary_table, tuning_table, workload_table
 from bench.runner import sessions
 from bench.runner.files import make_folder, write_text
-from bench.runner.store import Results
+from bench.runner.results import Results
 
 HOW_TO_READ = [
     "Means and 95% confidence intervals (Student's t) are over the seeds that finished; "

@@ -37,7 +37,7 @@ from bench.runner.schema import SCHEMA_VERSION
 if TYPE_CHECKING:
     from bench.plan.cells import Cell
     from bench.plan.expand import Program
-    from bench.runner.store import Results
+    from bench.runner.results import Results
 
 LIVE = "live"
 RUNNING = "running"  # the status of a seed whose cell has not finished (partial rows only)
