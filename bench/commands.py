@@ -65,7 +65,8 @@ def run(args) -> int:
     from bench.plan import matrix as matrix_mod
     from bench.runner.driver import check_settings, run_matrix
     from bench.runner import interrupts
-    from bench.runner.executors import Limits, check_address
+    from bench.runner.dask_cluster import check_address
+    from bench.runner.executors import Limits
 
     for flag in ("out", "data_dir"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():

@@ -16,7 +16,8 @@ from bench import cli
 from bench.plan import estimate, expand
 from bench.plan import matrix as matrix_mod
 from bench.runner.environment import provenance
-from bench.runner.executors import Limits, dashboard_line
+from bench.runner.dask_cluster import dashboard_line
+from bench.runner.executors import Limits
 from tests.conftest import ROOT, run_optbench
 
 SMOKE = ["--preset", "smoke"]
@@ -341,14 +342,14 @@ class _Client:
 
 
 def test_the_dask_dashboard_line_gives_the_url_or_says_why_not(monkeypatch):
-    from bench.runner import executors
+    from bench.runner import dask_cluster
 
     link = "http://127.0.0.1:40123/status"
-    monkeypatch.setattr(executors, "dashboard_installed", lambda: True)
+    monkeypatch.setattr(dask_cluster, "dashboard_installed", lambda: True)
     assert dashboard_line(_Client(link), own_cluster=True) == f"Dask dashboard: {link}"
     assert "serves no dashboard" in dashboard_line(_Client(KeyError("dashboard")),
                                                    own_cluster=False)
-    monkeypatch.setattr(executors, "dashboard_installed", lambda: False)
+    monkeypatch.setattr(dask_cluster, "dashboard_installed", lambda: False)
     # Dask still gives a link without bokeh, to a page asking for it: not a dashboard
     assert "needs bokeh" in dashboard_line(_Client(link), own_cluster=True)
     assert dashboard_line(_Client(link), own_cluster=False) == f"Dask dashboard: {link}"
