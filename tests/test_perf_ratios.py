@@ -24,7 +24,9 @@ REPORT = {"benchmarks": [
           rerun_train_s=60.0, first_overhead_share=0.25, rerun_overhead_share=0.25,
           **{f"{run}_{c}": 1.0 for run in ("first", "rerun") for c in
              ("compile_s", "compile_cached_s", "setup_s", "probe_s", "eval_s")},
-          compile_cold_s=40.0, compile_cache_hit_s=4.0),
+          compile_cold_s=40.0, compile_cache_hit_s=4.0, same_code_judged=46,
+          same_code_beyond_noise=32, same_code_regressions_15=1, same_code_ratio_min=0.84,
+          same_code_ratio_max=1.8),
 ]}
 
 
@@ -35,7 +37,7 @@ def test_each_figure_is_printed_with_its_goal_and_verdict(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     line = {key: next(l for l in lines if key in l) for key in
             ("bare_args", "bare_const", "sweep/separate", "vmap/sequential", "first run",
-             "rerun ", "from the cache", "on/off", "starting and stopping")}
+             "rerun ", "from the cache", "on/off", "starting and stopping", "same code")}
     assert "speed 1.00x" in line["bare_args"] and "meets" in line["bare_args"]
     assert "speed 0.90x" in line["bare_const"] and "MISSES" in line["bare_const"]
     assert "speed 2.00x" in line["sweep/separate"] and "goal >= 1.30x  meets" in line["sweep/separate"]
@@ -45,6 +47,9 @@ def test_each_figure_is_printed_with_its_goal_and_verdict(tmp_path, capsys):
     assert "0.10x the time" in line["from the cache"] and "meets" in line["from the cache"]
     assert " 1.010x the time  goal <= 1.02x  meets" in line["on/off"]
     assert "at 0.1 s" in line["starting and stopping"] and "0.84 ms" in line["starting and stopping"]
+    assert line["same code"].endswith(
+        "46 cells judged, 32 read faster or slower beyond the chunks' noise, speed ratios"
+        " 0.84-1.80x; --fail-on-regression 15 flags 1  goal 0  MISSES")
 
 
 PARTIAL = {"benchmarks": [

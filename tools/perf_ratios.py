@@ -129,7 +129,24 @@ def overhead_lines(report: dict) -> list[str]:
         lines.append(f"compile from the cache  {seconds(hit)} vs {seconds(cold)} compiling"
                      f" ({'?' if share is None else f'{share:.2f}'}x the time)  goal <= 0.25x"
                      f"  {'?' if share is None else 'meets' if share <= 0.25 else 'MISSES'}")
+        lines += same_code_lines(figure)
     return lines
+
+
+def same_code_lines(figure: dict) -> list[str]:
+    """The speed verdicts of compare between the overhead benchmark's two runs (the same
+    code): cells read beyond noise, and those --fail-on-regression 15 would fail on."""
+    judged, beyond = figure.get("same_code_judged"), figure.get("same_code_beyond_noise")
+    flagged = figure.get("same_code_regressions_15")
+    if judged is None:
+        return []
+    low, high = figure.get("same_code_ratio_min"), figure.get("same_code_ratio_max")
+    spread = "" if low is None or high is None else f", speed ratios {low:.2f}-{high:.2f}x"
+    verdict = "?" if flagged is None else "meets" if flagged == 0 else "MISSES"
+    return [f"compare, rerun vs first run (same code)  {judged:g} cells judged,"
+            f" {'?' if beyond is None else f'{beyond:g}'} read faster or slower beyond the"
+            f" chunks' noise{spread}; --fail-on-regression 15 flags"
+            f" {'?' if flagged is None else f'{flagged:g}'}  goal 0  {verdict}"]
 
 
 def main(path: str) -> int:

@@ -1,6 +1,7 @@
 """What the user waits for besides training (issue 15: the quick preset's overhead share,
 1 - train_s / wall clock, under 30% on a first run and under 15% on a rerun with warm
-caches), and what a compile costs when the persistent cache has it.
+caches), what a compile costs when the persistent cache has it, and how the speed verdicts of
+`optbench compare` read between the two runs, which train the same code.
 
 `optbench run --preset quick` as a user starts it, twice, in fresh processes: first with an
 empty cache folder ($OPTBENCH_CACHE: generated data and compiled programs), then again with
@@ -53,6 +54,9 @@ def test_overhead_share_first_run_and_rerun(benchmark, tmp_path):
     first, rerun = tables["first"], tables["rerun"]
     assert first["compile_s"].sum() > 0 and rerun["compile_cache_hits"].sum() > 0
     assert rerun["compile_s"].sum() < first["compile_s"].sum()  # the rerun loads, not compiles
+    speeds = same_code_speed(tmp_path / "first", tmp_path / "rerun")
+    assert 0 <= speeds["same_code_regressions_15"] <= speeds["same_code_beyond_noise"] \
+        <= speeds["same_code_judged"] <= len(first)
     benchmark.group = "overhead"
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)  # the figures are extra_info
     if benchmark.stats is None:
@@ -67,3 +71,22 @@ def test_overhead_share_first_run_and_rerun(benchmark, tmp_path):
             info[f"{name}_{column}"] = float(table[column].sum())
     info["compile_cold_s"] = float(first["compile_s"].sum() + first["compile_cached_s"].sum())
     info["compile_cache_hit_s"] = float(rerun["compile_cached_s"].sum())
+    info.update(speeds)
+
+
+def same_code_speed(first, rerun) -> dict:
+    """The two runs train the same programs (the rerun only loads them from the cache), so
+    each cell's speed verdict of the rerun against the first run should read "within noise":
+    how many read "faster" or "slower", and how many `compare --fail-on-regression 15` flags
+    (issue 15: it flagged all 14 cells of a rerun)."""
+    from bench.report import compare
+    from bench.runner.results import load
+
+    rows = compare.compare([load(first), load(rerun)]).rows
+    paces = [compare.speed_of(r) for r in rows.itertuples()]
+    judged = [p for p in paces if p.verdict != "too few chunks"]
+    return {"same_code_judged": len(judged),
+            "same_code_beyond_noise": sum(p.verdict != "within noise" for p in judged),
+            "same_code_regressions_15": sum(p.regression(15) for p in judged),
+            "same_code_ratio_min": min((p.ratio for p in judged), default=None),
+            "same_code_ratio_max": max((p.ratio for p in judged), default=None)}
