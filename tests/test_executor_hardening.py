@@ -276,6 +276,31 @@ def test_ctrl_c_under_worker_processes_stops_quietly_with_exit_130(tmp_path, exe
             "interrupted before any cell finished; rerun the same command") in stderr
 
 
+def test_ctrl_c_while_dask_programs_send_progress_is_quiet(tmp_path):
+    """Ctrl-C while both workers' programs stream progress events (one per step): the
+    scheduler, in this process, must not forward one to the client that is leaving; it
+    would log that as CRITICAL with a traceback."""
+    pytest.importorskip("dask.distributed")
+    process = subprocess.Popen(interruptible(
+        [sys.executable, "-m", "bench.cli", "run", "--set",
+         'workloads=[{name = "digits-mlp", eval_every = 1}]', "--optimizers", "adam,sgd",
+         "--steps", "100000", "--seeds", "1", "--no-report", "--executor", "dask",
+         "--workers", "2", "--out", str(tmp_path / "out")]),
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = []
+    for line in process.stderr:  # until a program reports its steps: events are flowing
+        seen.append(line)
+        if ": step " in line:
+            break
+    else:
+        pytest.fail("".join(seen))
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "CRITICAL" not in stderr, stderr
+
+
 def test_ctrl_c_before_any_cell_finished_says_so_and_offers_no_report(tmp_path):
     started, release, out = tmp_path / "started", tmp_path / "release", tmp_path / "out"
     path = plugin(tmp_path, "blocks", BLOCKS.format(started=str(started), release=str(release)))

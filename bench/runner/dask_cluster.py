@@ -124,6 +124,9 @@ def run_dask(programs: Sequence[Program], data_dir: str | None, limits: Limits,
                 except Exception as exc:  # noqa: BLE001  the task failed, or its worker died
                     yield from program_failed(program, Status.ERROR, exc)
     finally:
+        if topic is not None:  # first, or the scheduler may forward a program's event to
+            # the closed client (a Ctrl-C mid-program) and log it as CRITICAL with a traceback
+            client.unsubscribe_topic(topic)
         client.close()
         if cluster is not None:
             cluster.close()
