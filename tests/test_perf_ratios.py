@@ -115,3 +115,27 @@ def test_a_huge_start_stop_time_is_one_short_figure(tmp_path, capsys):
     assert perf_ratios.main(str(path)) == 0
     line = [l for l in capsys.readouterr().out.splitlines() if "starting and stopping" in l]
     assert len(line) == 1 and "took 1e+300 ms" in line[0]
+
+
+@pytest.mark.parametrize("value", ["1e300", "-3"])
+def test_huge_or_negative_overhead_figures_print_short_and_never_as_counts(
+        tmp_path, capsys, value):
+    """Overhead figures hand-edited to 1e300 printed 300 digits (a wall, a share, a speed
+    ratio); a negative count of cells read as one ('flags -3  goal 0  MISSES') and a
+    negative speed ratio as a spread."""
+    info = REPORT["benchmarks"][-1]["extra_info"]
+    edited = {**info, **{key: value for key in info if key in (
+        "same_code_beyond_noise", "same_code_regressions_15", "same_code_ratio_min",
+        "same_code_ratio_max", "first_wall_s", "first_overhead_share", "compile_cache_hit_s")}}
+    report = {"benchmarks": [{**REPORT["benchmarks"][-1], "extra_info": edited}]}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(report).replace(f'"{value}"', value))
+    assert perf_ratios.main(str(path)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) < 250 for line in lines), max(lines, key=len)
+    same = next(line for line in lines if "same code" in line)
+    if value == "-3":
+        assert same.endswith("46 cells judged, ? read faster or slower beyond the chunks'"
+                             " noise; --fail-on-regression 15 flags ?  goal 0  ?")
+    else:
+        assert "speed ratios 1e+300-1e+300x" in same and "flags 1e+300" in same

@@ -43,6 +43,21 @@ def duration(value) -> float | None:
     return found if found is not None and found >= 0 else None
 
 
+def count(value) -> float | None:
+    """A count from the report, or None: as `number`, and never below zero."""
+    found = number(value)
+    return found if found is not None and found >= 0 else None
+
+
+def fixed(value: float, spec: str) -> str:
+    """`value` formatted by `spec`, or as .4g where that runs to many digits: a hand-edited
+    1e300 is one short word, not 300 digits."""
+    text = f"{value:{spec}}"
+    if len(text.strip()) <= 12:
+        return text
+    return f"{value * 100:.4g}%" if spec.endswith("%") else f"{value:.4g}"
+
+
 def quotient(a: float | None, b: float | None) -> float | None:
     """a / b, or None where either is missing or b is zero."""
     return None if a is None or not b else a / b
@@ -104,7 +119,7 @@ def seconds(value: float | None, unit: str = " s", scale: float = 1.0, width: in
             digits: int = 1) -> str:
     """A time as text, '?' where the report lacks it."""
     return ("?".rjust(width) + unit if value is None
-            else f"{value * scale:{width}.{digits}f}{unit}")
+            else fixed(value * scale, f"{width}.{digits}f") + unit)
 
 
 def overhead_lines(report: dict) -> list[str]:
@@ -121,13 +136,13 @@ def overhead_lines(report: dict) -> list[str]:
                 ("setup", "setup_s"), ("probe", "probe_s"), ("eval", "eval_s")))
             verdict = "?" if share is None else "meets" if share < goal else "MISSES"
             lines.append(
-                f"overhead share, {label:9}  {'?' if share is None else f'{share:6.1%}'} of"
+                f"overhead share, {label:9}  {'?' if share is None else fixed(share, '6.1%')} of"
                 f" {seconds(figure.get(f'{name}_wall_s'), width=6)} wall ({parts})"
                 f"  goal < {goal:.0%}  {verdict}")
         cold, hit = figure.get("compile_cold_s"), figure.get("compile_cache_hit_s")
         share = quotient(hit, cold)
         lines.append(f"compile from the cache  {seconds(hit)} vs {seconds(cold)} compiling"
-                     f" ({'?' if share is None else f'{share:.2f}'}x the time)  goal <= 0.25x"
+                     f" ({'?' if share is None else fixed(share, '.2f')}x the time)  goal <= 0.25x"
                      f"  {'?' if share is None else 'meets' if share <= 0.25 else 'MISSES'}")
         lines += same_code_lines(figure)
     return lines
@@ -136,12 +151,14 @@ def overhead_lines(report: dict) -> list[str]:
 def same_code_lines(figure: dict) -> list[str]:
     """The speed verdicts of compare between the overhead benchmark's two runs (the same
     code): cells read beyond noise, and those --fail-on-regression 15 would fail on."""
-    judged, beyond = figure.get("same_code_judged"), figure.get("same_code_beyond_noise")
-    flagged = figure.get("same_code_regressions_15")
+    # counts below zero and ratios not above it are no figures: '?', never a verdict
+    judged, beyond, flagged = (count(figure.get(f"same_code_{key}")) for key in
+                               ("judged", "beyond_noise", "regressions_15"))
     if judged is None:
         return []
-    low, high = figure.get("same_code_ratio_min"), figure.get("same_code_ratio_max")
-    spread = "" if low is None or high is None else f", speed ratios {low:.2f}-{high:.2f}x"
+    low, high = (figure.get(f"same_code_ratio_{key}") for key in ("min", "max"))
+    spread = "" if not (low and high and low > 0 and high > 0) else \
+        f", speed ratios {fixed(low, '.2f')}-{fixed(high, '.2f')}x"
     verdict = "?" if flagged is None else "meets" if flagged == 0 else "MISSES"
     return [f"compare, rerun vs first run (same code)  {judged:g} cells judged,"
             f" {'?' if beyond is None else f'{beyond:g}'} read faster or slower beyond the"
