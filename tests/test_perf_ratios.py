@@ -127,7 +127,10 @@ def test_huge_or_negative_overhead_figures_print_short_and_never_as_counts(
     edited = {**info, **{key: value for key in info if key in (
         "same_code_beyond_noise", "same_code_regressions_15", "same_code_ratio_min",
         "same_code_ratio_max", "first_wall_s", "first_overhead_share", "compile_cache_hit_s")}}
-    report = {"benchmarks": [{**REPORT["benchmarks"][-1], "extra_info": edited}]}
+    report = {"benchmarks": [{**REPORT["benchmarks"][-1], "extra_info": edited},
+                             bench("sweep-vs-separate", "x", 1.0, pairs=[{
+                                 "sides": "s/t", "a_median_s": 1.0, "b_median_s": 1.0,
+                                 "ratio_median": value}])]}
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(report).replace(f'"{value}"', value))
     assert perf_ratios.main(str(path)) == 0

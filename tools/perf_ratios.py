@@ -189,7 +189,7 @@ def main(path: str) -> int:
           "  (interleaved: median of the rounds' ratios; speed: b's time / a's)")
     for name, sides, a, b, ratio in rows(report):
         print(f"{name:44} {sides:>22} {seconds(a, 'ms', 1e3, 9, 3)} {seconds(b, 'ms', 1e3, 9, 3)}"
-              f" {'?' if ratio is None else f'{ratio:9.3f}':>9}  {goal_line(name, ratio)}")
+              f" {'?' if ratio is None else fixed(ratio, '9.3f'):>9}  {goal_line(name, ratio)}")
     for bench in benchmarks(report):
         start_stop = duration(info_of(bench).get("start_stop_ms"))
         if start_stop is not None:  # .4g: a hand-edited 1e300 is one short word, not 300 digits
