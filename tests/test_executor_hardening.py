@@ -115,6 +115,8 @@ def test_a_worker_whose_code_or_versions_differ_fails_the_cell_and_says_which():
     ("tcp://x", "has no port"),
     ("tcp://host:99999", "has port '99999', not a number from 1 to 65535"),
     ("tcp://:8786", "has no host"),
+    ("tcp://host:\u0663", "has port '\u0663', not a number from 1 to 65535"),  # an Arabic 3:
+    # str.isdigit and int() take it, a socket does not: it waited out the connect timeout
 ])
 def test_a_malformed_dask_address_is_one_line(address, problem, capsys):
     from bench import cli

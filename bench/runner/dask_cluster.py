@@ -41,7 +41,7 @@ def check_address(address: str, executor: str) -> None:
         problem = f"uses protocol '{protocol}', which a Dask scheduler does not speak"
     elif not colon or not port:
         problem = "has no port"
-    elif not port.isdigit() or not 0 < int(port) < 65536:
+    elif not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         problem = f"has port '{port}', not a number from 1 to 65535"
     elif not host:
         problem = "has no host"
