@@ -285,7 +285,7 @@ def test_ctrl_c_while_dask_programs_send_progress_is_quiet(tmp_path):
     pytest.importorskip("dask.distributed")
     process = subprocess.Popen(interruptible(
         [sys.executable, "-m", "bench.cli", "run", "--set",
-         'workloads=[{name = "digits-mlp", eval_every = 1}]', "--optimizers", "adam,sgd",
+         'workloads=[{name = "rosenbrock-2d", eval_every = 1}]', "--optimizers", "adam,sgd",
          "--steps", "100000", "--seeds", "1", "--no-report", "--executor", "dask",
          "--workers", "2", "--out", str(tmp_path / "out")]),
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,

@@ -37,14 +37,8 @@ def number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def duration(value) -> float | None:
-    """A time from the report, or None: as `number`, and never below zero."""
-    found = number(value)
-    return found if found is not None and found >= 0 else None
-
-
-def count(value) -> float | None:
-    """A count from the report, or None: as `number`, and never below zero."""
+def non_negative(value) -> float | None:
+    """A time or a count from the report, or None: as `number`, and never below zero."""
     found = number(value)
     return found if found is not None and found >= 0 else None
 
@@ -152,7 +146,7 @@ def same_code_lines(figure: dict) -> list[str]:
     """The speed verdicts of compare between the overhead benchmark's two runs (the same
     code): cells read beyond noise, and those --fail-on-regression 15 would fail on."""
     # counts below zero and ratios not above it are no figures: '?', never a verdict
-    judged, beyond, flagged = (count(figure.get(f"same_code_{key}")) for key in
+    judged, beyond, flagged = (non_negative(figure.get(f"same_code_{key}")) for key in
                                ("judged", "beyond_noise", "regressions_15"))
     if judged is None:
         return []
@@ -191,7 +185,7 @@ def main(path: str) -> int:
         print(f"{name:44} {sides:>22} {seconds(a, 'ms', 1e3, 9, 3)} {seconds(b, 'ms', 1e3, 9, 3)}"
               f" {'?' if ratio is None else fixed(ratio, '9.3f'):>9}  {goal_line(name, ratio)}")
     for bench in benchmarks(report):
-        start_stop = duration(info_of(bench).get("start_stop_ms"))
+        start_stop = non_negative(info_of(bench).get("start_stop_ms"))
         if start_stop is not None:  # .4g: a hand-edited 1e300 is one short word, not 300 digits
             print(f"usage sampler at {bench.get('param')} s: starting and stopping it took"
                   f" {start_stop:.4g} ms, once per program, outside every step time")
