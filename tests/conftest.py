@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,15 @@ def interruptible(argv: list[str]) -> list[str]:
     reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL);"
              " os.execv(sys.argv[1], sys.argv[1:])")
     return [sys.executable, "-c", reset, *argv]
+
+
+def wait_for(path: Path, process: subprocess.Popen, limit: float = 300) -> None:
+    """Until `path` exists (written by the code under test); fails if the process ends first."""
+    deadline = time.monotonic() + limit
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.05)  # polls an event the test controls; decides nothing by time
 
 
 def run_optbench(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

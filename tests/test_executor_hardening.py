@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, interruptible, run_optbench
+from tests.conftest import ROOT, interruptible, run_optbench, wait_for
 
 SMOKE = ["--preset", "smoke", "--steps", "20", "--seeds", "1", "--no-report"]  # no test here reads a report
 
@@ -38,15 +38,6 @@ def factory(learning_rate: float = 0.1):
 
 def statuses(out: Path) -> dict[str, set[str]]:
     return pd.read_parquet(out / "runs.parquet").groupby("optimizer")["status"].agg(set).to_dict()
-
-
-def wait_for(path: Path, process: subprocess.Popen, limit: float = 300) -> None:
-    """Until `path` exists (written by the code under test); fails if the process ends first."""
-    deadline = time.monotonic() + limit
-    while not path.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"{path.name} never appeared"
-        time.sleep(0.05)
 
 
 # 1. Long-lived Dask workers run the code the driver sees.

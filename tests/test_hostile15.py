@@ -13,7 +13,7 @@ import pytest
 
 from bench.runner import local
 from bench.runner.executors import Limits
-from tests.conftest import ROOT, interruptible
+from tests.conftest import ROOT, interruptible, wait_for
 from tests.test_compile_ahead import programs
 
 
@@ -80,7 +80,9 @@ def test_ctrl_c_while_a_hung_plugin_is_prepared_ahead_saves_and_exits(tmp_path):
         lines.append(line)
         if "compile: rosenbrock-2d x test:gate" in line:
             break
-    assert (gate / "started").exists(), "".join(lines)
+    # the line comes as the preparation starts: its init reaches the gate a moment later (it
+    # was asserted at once, and a fresh clone's run lost that race)
+    wait_for(gate / "started", process)
     process.send_signal(signal.SIGINT)
     try:
         _, stderr = process.communicate(timeout=120)  # the gate stays shut: no release
