@@ -1,0 +1,18 @@
+"""tools/cpu_drift.py: the machine's drift between windows of the same three programs."""
+from tools import cpu_drift
+
+
+def test_it_reports_each_programs_spread_and_their_correlations(capsys):
+    assert cpu_drift.main(2.0) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("windows of 10; window medians / overall median:")
+    for name in ("convolutions", "products", "elementwise"):
+        line = next(l for l in out if l.strip().startswith(name))
+        slowest, fastest = (float(w.rstrip("x,")) for w in line.split() if w.endswith(("x", "x,")))
+        assert slowest >= 1.0 >= fastest > 0  # a median of window medians lies between them
+    assert sum("correlation of windows" in l for l in out) == 3
+
+
+def test_too_short_a_run_says_so(capsys):
+    assert cpu_drift.main(0.0) == 2
+    assert "too few for two windows; run longer" in capsys.readouterr().out
