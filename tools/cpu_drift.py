@@ -1,7 +1,7 @@
 """How a machine's speed drifts while nothing changes: three small JAX programs of different
 kinds (a 1-D convolution stack, matrix products, an elementwise loop), each timed in turn
-for SECONDS, reported as medians of 10-call windows relative to each program's overall
-median.
+for SECONDS (and at least two windows), reported as medians of 10-call windows relative to
+each program's overall median.
 
 `optbench compare`'s speed interval covers the scatter of a cell's chunks within one run, not
 a spell in which the machine runs one kind of program slower: a cell that trains for a few
@@ -18,6 +18,8 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+WINDOW = 10  # rounds whose median is one point of the drift
 
 
 def programs():
@@ -51,20 +53,18 @@ def main(seconds: float) -> int:
     for fn, arg in timed.values():
         jax.block_until_ready(fn(arg))  # compiled and warm before any clock
     rows, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
+    while time.monotonic() < end or len(rows) < 2 * WINDOW:  # two windows, however slow
         row = []
         for fn, arg in timed.values():
             start = time.perf_counter()
             jax.block_until_ready(fn(arg))
             row.append(time.perf_counter() - start)
         rows.append(row)
-    windows = len(rows) // 10
-    if windows < 2:
-        print(f"cpu_drift: {len(rows)} rounds in {seconds:g} s: too few for two windows; run longer")
-        return 2
-    medians = np.median(np.array(rows[:windows * 10]).reshape(windows, 10, -1), axis=1)
+    windows = len(rows) // WINDOW
+    medians = np.median(np.array(rows[:windows * WINDOW]).reshape(windows, WINDOW, -1), axis=1)
     relative = medians / np.median(medians, axis=0)
-    print(f"{len(rows)} rounds, {windows} windows of 10; window medians / overall median:")
+    print(f"{len(rows)} rounds, {windows} windows of {WINDOW}; window medians / overall"
+          " median:")
     for i, name in enumerate(timed):
         print(f"  {name:13} slowest {relative[:, i].max():.2f}x, fastest {relative[:, i].min():.2f}x")
     names = list(timed)
@@ -75,5 +75,21 @@ def main(seconds: float) -> int:
     return 0
 
 
+def seconds_given(argv: list[str]) -> float | None:
+    """SECONDS from the command line (default 60), or None for anything else."""
+    if len(argv) > 1:
+        return None
+    try:
+        seconds = float(argv[0]) if argv else 60.0
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= 86400 else None
+
+
 if __name__ == "__main__":
-    sys.exit(main(float(sys.argv[1]) if len(sys.argv) > 1 else 60.0))
+    given = seconds_given(sys.argv[1:])
+    if given is None:
+        print("cpu_drift: give how long to measure, in seconds, from 0 to 86400:"
+              " python tools/cpu_drift.py [SECONDS]", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(given))
