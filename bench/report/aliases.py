@@ -12,16 +12,19 @@ import json
 
 import pandas as pd
 
+from bench.report import analysis
 from bench.report.render import Table
 
 MAX_LABEL = 24  # characters: longer labels get an alias
 
 
 def assign(runs: pd.DataFrame) -> pd.DataFrame:
-    """`runs` (labels already distinct per cell, analysis.label_cells) with `label` replaced
-    by its alias and the original kept in `full_label`. Aliases are distinct per workload."""
+    """`runs` with labels made distinct per cell (analysis.label_cells), then each `label`
+    replaced by its alias and the original kept in `full_label`: what the report and the
+    terminal summary show. Aliases are distinct per workload."""
     if not len(runs) or "full_label" in runs:
         return runs
+    runs = analysis.label_cells(runs)
     cells = runs.drop_duplicates("cell_id").set_index("cell_id")
     aliases = pd.Series({cell_id: _alias(row) for cell_id, row in cells.iterrows()}, dtype=object)
     aliases = _number_long_oneshots(cells, aliases)

@@ -79,7 +79,7 @@ class Report:
 
 
 def build(results: Results) -> Report:
-    runs = aliases.assign(analysis.label_cells(results.runs))
+    runs = aliases.assign(results.runs)
     all_cells = analysis.cell_table(runs) if len(runs) else pd.DataFrame()
     # ranked on their own: a tuning trial never takes a rank (nor a tie) from a cell shown
     ranked = runs[runs["role"] != "trial"] if len(runs) else runs

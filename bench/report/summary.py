@@ -24,7 +24,7 @@ def summary_table(runs: pd.DataFrame) -> Group:
     """Per workload, its cells ranked as the report ranks them (tuning trials left out),
     under the report's labels: a long one as its short alias, with the key below (the full
     label was cut off mid-number in the table's column)."""
-    runs = aliases.assign(analysis.label_cells(runs)) if len(runs) else runs  # as report.build
+    runs = aliases.assign(runs)  # the report's labels
     cells = analysis.cell_table(runs[runs["role"] != "trial"]) if len(runs) else pd.DataFrame()
     if not len(cells):
         return Group(Text("optbench summary: no finished cells"))
